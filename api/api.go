@@ -1,0 +1,209 @@
+// Package api is linsync's HTTP surface: Linear webhook ingress, the /v1 REST API, health and metrics.
+// Handlers verify and validate, then hand the work to a Temporal workflow; they never do the work themselves.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/postgres"
+)
+
+// Config is the API's share of linsync's configuration.
+type Config struct {
+	// TaskQueue is where workflows started by the API run.
+	TaskQueue string
+	// WebhookTolerance is how far a webhook's signed webhookTimestamp may be from now.
+	WebhookTolerance time.Duration
+	// MaxBodyBytes is the largest webhook body accepted.
+	MaxBodyBytes int64
+	// StartTimeout bounds a workflow start, well inside Linear's 5 s delivery timeout.
+	StartTimeout time.Duration
+	// AllowedSenders, when not empty, are the only networks Linear webhooks are accepted from.
+	AllowedSenders []netip.Prefix
+	// SecretCacheTTL is how long decrypted webhook secrets are kept in memory. A secret whose grace window has ended
+	// may still be accepted for up to this long; a newly rotated secret is accepted at once.
+	SecretCacheTTL time.Duration
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed when finding the sender's address.
+	TrustedProxies []netip.Prefix
+}
+
+func (c *Config) setDefaults() {
+	if c.TaskQueue == "" {
+		c.TaskQueue = "linsync"
+	}
+	if c.WebhookTolerance == 0 {
+		c.WebhookTolerance = 60 * time.Second
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.SecretCacheTTL == 0 {
+		c.SecretCacheTTL = 30 * time.Second
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 2 * time.Second
+	}
+}
+
+// Server serves linsync's HTTP API.
+type Server struct {
+	cfg      Config
+	db       *postgres.DB
+	temporal client.Client
+	log      *slog.Logger
+	metrics  *metrics
+	engine   *gin.Engine
+	now      func() time.Time
+	secrets  *verifierCache
+}
+
+// New returns a Server. reg receives the API's metrics and gatherer serves /metrics (usually the same registry).
+func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Server, error) {
+	cfg.setDefaults()
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, db: db, temporal: tc, log: log, metrics: m, now: time.Now}
+	s.secrets = newVerifierCache(db, cfg.SecretCacheTTL, s.now)
+
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.ContextWithFallback = true
+	proxies := make([]string, 0, len(cfg.TrustedProxies))
+	for _, p := range cfg.TrustedProxies {
+		proxies = append(proxies, p.String())
+	}
+	// Gin trusts every proxy by default; trust only the configured ones (none unless set).
+	if err := e.SetTrustedProxies(proxies); err != nil {
+		return nil, err
+	}
+	e.Use(s.recoverer(), s.requestLog())
+	e.HandleMethodNotAllowed = true
+	e.NoRoute(func(c *gin.Context) {
+		s.writeError(c, linsync.Errorf(linsync.ENOTFOUND, "no route for %s", c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeJSONError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed", "")
+	})
+
+	(&ops{db: db, temporal: tc, gatherer: gatherer}).register(e)
+	e.POST("/webhooks/linear", s.handleLinearWebhook)
+	e.POST("/webhooks/linear/:workspace", s.handleLinearWebhook)
+	s.engine = e
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// ListenAndServe serves the API on addr until ctx ends, then shuts down gracefully within grace.
+func (s *Server) ListenAndServe(ctx context.Context, addr string, grace time.Duration) error {
+	return Serve(ctx, s.log, addr, s.engine, grace)
+}
+
+// Serve serves h on addr until ctx ends, then stops accepting connections and lets requests in flight finish
+// within grace.
+func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, grace time.Duration) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("http server listening", "addr", addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	log.Info("http server shutting down")
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// statusOf maps an error code to its HTTP status: the one place that does so.
+var statusOf = map[string]int{
+	linsync.ECONFLICT:       http.StatusConflict,
+	linsync.EINVALID:        http.StatusBadRequest,
+	linsync.EEXPIRED:        http.StatusBadRequest,
+	linsync.ENOTFOUND:       http.StatusNotFound,
+	linsync.EUNAUTHORIZED:   http.StatusUnauthorized,
+	linsync.EFORBIDDEN:      http.StatusForbidden,
+	linsync.EUNAVAILABLE:    http.StatusServiceUnavailable,
+	linsync.ETOOLARGE:       http.StatusRequestEntityTooLarge,
+	linsync.EUNPROCESSABLE:  http.StatusUnprocessableEntity,
+	linsync.ENOTIMPLEMENTED: http.StatusNotImplemented,
+	linsync.EINTERNAL:       http.StatusInternalServerError,
+}
+
+// writeError answers with the error's status and {"error":{"code","message","field"}}. Internal errors are logged
+// and shown to the caller only as "internal error".
+func (s *Server) writeError(c *gin.Context, err error) {
+	code := linsync.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if code == linsync.EINTERNAL {
+		s.log.ErrorContext(c, "request failed", "path", c.FullPath(), "err", err)
+	}
+	var field string
+	var e *linsync.Error
+	if errors.As(err, &e) {
+		field = e.Field
+	}
+	writeJSONError(c, status, code, linsync.ErrorMessage(err), field)
+}
+
+func writeJSONError(c *gin.Context, status int, code, message, field string) {
+	body := gin.H{"code": code, "message": message}
+	if field != "" {
+		body["field"] = field
+	}
+	c.AbortWithStatusJSON(status, gin.H{"error": body})
+}
+
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.ErrorContext(c, "panic in handler", "path", c.FullPath(), "panic", r)
+				writeJSONError(c, http.StatusInternalServerError, linsync.EINTERNAL, "internal error", "")
+			}
+		}()
+		c.Next()
+	}
+}
+
+// requestLog logs one line per request: never headers or bodies, which may carry secrets.
+func (s *Server) requestLog() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		if c.Request.URL.Path == "/metrics" || c.Request.URL.Path == "/healthz" {
+			return
+		}
+		s.log.LogAttrs(c, slog.LevelInfo, "http request",
+			slog.String("method", c.Request.Method),
+			slog.String("route", c.FullPath()),
+			slog.Int("status", c.Writer.Status()),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote_ip", c.ClientIP()),
+		)
+	}
+}

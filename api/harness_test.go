@@ -1,0 +1,152 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/linsynctest"
+	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync/worker"
+	"github.com/linsync/linsync/workflows"
+)
+
+func TestMain(m *testing.M) { os.Exit(linsynctest.RunWithTemporal(m)) }
+
+const (
+	testOrg    = "7a661544-df08-4cd1-a1e3-5ec611898806"
+	testSecret = "test-webhook-secret"
+)
+
+// harness is a real API in front of a real Temporal dev server and a real Postgres database, with a worker on a
+// task queue of its own.
+type harness struct {
+	t        *testing.T
+	db       *postgres.DB
+	temporal client.Client
+	srv      *httptest.Server
+	reg      *prometheus.Registry
+	ws       string // workspace slug
+	wsID     string
+	hookID   string
+}
+
+func newHarness(t *testing.T, cfg api.Config, tc client.Client, withWorker bool) *harness {
+	t.Helper()
+	db := linsynctest.DB(t)
+	if tc == nil {
+		tc, _ = linsynctest.Temporal(t)
+	}
+	cfg.TaskQueue = "test-" + uuid.NewString()
+	if withWorker {
+		w := worker.New(tc, cfg.TaskQueue, worker.Activities{Deliveries: &activities.Deliveries{DB: db}}, sdkworker.Options{})
+		require.NoError(t, w.Start())
+		t.Cleanup(w.Stop)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := api.New(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
+	require.NoError(t, err)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+
+	ws, err := db.CreateWorkspace(t.Context(), "acme", "Acme")
+	require.NoError(t, err)
+	hook, err := db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: testOrg, Secret: testSecret})
+	require.NoError(t, err)
+	return &harness{t: t, db: db, temporal: tc, srv: srv, reg: reg, ws: ws.Slug, wsID: ws.ID, hookID: hook.ID}
+}
+
+// delivery is one webhook request as Linear would send it; tests bend one part at a time.
+type delivery struct {
+	path      string
+	body      []byte
+	id        string
+	signature string
+	header    http.Header
+	chunked   bool // send without Content-Length, so only the body reader can enforce the limit
+}
+
+// issueBody returns a minimal Issue/create body stamped at ts.
+func issueBody(org string, ts time.Time) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"action": "create", "type": "Issue", "organizationId": org, "webhookTimestamp": ts.UnixMilli(),
+		"createdAt": ts.UTC().Format(time.RFC3339Nano), "webhookId": "wh-1",
+		"data": map[string]any{"id": uuid.NewString(), "title": "Hello", "priority": 2},
+	})
+	return b
+}
+
+func (h *harness) signed(body []byte) delivery {
+	return delivery{path: "/webhooks/linear", body: body, id: uuid.NewString(), signature: linear.Sign([]byte(testSecret), body)}
+}
+
+func (h *harness) post(d delivery) (int, map[string]any) {
+	h.t.Helper()
+	var rd io.Reader = bytes.NewReader(d.body)
+	if d.chunked {
+		rd = io.NopCloser(rd)
+	}
+	req, err := http.NewRequestWithContext(h.t.Context(), http.MethodPost, h.srv.URL+d.path, rd)
+	require.NoError(h.t, err)
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if d.id != "" {
+		req.Header.Set(linear.HeaderDelivery, d.id)
+	}
+	if d.signature != "" {
+		req.Header.Set(linear.HeaderSignature, d.signature)
+	}
+	for k, v := range d.header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+// requireNotStarted asserts that Temporal has no workflow for the delivery.
+func (h *harness) requireNotStarted(deliveryID string) {
+	h.t.Helper()
+	if deliveryID == "" {
+		return
+	}
+	_, err := h.temporal.DescribeWorkflowExecution(h.t.Context(), workflows.LinearDeliveryWorkflowID(deliveryID), "")
+	var nf *serviceerror.NotFound
+	require.ErrorAs(h.t, err, &nf, "delivery %s must not have started a workflow", deliveryID)
+}
+
+// waitDone waits for the delivery's workflow to finish and returns its run id.
+func (h *harness) waitDone(deliveryID string) string {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.t.Context(), 30*time.Second)
+	defer cancel()
+	run := h.temporal.GetWorkflow(ctx, workflows.LinearDeliveryWorkflowID(deliveryID), "")
+	require.NoError(h.t, run.Get(ctx, nil))
+	return run.GetRunID()
+}
+
+func errorCode(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}

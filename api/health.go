@@ -1,0 +1,55 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+
+	"github.com/linsync/linsync/postgres"
+)
+
+// ops serves the endpoints every linsync process has: liveness, readiness and metrics.
+type ops struct {
+	db       *postgres.DB
+	temporal client.Client
+	gatherer prometheus.Gatherer
+}
+
+func (o *ops) register(e *gin.Engine) {
+	e.GET("/healthz", o.handleHealthz)
+	e.GET("/readyz", o.handleReadyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.gatherer, promhttp.HandlerOpts{})))
+}
+
+// OpsHandler serves only /healthz, /readyz and /metrics: what a worker-only process exposes.
+func OpsHandler(db *postgres.DB, tc client.Client, gatherer prometheus.Gatherer) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	(&ops{db: db, temporal: tc, gatherer: gatherer}).register(e)
+	return e
+}
+
+func (o *ops) handleHealthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// handleReadyz answers 200 only when Postgres and Temporal both answer, so a load balancer sends no webhooks to an
+// instance that would have to refuse them.
+func (o *ops) handleReadyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c, 2*time.Second)
+	defer cancel()
+	checks := gin.H{"postgres": "ok", "temporal": "ok", "status": "ready"}
+	status := http.StatusOK
+	if err := o.db.Ping(ctx); err != nil {
+		checks["postgres"], checks["status"], status = "unavailable", "not_ready", http.StatusServiceUnavailable
+	}
+	if _, err := o.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"], checks["status"], status = "unavailable", "not_ready", http.StatusServiceUnavailable
+	}
+	c.JSON(status, checks)
+}

@@ -1,0 +1,312 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/linsynctest"
+	"github.com/linsync/linsync/workflows"
+)
+
+func TestWebhookBadInputStartsNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, api.Config{}, nil, false)
+	now := time.Now()
+	huge := append([]byte(`{"pad":"`), bytes.Repeat([]byte("x"), 1<<20)...)
+	huge = append(huge, `"}`...)
+
+	cases := []struct {
+		name    string
+		bend    func(d *delivery)
+		status  int
+		code    string
+		field   string
+		outcome string
+	}{
+		{"bad signature", func(d *delivery) { d.signature = strings.Repeat("ab", 32) }, 401, "unauthorized", "", "unauthorized"},
+		{"missing signature", func(d *delivery) { d.signature = "" }, 401, "unauthorized", "", "unauthorized"},
+		{"signature not hex", func(d *delivery) { d.signature = "not-hex" }, 401, "unauthorized", "", "unauthorized"},
+		{"signed with another secret", func(d *delivery) { d.signature = linear.Sign([]byte("other"), d.body) }, 401, "unauthorized", "", "unauthorized"},
+		{"body changed after signing", func(d *delivery) { d.body = bytes.Replace(d.body, []byte("Hello"), []byte("Hellp"), 1) }, 401, "unauthorized", "", "unauthorized"},
+		{"stale timestamp", func(d *delivery) { *d = h.signed(issueBody(testOrg, now.Add(-2*time.Minute))) }, 400, "expired", "", "expired"},
+		{"future timestamp", func(d *delivery) { *d = h.signed(issueBody(testOrg, now.Add(2*time.Minute))) }, 400, "expired", "", "expired"},
+		{"missing timestamp", func(d *delivery) {
+			*d = h.signed([]byte(`{"action":"create","type":"Issue","organizationId":"` + testOrg + `","data":{"id":"x","title":"t","priority":0}}`))
+		}, 400, "expired", "", "expired"},
+		{"body over 1 MiB", func(d *delivery) { *d = h.signed(huge) }, 413, "too_large", "", "too_large"},
+		{"body over 1 MiB, chunked", func(d *delivery) { *d = h.signed(huge); d.chunked = true }, 413, "too_large", "", "too_large"},
+		{"malformed JSON", func(d *delivery) { d.path += "/acme"; *d = h.signedAt(d.path, []byte(`{"action":`)) }, 400, "invalid", "", "invalid"},
+		{"malformed JSON without workspace", func(d *delivery) { *d = h.signed([]byte(`{"action":`)) }, 400, "invalid", "", "invalid"},
+		{"wrong shape", func(d *delivery) {
+			*d = h.signed(bytes.Replace(issueBody(testOrg, now), []byte(`"priority":2`), []byte(`"priority":"high"`), 1))
+		}, 422, "unprocessable", "data.priority", "unprocessable"},
+		{"data missing", func(d *delivery) {
+			*d = h.signed([]byte(`{"action":"create","type":"Issue","organizationId":"` + testOrg + `","webhookTimestamp":` + strconv.FormatInt(now.UnixMilli(), 10) + `}`))
+		}, 422, "unprocessable", "data", "unprocessable"},
+		{"unknown workspace", func(d *delivery) { d.path = "/webhooks/linear/nope" }, 404, "not_found", "", "not_found"},
+		{"unknown organization", func(d *delivery) { *d = h.signed(issueBody("other-org", now)) }, 404, "not_found", "", "not_found"},
+		{"missing delivery id", func(d *delivery) { d.id = "" }, 400, "invalid", "Linear-Delivery", "invalid"},
+		{"delivery id not a uuid", func(d *delivery) { d.id = "123" }, 400, "invalid", "Linear-Delivery", "invalid"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := h.signed(issueBody(testOrg, now))
+			tc.bend(&d)
+			if tc.name == "missing delivery id" || tc.name == "delivery id not a uuid" {
+				// nothing to look up in Temporal by a delivery id that is not one
+			} else if d.id == "" {
+				d.id = uuid.NewString()
+			}
+			before := h.webhookCount(tc.outcome)
+			status, body := h.post(d)
+			require.Equal(t, tc.status, status, "body: %v", body)
+			require.Equal(t, tc.code, errorCode(body))
+			if tc.field != "" {
+				require.Equal(t, tc.field, body["error"].(map[string]any)["field"])
+			}
+			require.Equal(t, before+1, h.webhookCount(tc.outcome), "the rejection is counted")
+			if _, err := uuid.Parse(d.id); err == nil {
+				h.requireNotStarted(d.id)
+			}
+		})
+	}
+}
+
+func (h *harness) signedAt(path string, body []byte) delivery {
+	d := h.signed(body)
+	d.path = path
+	return d
+}
+
+// webhookCount reads linsync_webhook_requests_total{outcome} from the API's registry.
+func (h *harness) webhookCount(outcome string) float64 {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	require.NoError(h.t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "linsync_webhook_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestWebhookSenderAllowlist(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		cfg    api.Config
+		xff    string
+		status int
+	}{
+		{"allowed directly", api.Config{AllowedSenders: pfx("127.0.0.0/8")}, "", 200},
+		{"not allowed", api.Config{AllowedSenders: pfx("10.1.2.3/32")}, "", 403},
+		{"forwarded header from an untrusted proxy is ignored", api.Config{AllowedSenders: pfx("10.1.2.3/32")}, "10.1.2.3", 403},
+		{"forwarded header from a trusted proxy is honoured", api.Config{AllowedSenders: pfx("10.1.2.3/32"), TrustedProxies: pfx("127.0.0.1/32")}, "10.1.2.3", 200},
+		{"trusted proxy forwarding a stranger", api.Config{AllowedSenders: pfx("10.1.2.3/32"), TrustedProxies: pfx("127.0.0.1/32")}, "10.9.9.9", 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, tc.cfg, nil, false)
+			d := h.signed(issueBody(testOrg, time.Now()))
+			if tc.xff != "" {
+				d.header = http.Header{"X-Forwarded-For": {tc.xff}}
+			}
+			status, body := h.post(d)
+			require.Equal(t, tc.status, status, "body: %v", body)
+			if status != 200 {
+				require.Equal(t, "forbidden", errorCode(body))
+				h.requireNotStarted(d.id)
+			}
+		})
+	}
+}
+
+func pfx(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, p := range s {
+		out[i] = netip.MustParsePrefix(p)
+	}
+	return out
+}
+
+var timestampField = regexp.MustCompile(`"webhookTimestamp"\s*:\s*[0-9.eE+]+`)
+
+// restamp sets a real payload's webhookTimestamp to now, leaving every other byte as Linear sent it.
+func restamp(t *testing.T, body []byte) []byte {
+	t.Helper()
+	require.Regexp(t, timestampField, string(body))
+	return timestampField.ReplaceAll(body, []byte(`"webhookTimestamp": `+strconv.FormatInt(time.Now().UnixMilli(), 10)))
+}
+
+func TestSharedPayloadsRunAndRecordOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, api.Config{}, nil, true)
+	files, err := filepath.Glob(filepath.Join(linsynctest.SharedPath(t, "linear", "payloads"), "*.json"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 10)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			require.NoError(t, err)
+			body := restamp(t, raw)
+			hook, err := linear.DecodeWebhook(body)
+			require.NoError(t, err)
+
+			d := h.signedAt("/webhooks/linear/"+h.ws, body)
+			status, resp := h.post(d)
+			require.Equal(t, 200, status, "body: %v", resp)
+			require.Equal(t, "accepted", resp["status"])
+			require.Equal(t, workflows.LinearDeliveryWorkflowID(d.id), resp["workflow_id"])
+			runID := h.waitDone(d.id)
+
+			rec, err := h.db.FindDelivery(t.Context(), d.id)
+			require.NoError(t, err)
+			require.Equal(t, hook.Type, rec.EventType)
+			require.Equal(t, hook.Action, rec.Action)
+			require.Equal(t, hook.EntityID(), rec.EntityID)
+			require.Equal(t, h.wsID, rec.WorkspaceID)
+			require.Equal(t, runID, rec.RunID)
+			require.Equal(t, "processed", rec.Outcome)
+
+			// Linear redelivers: same delivery id, re-stamped and re-signed.
+			again := h.signedAt(d.path, restamp(t, raw))
+			again.id = d.id
+			status, resp = h.post(again)
+			require.Equal(t, 200, status)
+			require.Equal(t, "duplicate", resp["status"])
+			require.Equal(t, runID, h.waitDone(d.id), "no second run")
+			list, err := h.db.ListDeliveries(t.Context(), h.wsID, 1000)
+			require.NoError(t, err)
+			n := 0
+			for _, r := range list {
+				if r.DeliveryID == d.id {
+					n++
+				}
+			}
+			require.Equal(t, 1, n, "one row per delivery")
+		})
+	}
+}
+
+func TestWebhookMatchedByOrganizationAndUnknownTypeRecorded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, api.Config{}, nil, true)
+	body := []byte(`{"action":"create","type":"AgentSessionEvent","organizationId":"` + testOrg + `","webhookTimestamp":` +
+		strconv.FormatInt(time.Now().UnixMilli(), 10) + `,"data":{"id":"sess-1"}}`)
+	d := h.signed(body)
+	status, resp := h.post(d)
+	require.Equal(t, 200, status, "body: %v", resp)
+	h.waitDone(d.id)
+	rec, err := h.db.FindDelivery(t.Context(), d.id)
+	require.NoError(t, err)
+	require.Equal(t, "unknown_type", rec.Outcome)
+	require.Equal(t, "AgentSessionEvent", rec.EventType)
+	require.Equal(t, "sess-1", rec.EntityID)
+}
+
+func TestWebhookSecretRotationGrace(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, api.Config{SecretCacheTTL: time.Second}, nil, false)
+	require.NoError(t, h.db.RotateLinearWebhookSecret(t.Context(), h.hookID, "new-secret", time.Hour))
+	time.Sleep(1100 * time.Millisecond) // let the API's cached secrets age past the refresh floor
+
+	newSigned := h.signed(issueBody(testOrg, time.Now()))
+	newSigned.signature = linear.Sign([]byte("new-secret"), newSigned.body)
+	status, resp := h.post(newSigned)
+	require.Equal(t, 200, status, "the new secret is accepted at once: %v", resp)
+
+	status, resp = h.post(h.signed(issueBody(testOrg, time.Now())))
+	require.Equal(t, 200, status, "the previous secret is accepted during the grace window: %v", resp)
+
+	require.NoError(t, h.db.RotateLinearWebhookSecret(t.Context(), h.hookID, "newer-secret", time.Millisecond))
+	time.Sleep(1100 * time.Millisecond)
+	stale := h.signed(issueBody(testOrg, time.Now()))
+	stale.signature = linear.Sign([]byte("new-secret"), stale.body)
+	status, _ = h.post(stale)
+	require.Equal(t, 401, status, "the previous secret is refused once its grace window has passed")
+	status, _ = h.post(h.signed(issueBody(testOrg, time.Now())))
+	require.Equal(t, 401, status, "a secret two rotations old is refused")
+}
+
+// TestTemporalDownAnswers503 stops the Temporal server under a running API: webhooks get 503 (Linear retries)
+// and nothing is acknowledged; when the server is back, Linear's retry of the same delivery is accepted.
+func TestTemporalDownAnswers503(t *testing.T) {
+	t.Parallel()
+	hostPort, err := linsynctest.FreeHostPort()
+	require.NoError(t, err)
+	dbFile := filepath.Join(t.TempDir(), "temporal.db")
+	srv, err := linsynctest.StartDevServer(t.Context(), hostPort, dbFile)
+	require.NoError(t, err)
+	tc, err := client.Dial(client.Options{HostPort: hostPort, Logger: quiet{}})
+	require.NoError(t, err)
+	t.Cleanup(tc.Close)
+
+	h := newHarness(t, api.Config{StartTimeout: time.Second}, tc, false)
+	status, _ := h.post(h.signed(issueBody(testOrg, time.Now())))
+	require.Equal(t, 200, status)
+
+	require.NoError(t, srv.Stop())
+	d := h.signed(issueBody(testOrg, time.Now()))
+	before := h.webhookCount("unavailable")
+	status, resp := h.post(d)
+	require.Equal(t, http.StatusServiceUnavailable, status, "body: %v", resp)
+	require.Equal(t, "unavailable", errorCode(resp))
+	require.Equal(t, before+1, h.webhookCount("unavailable"))
+
+	srv, err = linsynctest.StartDevServer(context.Background(), hostPort, dbFile)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop() })
+	h.temporal = tc
+	retry := h.signed(issueBody(testOrg, time.Now()))
+	retry.id = d.id
+	require.Eventually(t, func() bool {
+		status, _ = h.post(retry)
+		return status == 200
+	}, 30*time.Second, 250*time.Millisecond, "Linear's retry is accepted once Temporal is back")
+	_, err = tc.DescribeWorkflowExecution(t.Context(), workflows.LinearDeliveryWorkflowID(d.id), "")
+	require.NoError(t, err, "the retried delivery's workflow exists")
+}
+
+func TestReadyz(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, api.Config{}, nil, false)
+	resp, err := http.Get(h.srv.URL + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	resp, err = http.Get(h.srv.URL + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+}
+
+type quiet struct{}
+
+func (quiet) Debug(string, ...any) {}
+func (quiet) Info(string, ...any)  {}
+func (quiet) Warn(string, ...any)  {}
+func (quiet) Error(string, ...any) {}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+)
+
+// Config is all of linsync's configuration, read once from the environment (see the README's table).
+type Config struct {
+	HTTPAddr          string
+	DatabaseURL       string
+	SecretsKeyURL     string
+	TaskQueue         string
+	WebhookTolerance  time.Duration
+	WebhookAllowedIPs []netip.Prefix
+	TrustedProxies    []netip.Prefix
+	StartTimeout      time.Duration
+	ShutdownGrace     time.Duration
+	LogLevel          slog.Level
+	LogFormat         string
+	TemporalUIURL     string
+	LinearAPIURL      string
+	LinearSchema      string
+	// Temporal holds the client options from the SDK's standard TEMPORAL_* variables.
+	Temporal client.Options
+}
+
+// envVar documents one variable; the README's configuration table lists the same.
+type envVar struct {
+	name, def string
+}
+
+var (
+	envHTTPAddr         = envVar{"LINSYNC_HTTP_ADDR", ":8080"}
+	envDatabaseURL      = envVar{"DATABASE_URL", "postgres://postgres@localhost:5432/linsync?sslmode=disable"}
+	envSecretsKeyURL    = envVar{"LINSYNC_SECRETS_KEY_URL", ""}
+	envTaskQueue        = envVar{"LINSYNC_TASK_QUEUE", "linsync"}
+	envWebhookTolerance = envVar{"LINSYNC_WEBHOOK_TOLERANCE", "60s"}
+	envAllowedIPs       = envVar{"LINSYNC_WEBHOOK_ALLOWED_IPS", ""}
+	envTrustedProxies   = envVar{"LINSYNC_TRUSTED_PROXIES", ""}
+	envStartTimeout     = envVar{"LINSYNC_START_TIMEOUT", "2s"}
+	envShutdownGrace    = envVar{"LINSYNC_SHUTDOWN_GRACE", "20s"}
+	envLogLevel         = envVar{"LINSYNC_LOG_LEVEL", "info"}
+	envLogFormat        = envVar{"LINSYNC_LOG_FORMAT", "json"}
+	envTemporalUIURL    = envVar{"LINSYNC_TEMPORAL_UI_URL", "http://localhost:8233"}
+	envLinearAPIURL     = envVar{"LINEAR_API_URL", "https://api.linear.app/graphql"}
+	envLinearSchema     = envVar{"LINEAR_SCHEMA", "../shared/linear/schema.graphql"}
+)
+
+func (v envVar) get() string {
+	if s, ok := os.LookupEnv(v.name); ok && s != "" {
+		return s
+	}
+	return v.def
+}
+
+// LoadConfig reads the environment. Every problem is reported at once, naming the variable but never its value.
+func LoadConfig() (Config, error) {
+	var errs []string
+	dur := func(v envVar) time.Duration {
+		d, err := time.ParseDuration(v.get())
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s must be a positive duration such as %s", v.name, v.def))
+		}
+		return d
+	}
+	prefixes := func(v envVar) []netip.Prefix {
+		var out []netip.Prefix
+		for _, f := range strings.FieldsFunc(v.get(), func(r rune) bool { return r == ',' || r == ' ' }) {
+			p, err := parsePrefix(f)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %q is not an IP address or CIDR", v.name, f))
+				continue
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	cfg := Config{
+		HTTPAddr:          envHTTPAddr.get(),
+		DatabaseURL:       envDatabaseURL.get(),
+		SecretsKeyURL:     envSecretsKeyURL.get(),
+		TaskQueue:         envTaskQueue.get(),
+		WebhookTolerance:  dur(envWebhookTolerance),
+		WebhookAllowedIPs: prefixes(envAllowedIPs),
+		TrustedProxies:    prefixes(envTrustedProxies),
+		StartTimeout:      dur(envStartTimeout),
+		ShutdownGrace:     dur(envShutdownGrace),
+		LogFormat:         envLogFormat.get(),
+		TemporalUIURL:     strings.TrimRight(envTemporalUIURL.get(), "/"),
+		LinearAPIURL:      envLinearAPIURL.get(),
+		LinearSchema:      envLinearSchema.get(),
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(envLogLevel.get())); err != nil {
+		errs = append(errs, envLogLevel.name+" must be debug, info, warn or error")
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
+		errs = append(errs, envLogFormat.name+" must be json or text")
+	}
+	topts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		errs = append(errs, "TEMPORAL_* configuration: "+err.Error())
+	}
+	cfg.Temporal = topts
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return cfg, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// requireKey reports a clear error when a command that stores or reads secrets has no key.
+func (c Config) requireKey() error {
+	if c.SecretsKeyURL == "" {
+		return fmt.Errorf("%s is not set: secrets are encrypted at rest and need a key URL (for example base64key://… locally; `linsync dev` makes one)", envSecretsKeyURL.name)
+	}
+	return nil
+}
+
+func atoiOr(s string, def int) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	return def
+}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/client"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/envelope"
+	"github.com/linsync/linsync/postgres"
+)
+
+// Development defaults: a workspace that ingress can be tried on at once (see the README's curl).
+const (
+	devWorkspace     = "dev"
+	devOrganization  = "dev-organization"
+	devWebhookSecret = "dev-webhook-secret"
+)
+
+// dev brings up the whole local stack: the Temporal dev server with its UI (built once from the tools module),
+// the database and its schema, a local encryption key, a dev workspace, then the api and worker in one process.
+func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	dir := fs.String("dir", ".cache/dev", "where the dev stack keeps its state (Temporal's SQLite file, the local key)")
+	cli := fs.String("temporal-cli", ".cache/bin/temporal", "the Temporal CLI binary; built from tools/temporal when missing")
+	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return fmt.Errorf("create dev state directory: %w", err)
+	}
+	log := newLogger(cfg, os.Stdout)
+
+	if cfg.SecretsKeyURL == "" {
+		keyURL, err := devKeyURL(filepath.Join(*dir, "secrets.keyurl"))
+		if err != nil {
+			return err
+		}
+		cfg.SecretsKeyURL = keyURL
+	}
+
+	if os.Getenv("TEMPORAL_ADDRESS") == "" {
+		stopTemporal, err := startDevTemporal(ctx, *cli, *dir, "127.0.0.1:7233", *uiPort)
+		if err != nil {
+			return err
+		}
+		defer stopTemporal()
+		cfg.Temporal.HostPort = "127.0.0.1:7233"
+	}
+
+	if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	if err := migrate(ctx, cfg); err != nil {
+		return err
+	}
+	if err := ensureDevWorkspace(ctx, cfg); err != nil {
+		return err
+	}
+	log.Info("dev stack ready",
+		"temporal_ui", fmt.Sprintf("http://localhost:%d", *uiPort),
+		"api", "http://localhost"+cfg.HTTPAddr,
+		"dev_workspace", devWorkspace, "dev_organization", devOrganization)
+	fmt.Fprintf(stdout, "\nlinsync dev stack: API on %s, Temporal UI on http://localhost:%d\n"+
+		"Workspace %q (organization %q) verifies webhooks signed with %q; see the README for a signed curl.\n\n",
+		cfg.HTTPAddr, *uiPort, devWorkspace, devOrganization, devWebhookSecret)
+	return serve(ctx, cfg, "all")
+}
+
+// devKeyURL returns the local key URL kept in path, generating it the first time.
+func devKeyURL(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	keyURL, err := envelope.NewLocalKeyURL()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(keyURL+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save local key: %w", err)
+	}
+	return keyURL, nil
+}
+
+// startDevTemporal runs `temporal server start-dev` on hostPort with a WAL-mode SQLite file in dir, unless a server
+// already answers there, and waits until it is healthy. uiPort 0 runs it headless.
+func startDevTemporal(ctx context.Context, cli, dir, hostPort string, uiPort int) (func(), error) {
+	if temporalHealthy(ctx, hostPort, time.Second) {
+		return func() {}, nil
+	}
+	if _, err := os.Stat(cli); err != nil {
+		fmt.Fprintln(os.Stderr, "building the Temporal CLI once (a few minutes)…")
+		build := exec.CommandContext(ctx, "go", "build", "-o", mustAbs(cli), "github.com/temporalio/cli/cmd/temporal")
+		build.Dir = "tools/temporal"
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return nil, fmt.Errorf("build temporal CLI: %w", err)
+		}
+	}
+	logf, err := os.Create(filepath.Join(dir, "temporal.log"))
+	if err != nil {
+		return nil, fmt.Errorf("create temporal log: %w", err)
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return nil, fmt.Errorf("temporal address %q: %w", hostPort, err)
+	}
+	args := []string{"server", "start-dev", "--ip", host, "--port", port,
+		"--db-filename", filepath.Join(dir, "temporal.db"),
+		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+		"--log-level", "warn"}
+	if uiPort == 0 {
+		args = append(args, "--headless")
+	} else {
+		args = append(args, "--ui-port", fmt.Sprint(uiPort))
+	}
+	cmd := exec.Command(cli, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start temporal dev server: %w", err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		logf.Close()
+	}
+	if !temporalHealthy(ctx, hostPort, 90*time.Second) {
+		stop()
+		return nil, fmt.Errorf("temporal dev server did not become healthy; see %s", logf.Name())
+	}
+	return stop, nil
+}
+
+func temporalHealthy(ctx context.Context, hostPort string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for {
+		c, err := client.Dial(client.Options{HostPort: hostPort, Logger: nopLogger{}})
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = c.CheckHealth(cctx, &client.CheckHealthRequest{})
+			cancel()
+			c.Close()
+			if err == nil {
+				return true
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// ensureDatabase creates the database named in databaseURL when it does not exist yet.
+func ensureDatabase(ctx context.Context, databaseURL string) error {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return errors.New("DATABASE_URL is not a URL")
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || name == "postgres" {
+		return nil
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("connect to Postgres (is it running? `make postgres` starts the local server): %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func ensureDevWorkspace(ctx context.Context, cfg Config) error {
+	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	if err != nil {
+		return err
+	}
+	defer keeper.Close()
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.FindWorkspace(ctx, devWorkspace); err == nil {
+		return nil
+	} else if linsync.ErrorCode(err) != linsync.ENOTFOUND {
+		return err
+	}
+	ws, err := db.CreateWorkspace(ctx, devWorkspace, "Development")
+	if err != nil {
+		return err
+	}
+	_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: devOrganization, Secret: devWebhookSecret})
+	return err
+}
+
+// replaceDatabase returns databaseURL naming database name instead.
+func replaceDatabase(databaseURL, name string) string {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return databaseURL
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func mustAbs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Debug(string, ...any) {}
+func (nopLogger) Info(string, ...any)  {}
+func (nopLogger) Warn(string, ...any)  {}
+func (nopLogger) Error(string, ...any) {}

@@ -1,0 +1,211 @@
+// Command linsync is linsync's one binary: it serves the API, runs the Temporal worker, migrates the database,
+// brings up the local stack and carries the admin commands. It is the only place that reads the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/uber-go/tally/v4"
+	tallyprom "github.com/uber-go/tally/v4/prometheus"
+	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/envelope"
+	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync/worker"
+)
+
+const usage = `linsync keeps Linear in step with the systems around it.
+
+Usage: linsync <command> [flags]
+
+Commands:
+  api                 serve the HTTP API (webhooks, /v1, health, metrics)
+  worker              run the Temporal worker (health and metrics on LINSYNC_HTTP_ADDR)
+  all                 api and worker in one process
+  migrate             apply the embedded database migrations and exit
+  dev                 bring up the whole local stack: Temporal dev server with its UI, database, api and worker
+  workspace create    create a workspace and register its Linear webhook secret
+  fake-linear         run the fake Linear server (schema-checked GraphQL, signed webhooks)
+  bench ingest        measure webhook ingest against the bare Temporal start rate
+
+Configuration comes from the environment; see the README.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "linsync:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "fake-linear" {
+		return runFakeLinear(ctx, rest, stdout)
+	}
+	cfg, err := LoadConfig()
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "api", "worker", "all":
+		return serve(ctx, cfg, cmd)
+	case "migrate":
+		return migrate(ctx, cfg)
+	case "dev":
+		return dev(ctx, cfg, rest, stdout)
+	case "workspace":
+		return workspaceCmd(ctx, cfg, rest, stdout)
+	case "bench":
+		return benchCmd(ctx, cfg, rest, stdout)
+	default:
+		return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+	}
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// deps are the long-lived connections a serving process holds.
+type deps struct {
+	log      *slog.Logger
+	db       *postgres.DB
+	temporal client.Client
+	registry *prometheus.Registry
+	close    func()
+}
+
+func openDeps(ctx context.Context, cfg Config) (*deps, error) {
+	log := newLogger(cfg, os.Stdout)
+	if err := cfg.requireKey(); err != nil {
+		return nil, err
+	}
+	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	if err != nil {
+		return nil, err
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
+	if err != nil {
+		keeper.Close()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	topts := cfg.Temporal
+	topts.Logger = sdklog.NewStructuredLogger(log.With("component", "temporal"))
+	topts.MetricsHandler = temporalMetrics(reg)
+	// A lazy client lets the API start while Temporal is down: webhooks get 503 until it is back.
+	tc, err := client.NewLazyClient(topts)
+	if err != nil {
+		db.Close()
+		keeper.Close()
+		return nil, fmt.Errorf("create temporal client: %w", err)
+	}
+	return &deps{log: log, db: db, temporal: tc, registry: reg, close: func() {
+		tc.Close()
+		db.Close()
+		keeper.Close()
+	}}, nil
+}
+
+// temporalMetrics reports the Temporal SDK's metrics (requests, latencies, workflow and activity outcomes) into reg.
+func temporalMetrics(reg *prometheus.Registry) client.MetricsHandler {
+	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: reg, Gatherer: reg,
+		DefaultTimerType: tallyprom.HistogramTimerType})
+	scope, _ := tally.NewRootScope(tally.ScopeOptions{
+		CachedReporter:  reporter,
+		Separator:       tallyprom.DefaultSeparator,
+		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
+	}, 0)
+	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
+}
+
+// serve runs the api, the worker or both until ctx ends.
+func serve(ctx context.Context, cfg Config, role string) error {
+	d, err := openDeps(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	g, ctx := errgroup.WithContext(ctx)
+	if role == "api" || role == "all" {
+		srv, err := api.New(api.Config{
+			TaskQueue:        cfg.TaskQueue,
+			WebhookTolerance: cfg.WebhookTolerance,
+			StartTimeout:     cfg.StartTimeout,
+			AllowedSenders:   cfg.WebhookAllowedIPs,
+			TrustedProxies:   cfg.TrustedProxies,
+		}, d.db, d.temporal, d.log, d.registry, d.registry)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return srv.ListenAndServe(ctx, cfg.HTTPAddr, cfg.ShutdownGrace) })
+	} else {
+		g.Go(func() error {
+			return api.Serve(ctx, d.log, cfg.HTTPAddr, api.OpsHandler(d.db, d.temporal, d.registry), cfg.ShutdownGrace)
+		})
+	}
+	if role == "worker" || role == "all" {
+		w := worker.New(d.temporal, cfg.TaskQueue, newActivities(d), sdkworker.Options{})
+		g.Go(func() error {
+			if err := w.Start(); err != nil {
+				return fmt.Errorf("start worker: %w", err)
+			}
+			d.log.Info("worker started", "task_queue", cfg.TaskQueue)
+			<-ctx.Done()
+			w.Stop() // waits for activities in flight, up to WorkerStopTimeout
+			return nil
+		})
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func newActivities(d *deps) worker.Activities {
+	return worker.Activities{
+		Deliveries: &activities.Deliveries{DB: d.db},
+	}
+}
+
+func migrate(ctx context.Context, cfg Config) error {
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	newLogger(cfg, os.Stdout).Info("database migrated")
+	return nil
+}

@@ -1,0 +1,2 @@
+// Package linear wraps Linear: webhook signatures and payloads, and the GraphQL API.
+package linear

@@ -1,0 +1,426 @@
+package linear
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/linsync/linsync"
+)
+
+// Webhook headers Linear sends with every delivery.
+const (
+	HeaderDelivery  = "Linear-Delivery"
+	HeaderEvent     = "Linear-Event"
+	HeaderSignature = "Linear-Signature"
+)
+
+// Sign returns the lower-case hex HMAC-SHA256 of body under secret, as Linear puts it in Linear-Signature.
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// VerifySignature reports whether header is a valid signature of body under any of the secrets.
+// The comparison runs in constant time over the decoded digest; a header that is not hex never matches.
+func VerifySignature(body []byte, header string, secrets ...[]byte) bool {
+	got, err := hex.DecodeString(strings.TrimSpace(header))
+	if err != nil || len(got) != sha256.Size {
+		return false
+	}
+	ok := false
+	for _, s := range secrets {
+		if len(s) == 0 {
+			continue
+		}
+		mac := hmac.New(sha256.New, s)
+		mac.Write(body)
+		// Check every secret so the time taken does not reveal which one matched.
+		if hmac.Equal(mac.Sum(nil), got) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// ErrWebhookExpired is returned by CheckTimestamp for a missing or out-of-tolerance webhookTimestamp.
+var ErrWebhookExpired = linsync.Errorf(linsync.EEXPIRED, "webhook expired")
+
+// CheckTimestamp reports ErrWebhookExpired unless the signed webhookTimestamp (Unix ms) is within tolerance of now,
+// in either direction. A zero timestamp counts as missing.
+func CheckTimestamp(tsMillis int64, now time.Time, tolerance time.Duration) error {
+	if tsMillis <= 0 {
+		return ErrWebhookExpired
+	}
+	skew := now.Sub(time.UnixMilli(tsMillis))
+	if skew < 0 {
+		skew = -skew
+	}
+	if skew > tolerance {
+		return ErrWebhookExpired
+	}
+	return nil
+}
+
+// Webhook is a decoded Linear webhook body: the common envelope plus the typed entity for its type.
+// Exactly one of the entity pointers is set for a known type; Unknown is true for a type linsync does not model,
+// whose body is still available as Data.
+type Webhook struct {
+	Action           string          `json:"action"`
+	Type             string          `json:"type"`
+	CreatedAt        string          `json:"createdAt,omitempty"`
+	OrganizationID   string          `json:"organizationId"`
+	WebhookID        string          `json:"webhookId,omitempty"`
+	WebhookTimestamp Millis          `json:"webhookTimestamp"`
+	URL              string          `json:"url,omitempty"`
+	Actor            *Actor          `json:"actor,omitempty"`
+	Data             json.RawMessage `json:"data,omitempty"`
+	UpdatedFrom      json.RawMessage `json:"updatedFrom,omitempty"`
+	IssueData        json.RawMessage `json:"issueData,omitempty"`
+	OAuthClientID    string          `json:"oauthClientId,omitempty"`
+
+	Issue         *IssueData         `json:"-"`
+	Comment       *CommentData       `json:"-"`
+	IssueLabel    *IssueLabelData    `json:"-"`
+	Reaction      *ReactionData      `json:"-"`
+	Project       *ProjectData       `json:"-"`
+	ProjectUpdate *ProjectUpdateData `json:"-"`
+	Cycle         *CycleData         `json:"-"`
+	Attachment    *AttachmentData    `json:"-"`
+	Document      *DocumentData      `json:"-"`
+	Unknown       bool               `json:"-"`
+}
+
+// Millis is a Unix time in milliseconds. Linear types it Float!, so it is decoded from any JSON number.
+type Millis int64
+
+// UnmarshalJSON accepts integers and floats (1.676e12), rejecting anything else.
+func (m *Millis) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*m = 0
+		return nil
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > math.MaxInt64/2 {
+		return fmt.Errorf("webhookTimestamp out of range")
+	}
+	*m = Millis(f)
+	return nil
+}
+
+// Actor is who made a change: a user, an OAuth client, an integration or an external user. It is null for system
+// changes and absent in older payloads.
+type Actor struct {
+	ID      string `json:"id"`
+	Type    string `json:"type,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Email   string `json:"email,omitempty"`
+	URL     string `json:"url,omitempty"`
+	Service string `json:"service,omitempty"`
+}
+
+// UserRef is a user embedded in a webhook entity.
+type UserRef struct {
+	ID    string `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+	URL   string `json:"url,omitempty"`
+}
+
+// StateRef is a workflow state embedded in an issue payload; Type is triage, backlog, unstarted, started,
+// completed, canceled or duplicate.
+type StateRef struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Color string `json:"color,omitempty"`
+	Type  string `json:"type"`
+}
+
+// TeamRef is a team embedded in a webhook entity.
+type TeamRef struct {
+	ID   string `json:"id"`
+	Key  string `json:"key,omitempty"`
+	Name string `json:"name,omitempty"`
+}
+
+// LabelRef is a label embedded in an issue payload.
+type LabelRef struct {
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	Color    string  `json:"color,omitempty"`
+	ParentID *string `json:"parentId,omitempty"`
+}
+
+// IssueData is the data of an Issue event and the issueData of an IssueSLA event (schema IssueWebhookPayload).
+type IssueData struct {
+	ID            string     `json:"id"`
+	Identifier    string     `json:"identifier,omitempty"`
+	Number        float64    `json:"number,omitempty"`
+	Title         string     `json:"title"`
+	Description   *string    `json:"description,omitempty"`
+	Priority      float64    `json:"priority"`
+	PriorityLabel string     `json:"priorityLabel,omitempty"`
+	StateID       string     `json:"stateId,omitempty"`
+	State         *StateRef  `json:"state,omitempty"`
+	TeamID        string     `json:"teamId,omitempty"`
+	Team          *TeamRef   `json:"team,omitempty"`
+	AssigneeID    *string    `json:"assigneeId,omitempty"`
+	Assignee      *UserRef   `json:"assignee,omitempty"`
+	CreatorID     *string    `json:"creatorId,omitempty"`
+	LabelIDs      []string   `json:"labelIds,omitempty"`
+	Labels        []LabelRef `json:"labels,omitempty"`
+	ParentID      *string    `json:"parentId,omitempty"`
+	ProjectID     *string    `json:"projectId,omitempty"`
+	CycleID       *string    `json:"cycleId,omitempty"`
+	URL           string     `json:"url,omitempty"`
+	Trashed       *bool      `json:"trashed,omitempty"`
+	ArchivedAt    *string    `json:"archivedAt,omitempty"`
+	CreatedAt     string     `json:"createdAt,omitempty"`
+	UpdatedAt     string     `json:"updatedAt,omitempty"`
+}
+
+// CommentData is the data of a Comment event. IssueID is null for comments on documents or project updates.
+type CommentData struct {
+	ID                string          `json:"id"`
+	Body              string          `json:"body"`
+	IssueID           *string         `json:"issueId,omitempty"`
+	ParentID          *string         `json:"parentId,omitempty"`
+	UserID            *string         `json:"userId,omitempty"`
+	User              *UserRef        `json:"user,omitempty"`
+	BotActor          json.RawMessage `json:"botActor,omitempty"`
+	DocumentContentID *string         `json:"documentContentId,omitempty"`
+	ReactionData      json.RawMessage `json:"reactionData,omitempty"`
+	CreatedAt         string          `json:"createdAt,omitempty"`
+	UpdatedAt         string          `json:"updatedAt,omitempty"`
+	EditedAt          *string         `json:"editedAt,omitempty"`
+}
+
+// IssueLabelData is the data of an IssueLabel event; TeamID is null for workspace labels.
+type IssueLabelData struct {
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	Color    string  `json:"color,omitempty"`
+	TeamID   *string `json:"teamId,omitempty"`
+	ParentID *string `json:"parentId,omitempty"`
+	IsGroup  bool    `json:"isGroup,omitempty"`
+}
+
+// ReactionData is the data of a Reaction event.
+type ReactionData struct {
+	ID              string   `json:"id"`
+	Emoji           string   `json:"emoji"`
+	UserID          *string  `json:"userId,omitempty"`
+	User            *UserRef `json:"user,omitempty"`
+	CommentID       *string  `json:"commentId,omitempty"`
+	IssueID         *string  `json:"issueId,omitempty"`
+	ProjectUpdateID *string  `json:"projectUpdateId,omitempty"`
+}
+
+// ProjectData is the data of a Project event.
+type ProjectData struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	StatusID    *string  `json:"statusId,omitempty"`
+	State       string   `json:"state,omitempty"`
+	TeamIDs     []string `json:"teamIds,omitempty"`
+	LeadID      *string  `json:"leadId,omitempty"`
+	URL         string   `json:"url,omitempty"`
+}
+
+// ProjectUpdateData is the data of a ProjectUpdate event.
+type ProjectUpdateData struct {
+	ID        string   `json:"id"`
+	Body      string   `json:"body"`
+	ProjectID string   `json:"projectId"`
+	Health    string   `json:"health,omitempty"`
+	UserID    *string  `json:"userId,omitempty"`
+	User      *UserRef `json:"user,omitempty"`
+}
+
+// CycleData is the data of a Cycle event.
+type CycleData struct {
+	ID          string  `json:"id"`
+	Number      float64 `json:"number"`
+	Name        *string `json:"name,omitempty"`
+	TeamID      string  `json:"teamId,omitempty"`
+	StartsAt    string  `json:"startsAt,omitempty"`
+	EndsAt      string  `json:"endsAt,omitempty"`
+	CompletedAt *string `json:"completedAt,omitempty"`
+}
+
+// AttachmentData is the data of an Attachment event.
+type AttachmentData struct {
+	ID       string          `json:"id"`
+	Title    string          `json:"title"`
+	Subtitle *string         `json:"subtitle,omitempty"`
+	URL      string          `json:"url"`
+	IssueID  string          `json:"issueId"`
+	Source   json.RawMessage `json:"source,omitempty"`
+}
+
+// DocumentData is the data of a Document event.
+type DocumentData struct {
+	ID        string  `json:"id"`
+	Title     string  `json:"title"`
+	ProjectID *string `json:"projectId,omitempty"`
+	SlugID    string  `json:"slugId,omitempty"`
+}
+
+// Event types linsync decodes into typed entities.
+const (
+	TypeIssue         = "Issue"
+	TypeComment       = "Comment"
+	TypeIssueLabel    = "IssueLabel"
+	TypeReaction      = "Reaction"
+	TypeProject       = "Project"
+	TypeProjectUpdate = "ProjectUpdate"
+	TypeCycle         = "Cycle"
+	TypeAttachment    = "Attachment"
+	TypeDocument      = "Document"
+	TypeIssueSLA      = "IssueSLA"
+	TypeOAuthApp      = "OAuthApp"
+)
+
+// DecodeWebhook parses a webhook body into its envelope and typed entity.
+// Malformed JSON is an EINVALID error; a body of the wrong shape is EUNPROCESSABLE with the JSON path of the field.
+func DecodeWebhook(body []byte) (*Webhook, error) {
+	var w Webhook
+	if err := decodeStrictJSON(body, &w, ""); err != nil {
+		return nil, err
+	}
+	if w.Type == "" {
+		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "type", Message: "type is required"}
+	}
+	if w.Action == "" {
+		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "action", Message: "action is required"}
+	}
+	var target any
+	field := "data"
+	switch w.Type {
+	case TypeIssue:
+		w.Issue = new(IssueData)
+		target = w.Issue
+	case TypeComment:
+		w.Comment = new(CommentData)
+		target = w.Comment
+	case TypeIssueLabel:
+		w.IssueLabel = new(IssueLabelData)
+		target = w.IssueLabel
+	case TypeReaction:
+		w.Reaction = new(ReactionData)
+		target = w.Reaction
+	case TypeProject:
+		w.Project = new(ProjectData)
+		target = w.Project
+	case TypeProjectUpdate:
+		w.ProjectUpdate = new(ProjectUpdateData)
+		target = w.ProjectUpdate
+	case TypeCycle:
+		w.Cycle = new(CycleData)
+		target = w.Cycle
+	case TypeAttachment:
+		w.Attachment = new(AttachmentData)
+		target = w.Attachment
+	case TypeDocument:
+		w.Document = new(DocumentData)
+		target = w.Document
+	case TypeIssueSLA:
+		w.Issue = new(IssueData)
+		target, field = w.Issue, "issueData"
+		if len(w.IssueData) == 0 || string(w.IssueData) == "null" {
+			return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: field, Message: "issueData is required for IssueSLA"}
+		}
+		return &w, decodeStrictJSON(w.IssueData, target, field)
+	case TypeOAuthApp:
+		if w.OAuthClientID == "" {
+			return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "oauthClientId", Message: "oauthClientId is required for OAuthApp"}
+		}
+		return &w, nil
+	default:
+		w.Unknown = true
+		return &w, nil
+	}
+	if len(w.Data) == 0 || string(w.Data) == "null" {
+		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: field, Message: "data is required for " + w.Type}
+	}
+	if err := decodeStrictJSON(w.Data, target, field); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// EntityID is the id of the entity the webhook is about: data.id, issueData.id, or the OAuth client id.
+func (w *Webhook) EntityID() string {
+	switch {
+	case w.Issue != nil:
+		return w.Issue.ID
+	case w.Comment != nil:
+		return w.Comment.ID
+	case w.IssueLabel != nil:
+		return w.IssueLabel.ID
+	case w.Reaction != nil:
+		return w.Reaction.ID
+	case w.Project != nil:
+		return w.Project.ID
+	case w.ProjectUpdate != nil:
+		return w.ProjectUpdate.ID
+	case w.Cycle != nil:
+		return w.Cycle.ID
+	case w.Attachment != nil:
+		return w.Attachment.ID
+	case w.Document != nil:
+		return w.Document.ID
+	case w.Type == TypeOAuthApp:
+		return w.OAuthClientID
+	}
+	var probe struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(w.Data, &probe)
+	return probe.ID
+}
+
+// decodeStrictJSON unmarshals b into v, turning errors into *linsync.Error with the field path under prefix.
+func decodeStrictJSON(b []byte, v any, prefix string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			path := te.Field
+			if prefix != "" && path != "" {
+				path = prefix + "." + path
+			} else if prefix != "" {
+				path = prefix
+			}
+			return &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: path,
+				Message: fmt.Sprintf("%s: expected %s, got JSON %s", orRoot(path), te.Type, te.Value)}
+		}
+		if prefix != "" {
+			return &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: prefix, Message: fmt.Sprintf("%s: %v", prefix, err)}
+		}
+		return linsync.Errorf(linsync.EINVALID, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return linsync.Errorf(linsync.EINVALID, "malformed JSON: trailing data after the object")
+	}
+	return nil
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "body"
+	}
+	return path
+}

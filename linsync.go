@@ -1,0 +1,128 @@
+// Package linsync holds the domain types and the error type shared by every part of linsync.
+//
+// The packages beside it each wrap one role or one dependency: api (HTTP), workflows (orchestration),
+// activities (side effects), worker (registration), linear (Linear's API and webhooks) and postgres (storage).
+package linsync
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes, each mapped to one HTTP status by the api package.
+const (
+	ECONFLICT       = "conflict"
+	EINTERNAL       = "internal"
+	EINVALID        = "invalid"
+	ENOTFOUND       = "not_found"
+	EUNAUTHORIZED   = "unauthorized"
+	EFORBIDDEN      = "forbidden"
+	EUNAVAILABLE    = "unavailable"
+	ETOOLARGE       = "too_large"
+	EUNPROCESSABLE  = "unprocessable"
+	EEXPIRED        = "expired"
+	ENOTIMPLEMENTED = "not_implemented"
+)
+
+// Error is an application error with a machine-readable code and a message safe to show a caller.
+type Error struct {
+	Code    string
+	Message string
+	// Field is the JSON path of the offending input, when there is one.
+	Field string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("linsync error: code=%s field=%s message=%s", e.Code, e.Field, e.Message)
+	}
+	return fmt.Sprintf("linsync error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any other error, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// ErrorMessage returns the message of the first *Error in err's chain, or a generic message that discloses nothing.
+func ErrorMessage(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Message
+	default:
+		return "internal error"
+	}
+}
+
+// Workspace is a tenant: one customer's Linear organization(s), credentials, rules and data.
+type Workspace struct {
+	ID        string    `json:"id"`
+	Slug      string    `json:"slug"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// LinearWebhook is a Linear webhook that posts to linsync, as stored (its secret never leaves the store in clear
+// except to verify signatures).
+type LinearWebhook struct {
+	ID              string    `json:"id"`
+	WorkspaceID     string    `json:"workspace_id"`
+	OrganizationID  string    `json:"organization_id"`
+	TeamID          string    `json:"team_id,omitempty"`
+	LinearWebhookID string    `json:"linear_webhook_id,omitempty"`
+	SecretLast4     string    `json:"secret_last4"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+// WebhookVerifier is what ingress needs to check one Linear webhook's deliveries: the workspace it belongs to and
+// the secrets currently accepted for it (the current one and, during a rotation's grace window, the previous one).
+type WebhookVerifier struct {
+	WorkspaceID    string
+	WorkspaceSlug  string
+	OrganizationID string
+	TeamID         string
+	Secrets        [][]byte
+}
+
+// Delivery outcomes recorded for a Linear webhook delivery.
+const (
+	OutcomeProcessed   = "processed"
+	OutcomeIgnored     = "ignored"
+	OutcomeUnknownType = "unknown_type"
+	OutcomeFailed      = "failed"
+)
+
+// Delivery is one Linear webhook delivery as recorded after its workflow handled it.
+type Delivery struct {
+	DeliveryID       string     `json:"delivery_id"`
+	WorkspaceID      string     `json:"workspace_id"`
+	OrganizationID   string     `json:"organization_id"`
+	EventType        string     `json:"event_type"`
+	Action           string     `json:"action"`
+	EntityID         string     `json:"entity_id"`
+	WebhookID        string     `json:"webhook_id"`
+	WebhookTimestamp *time.Time `json:"webhook_timestamp,omitempty"`
+	WorkflowID       string     `json:"workflow_id"`
+	RunID            string     `json:"run_id"`
+	Outcome          string     `json:"outcome"`
+	Detail           string     `json:"detail,omitempty"`
+	ReceivedAt       time.Time  `json:"received_at"`
+	ProcessedAt      time.Time  `json:"processed_at"`
+}

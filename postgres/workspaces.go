@@ -1,0 +1,153 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/envelope"
+)
+
+// CreateWorkspace creates a workspace with a unique slug.
+func (db *DB) CreateWorkspace(ctx context.Context, slug, name string) (*linsync.Workspace, error) {
+	ws := &linsync.Workspace{ID: uuid.NewString(), Slug: slug, Name: name}
+	err := db.pool.QueryRow(ctx,
+		`INSERT INTO workspaces (id, slug, name) VALUES ($1, $2, $3) RETURNING created_at`,
+		ws.ID, slug, name).Scan(&ws.CreatedAt)
+	switch {
+	case isUniqueViolation(err, "workspaces_slug_key"):
+		return nil, linsync.Errorf(linsync.ECONFLICT, "workspace %q already exists", slug)
+	case isCheckViolation(err):
+		return nil, &linsync.Error{Code: linsync.EINVALID, Field: "slug",
+			Message: "slug must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit"}
+	case err != nil:
+		return nil, fmt.Errorf("insert workspace %s: %w", slug, err)
+	}
+	return ws, nil
+}
+
+// FindWorkspace returns the workspace whose id or slug is key.
+func (db *DB) FindWorkspace(ctx context.Context, key string) (*linsync.Workspace, error) {
+	var ws linsync.Workspace
+	err := db.pool.QueryRow(ctx,
+		`SELECT id, slug, name, created_at FROM workspaces WHERE slug = $1 OR id::text = $1`, key).
+		Scan(&ws.ID, &ws.Slug, &ws.Name, &ws.CreatedAt)
+	if err != nil {
+		return nil, notFound(err, "workspace")
+	}
+	return &ws, nil
+}
+
+// LinearWebhookInput describes a Linear webhook to register with linsync.
+type LinearWebhookInput struct {
+	WorkspaceID     string
+	OrganizationID  string
+	TeamID          string // empty: all public teams
+	LinearWebhookID string // Linear's id, when linsync created the webhook
+	Secret          string
+}
+
+// AddLinearWebhook stores a Linear webhook with its signing secret encrypted.
+func (db *DB) AddLinearWebhook(ctx context.Context, in LinearWebhookInput) (*linsync.LinearWebhook, error) {
+	if in.Secret == "" {
+		return nil, &linsync.Error{Code: linsync.EINVALID, Field: "secret", Message: "webhook secret is required"}
+	}
+	if in.OrganizationID == "" {
+		return nil, &linsync.Error{Code: linsync.EINVALID, Field: "organization_id", Message: "Linear organization id is required"}
+	}
+	ct, err := db.cipher.Encrypt(ctx, []byte(in.Secret))
+	if err != nil {
+		return nil, fmt.Errorf("encrypt webhook secret: %w", err)
+	}
+	wh := &linsync.LinearWebhook{ID: uuid.NewString(), WorkspaceID: in.WorkspaceID, OrganizationID: in.OrganizationID,
+		TeamID: in.TeamID, LinearWebhookID: in.LinearWebhookID, SecretLast4: envelope.Last4(in.Secret)}
+	err = db.pool.QueryRow(ctx, `
+		INSERT INTO linear_webhooks (id, workspace_id, organization_id, team_id, linear_webhook_id, secret_ciphertext, secret_last4)
+		VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6, $7) RETURNING created_at`,
+		wh.ID, wh.WorkspaceID, wh.OrganizationID, wh.TeamID, wh.LinearWebhookID, ct, wh.SecretLast4).Scan(&wh.CreatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("insert linear webhook for workspace %s: %w", in.WorkspaceID, err)
+	}
+	return wh, nil
+}
+
+// RotateLinearWebhookSecret makes secret current at once and keeps the previous secret valid for grace.
+func (db *DB) RotateLinearWebhookSecret(ctx context.Context, id, secret string, grace time.Duration) error {
+	ct, err := db.cipher.Encrypt(ctx, []byte(secret))
+	if err != nil {
+		return fmt.Errorf("encrypt webhook secret: %w", err)
+	}
+	tag, err := db.pool.Exec(ctx, `
+		UPDATE linear_webhooks
+		SET previous_secret_ciphertext = secret_ciphertext,
+		    previous_secret_expires_at = now() + $3 * interval '1 millisecond',
+		    secret_ciphertext = $2, secret_last4 = $4, updated_at = now()
+		WHERE id = $1`, id, ct, grace.Milliseconds(), envelope.Last4(secret))
+	if err != nil {
+		return fmt.Errorf("rotate secret of linear webhook %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return linsync.Errorf(linsync.ENOTFOUND, "linear webhook not found")
+	}
+	return nil
+}
+
+// WebhookVerifiersForWorkspace returns the verifiers of the workspace whose id or slug is key.
+// ENOTFOUND when there is no such workspace or it has no Linear webhook.
+func (db *DB) WebhookVerifiersForWorkspace(ctx context.Context, key string) ([]linsync.WebhookVerifier, error) {
+	return db.webhookVerifiers(ctx, `w.slug = $1 OR w.id::text = $1`, key, "workspace")
+}
+
+// WebhookVerifiersForOrganization returns the verifiers of every Linear webhook of a Linear organization.
+// ENOTFOUND when none is registered.
+func (db *DB) WebhookVerifiersForOrganization(ctx context.Context, organizationID string) ([]linsync.WebhookVerifier, error) {
+	if organizationID == "" {
+		return nil, linsync.Errorf(linsync.ENOTFOUND, "organization not found")
+	}
+	return db.webhookVerifiers(ctx, `h.organization_id = $1`, organizationID, "organization")
+}
+
+func (db *DB) webhookVerifiers(ctx context.Context, where, arg, what string) ([]linsync.WebhookVerifier, error) {
+	rows, err := db.pool.Query(ctx, `
+		SELECT w.id, w.slug, h.organization_id, coalesce(h.team_id, ''), h.secret_ciphertext,
+		       CASE WHEN h.previous_secret_expires_at > now() THEN h.previous_secret_ciphertext END
+		FROM linear_webhooks h JOIN workspaces w ON w.id = h.workspace_id
+		WHERE `+where+` ORDER BY h.created_at`, arg)
+	if err != nil {
+		return nil, fmt.Errorf("query webhook secrets by %s: %w", what, err)
+	}
+	type row struct {
+		v              linsync.WebhookVerifier
+		current, prior []byte
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		err := r.Scan(&x.v.WorkspaceID, &x.v.WorkspaceSlug, &x.v.OrganizationID, &x.v.TeamID, &x.current, &x.prior)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan webhook secrets by %s: %w", what, err)
+	}
+	if len(found) == 0 {
+		return nil, linsync.Errorf(linsync.ENOTFOUND, "%s not found", what)
+	}
+	out := make([]linsync.WebhookVerifier, 0, len(found))
+	for _, x := range found {
+		for _, ct := range [][]byte{x.current, x.prior} {
+			if ct == nil {
+				continue
+			}
+			s, err := db.cipher.Decrypt(ctx, ct)
+			if err != nil {
+				return nil, fmt.Errorf("decrypt webhook secret of workspace %s: %w", x.v.WorkspaceID, err)
+			}
+			x.v.Secrets = append(x.v.Secrets, s)
+		}
+		out = append(out, x.v)
+	}
+	return out, nil
+}

@@ -1,0 +1,109 @@
+// Package workflows orchestrates linsync's work as Temporal workflows. Workflows here only decide; every side effect
+// is an activity (package activities), referenced through nil struct pointers for their names and types.
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
+)
+
+// LinearDeliveryWorkflowID is the workflow ID of a Linear webhook delivery: a redelivery of the same delivery
+// finds the ID taken, which is the dedup.
+func LinearDeliveryWorkflowID(deliveryID string) string {
+	return "linear-delivery:" + deliveryID
+}
+
+// LinearDeliveryInput is a verified Linear webhook delivery. Ingress has decoded the envelope; handlers decode the
+// entity again from Body inside their activities, so the workflow keeps Linear's exact bytes for replay.
+type LinearDeliveryInput struct {
+	DeliveryID       string          `json:"delivery_id"`
+	WorkspaceID      string          `json:"workspace_id"`
+	OrganizationID   string          `json:"organization_id"`
+	WebhookID        string          `json:"webhook_id"`
+	EventType        string          `json:"event_type"`
+	Action           string          `json:"action"`
+	EntityID         string          `json:"entity_id"`
+	KnownType        bool            `json:"known_type"`
+	WebhookTimestamp time.Time       `json:"webhook_timestamp"`
+	ReceivedAt       time.Time       `json:"received_at"`
+	Body             json.RawMessage `json:"body"`
+}
+
+// DeliveryHandler applies one kind of Linear event. It returns the outcome to record (linsync.Outcome*) and a
+// short detail; an error fails the delivery.
+type DeliveryHandler func(ctx workflow.Context, in LinearDeliveryInput) (outcome, detail string, err error)
+
+// deliveryRoutes maps "Type" or "Type/action" to the handler for it; the more specific key wins. Later capabilities
+// (question sync, notifications, revocations) add their handlers here.
+var deliveryRoutes = map[string]DeliveryHandler{}
+
+// route returns the handler for a delivery, or nil when nothing in linsync acts on it.
+func route(eventType, action string) DeliveryHandler {
+	if h, ok := deliveryRoutes[eventType+"/"+action]; ok {
+		return h
+	}
+	return deliveryRoutes[eventType]
+}
+
+// LinearDelivery handles one Linear webhook delivery: it routes the event to its handler and records the delivery.
+func LinearDelivery(ctx workflow.Context, in LinearDeliveryInput) error {
+	outcome, detail := linsync.OutcomeIgnored, "no handler for "+in.EventType+"/"+in.Action
+	var handlerErr error
+	switch h := route(in.EventType, in.Action); {
+	case !in.KnownType:
+		// Unknown types are recorded, not failed: Linear adds event types over time.
+		outcome, detail = linsync.OutcomeUnknownType, "event type "+in.EventType+" is not modelled"
+	case h != nil:
+		outcome, detail, handlerErr = h(ctx, in)
+		if handlerErr != nil {
+			outcome, detail = linsync.OutcomeFailed, handlerErr.Error()
+		}
+	default:
+		outcome = linsync.OutcomeProcessed
+		detail = ""
+	}
+
+	info := workflow.GetInfo(ctx)
+	ts := in.WebhookTimestamp
+	rec := linsync.Delivery{
+		DeliveryID: in.DeliveryID, WorkspaceID: in.WorkspaceID, OrganizationID: in.OrganizationID,
+		EventType: in.EventType, Action: in.Action, EntityID: in.EntityID, WebhookID: in.WebhookID,
+		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+		Outcome: outcome, Detail: detail, ReceivedAt: in.ReceivedAt,
+	}
+	if !ts.IsZero() {
+		rec.WebhookTimestamp = &ts
+	}
+	var d *activities.Deliveries
+	var inserted bool
+	if err := workflow.ExecuteActivity(storeContext(ctx), d.RecordDelivery, rec).Get(ctx, &inserted); err != nil {
+		return fmt.Errorf("record delivery %s: %w", in.DeliveryID, err)
+	}
+	if handlerErr != nil {
+		// The run ends Failed so it shows in the Temporal UI; the recorded row says why.
+		return fmt.Errorf("handle %s/%s delivery %s: %w", in.EventType, in.Action, in.DeliveryID, handlerErr)
+	}
+	return nil
+}
+
+// storeContext is the activity context for writes to linsync's own database: quick, retried with Temporal's
+// backoff, bounded so a lost database surfaces as a failed run rather than an endless retry.
+func storeContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    10,
+		},
+	})
+}
