@@ -13,8 +13,8 @@ import (
 	"fmt"
 
 	"gocloud.dev/secrets"
-	_ "gocloud.dev/secrets/awskms"     // awskms:// key URLs
-	_ "gocloud.dev/secrets/gcpkms"     // gcpkms:// key URLs
+	_ "gocloud.dev/secrets/awskms" // awskms:// key URLs
+	_ "gocloud.dev/secrets/gcpkms" // gcpkms:// key URLs
 	_ "gocloud.dev/secrets/localsecrets"
 )
 

@@ -54,7 +54,7 @@ func route(eventType, action string) DeliveryHandler {
 
 // LinearDelivery handles one Linear webhook delivery: it routes the event to its handler and records the delivery.
 func LinearDelivery(ctx workflow.Context, in LinearDeliveryInput) error {
-	outcome, detail := linsync.OutcomeIgnored, "no handler for "+in.EventType+"/"+in.Action
+	outcome, detail := linsync.OutcomeProcessed, ""
 	var handlerErr error
 	switch h := route(in.EventType, in.Action); {
 	case !in.KnownType:
@@ -65,9 +65,6 @@ func LinearDelivery(ctx workflow.Context, in LinearDeliveryInput) error {
 		if handlerErr != nil {
 			outcome, detail = linsync.OutcomeFailed, handlerErr.Error()
 		}
-	default:
-		outcome = linsync.OutcomeProcessed
-		detail = ""
 	}
 
 	info := workflow.GetInfo(ctx)

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -133,11 +132,4 @@ func (c Config) requireKey() error {
 		return fmt.Errorf("%s is not set: secrets are encrypted at rest and need a key URL (for example base64key://… locally; `linsync dev` makes one)", envSecretsKeyURL.name)
 	}
 	return nil
-}
-
-func atoiOr(s string, def int) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
-	}
-	return def
 }

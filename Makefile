@@ -1,0 +1,48 @@
+# linsync developer tasks. `make dev` brings the whole local stack up; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+TEMPORAL_CLI := .cache/bin/temporal
+export LINEAR_SCHEMA ?= $(abspath ../shared/linear/schema.graphql)
+
+
+.PHONY: help dev test test-race generate lint bench postgres temporal fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+dev: postgres temporal ## bring up Temporal (UI on :8233), the database, and linsync's api+worker on :8080
+	$(GO) run ./cmd/linsync dev
+
+test: postgres temporal ## run every unit and integration test against real Postgres and a real Temporal dev server
+	$(GO) test -count=1 ./...
+
+test-race: postgres temporal ## the tests with the race detector
+	$(GO) test -count=1 -race ./...
+
+generate: ## regenerate the genqlient client from $$LINEAR_SCHEMA
+	cd linear && $(GO) tool genqlient
+
+lint: ## gofmt, go vet, staticcheck, and workflowcheck (workflows are deterministic)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) tool workflowcheck ./workflows/...
+
+bench: postgres temporal ## ingest benchmark: webhook rate vs the bare Temporal start rate, in one run
+	$(GO) run ./cmd/linsync bench ingest
+
+fuzz: ## fuzz webhook verification and decoding for 60s
+	$(GO) test ./linear/ -run '^$$' -fuzz FuzzVerifyAndDecode -fuzztime 60s
+
+postgres: ## start (or install) the local PostgreSQL server
+	@scripts/ensure-postgres.sh
+
+temporal: $(TEMPORAL_CLI) ## build the Temporal CLI v1.5.1 (dev server + Web UI) once into .cache/bin
+
+$(TEMPORAL_CLI): tools/temporal/go.mod tools/temporal/go.sum
+	@mkdir -p $(dir $@)
+	@echo "building the Temporal CLI (once; a few minutes on a cold machine)…"
+	cd tools/temporal && $(GO) build -o $(abspath $@) github.com/temporalio/cli/cmd/temporal
+
+clean: ## remove built tools and the dev stack's state
+	rm -rf .cache

@@ -1,0 +1,235 @@
+package linear
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Khan/genqlient/graphql"
+)
+
+// DefaultEndpoint is Linear's GraphQL endpoint.
+const DefaultEndpoint = "https://api.linear.app/graphql"
+
+// maxResponseBytes bounds what one response may make us read; Linear's answers for our operations are far smaller.
+const maxResponseBytes = 16 << 20
+
+// Credential is what a workspace uses to call Linear: a personal API key or an OAuth access token.
+type Credential struct {
+	// APIKey is a personal API key, sent as "Authorization: <key>" (no Bearer).
+	APIKey string
+	// AccessToken is an OAuth access token, sent as "Authorization: Bearer <token>".
+	AccessToken string
+}
+
+// Authorization returns the Authorization header value Linear expects for the credential.
+func (c Credential) Authorization() string {
+	if c.AccessToken != "" {
+		if strings.HasPrefix(c.AccessToken, "Bearer ") {
+			return c.AccessToken
+		}
+		return "Bearer " + c.AccessToken
+	}
+	return c.APIKey
+}
+
+// Redacted returns the last four characters of the secret, the most any log line may show.
+func (c Credential) Redacted() string {
+	s := c.APIKey
+	if c.AccessToken != "" {
+		s = c.AccessToken
+	}
+	if len(s) <= 4 {
+		return "…"
+	}
+	return "…" + s[len(s)-4:]
+}
+
+// Options configure a Client. Only Credential is required.
+type Options struct {
+	Credential Credential
+	// Name labels this credential in metrics (e.g. the workspace id); never the secret. Default: Redacted().
+	Name string
+	// Endpoint defaults to DefaultEndpoint; tests point it at lineartest.
+	Endpoint string
+	// HTTPClient defaults to a client with Timeout.
+	HTTPClient *http.Client
+	// Timeout bounds one request when HTTPClient is nil. Default 30 s.
+	Timeout time.Duration
+	// UserAgent defaults to "linsync".
+	UserAgent string
+	// CacheTTL is how long teams, labels and users stay cached. Default 10 min.
+	CacheTTL time.Duration
+	// NegativeTTL is how long "no user with this email" stays cached. Default 1 min.
+	NegativeTTL time.Duration
+	// SlowBelow is the fraction of a rate-limit window left under which requests are paced. Default 0.1.
+	SlowBelow float64
+	// MaxPause is the longest the client waits inline for the rate budget; a longer wait is returned as a
+	// rate-limited error so Temporal schedules the retry. Default 2 s.
+	MaxPause time.Duration
+	// Metrics receives request, cache and rate-budget metrics; nil disables them.
+	Metrics *Metrics
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Client calls Linear with one credential. Its generated operations take GQL(); its methods add caching for the
+// look-ups on the hot path. It is safe for concurrent use.
+type Client struct {
+	opts   Options
+	auth   string
+	name   string
+	http   *http.Client
+	budget budget
+
+	mu         sync.Mutex
+	lastHeader http.Header
+	teams      map[string]cached[*Team]
+	users      map[string]cached[*UserFields]
+	viewer     cached[*UserFields]
+}
+
+// New returns a Client for opts.
+func New(opts Options) (*Client, error) {
+	if opts.Credential.Authorization() == "" {
+		return nil, fmt.Errorf("create linear client: credential is empty")
+	}
+	if opts.Endpoint == "" {
+		opts.Endpoint = DefaultEndpoint
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "linsync"
+	}
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = 10 * time.Minute
+	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = time.Minute
+	}
+	if opts.SlowBelow <= 0 {
+		opts.SlowBelow = 0.1
+	}
+	if opts.MaxPause <= 0 {
+		opts.MaxPause = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: opts.Timeout}
+	}
+	name := opts.Name
+	if name == "" {
+		name = opts.Credential.Redacted()
+	}
+	return &Client{
+		opts:  opts,
+		auth:  opts.Credential.Authorization(),
+		name:  name,
+		http:  hc,
+		teams: map[string]cached[*Team]{},
+		users: map[string]cached[*UserFields]{},
+	}, nil
+}
+
+// GQL returns the graphql.Client the generated operations take, e.g. linear.IssueCreate(ctx, c.GQL(), input).
+func (c *Client) GQL() graphql.Client { return c }
+
+// LastResponseHeader returns a copy of the headers of the last response, so rate-limit state is visible.
+func (c *Client) LastResponseHeader() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastHeader.Clone()
+}
+
+// MakeRequest sends one GraphQL request. Every failure comes back as a *Error from the one classifier; a request
+// the rate budget does not allow yet is not sent at all.
+func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *graphql.Response) error {
+	op := req.OpName
+	if err := c.waitBudget(ctx, op); err != nil {
+		return err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return &Error{Class: ClassInvalid, Operation: op, Message: "encode request", Err: err}
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return &Error{Class: ClassInvalid, Operation: op, Message: "build request", Err: err}
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("Authorization", c.auth)
+	hreq.Header.Set("User-Agent", c.opts.UserAgent)
+
+	hresp, err := c.http.Do(hreq)
+	if err != nil {
+		return c.fail(op, Classify(err))
+	}
+	defer hresp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBytes))
+	if err != nil {
+		return c.fail(op, Classify(err))
+	}
+	now := c.opts.Now()
+	c.mu.Lock()
+	c.lastHeader = hresp.Header.Clone()
+	c.mu.Unlock()
+	c.budget.update(hresp.Header, now)
+	c.opts.Metrics.observeBudget(c.name, c.budget.snapshot())
+
+	if e := ClassifyResponse(hresp.StatusCode, hresp.Header, raw, now); e != nil {
+		if e.Class == ClassRateLimited {
+			c.budget.block(e.RetryAt)
+		}
+		return c.fail(op, e)
+	}
+	if err := json.Unmarshal(raw, resp); err != nil {
+		return c.fail(op, &Error{Class: ClassTransient, StatusCode: hresp.StatusCode, Message: "decode response", Err: err})
+	}
+	c.opts.Metrics.observeRequest(c.name, op, "ok")
+	return nil
+}
+
+func (c *Client) fail(op string, e *Error) error {
+	if e.Operation == "" {
+		e.Operation = op
+	}
+	c.opts.Metrics.observeRequest(c.name, op, string(e.Class))
+	return e
+}
+
+// waitBudget paces the request when the budget runs low, and refuses it locally when the wait is longer than
+// MaxPause, so nothing is sent before Linear allows it.
+func (c *Client) waitBudget(ctx context.Context, op string) error {
+	now := c.opts.Now()
+	d := c.budget.delay(now, c.opts.SlowBelow)
+	if d <= 0 {
+		return nil
+	}
+	if d > c.opts.MaxPause {
+		return c.fail(op, &Error{Class: ClassRateLimited, Message: "rate budget exhausted; not sent", RetryAt: now.Add(d)})
+	}
+	c.opts.Metrics.observePause(c.name, d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return c.fail(op, Classify(ctx.Err()))
+	case <-t.C:
+		return nil
+	}
+}
+
+// RateBudget returns the rate-limit windows last reported by Linear for this credential.
+func (c *Client) RateBudget() []RateWindow { return c.budget.snapshot() }

@@ -1,0 +1,49 @@
+package linear_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/linsynctest"
+)
+
+// FuzzVerifyAndDecode feeds arbitrary bodies and signature headers through what ingress runs on untrusted input.
+// Verification must never accept a signature it did not compute, and decoding must never panic and must fail only
+// with linsync's invalid or unprocessable codes.
+func FuzzVerifyAndDecode(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(linsynctest.SharedPath(f, "linear", "payloads"), "*.json"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, linear.Sign([]byte("fuzz-secret"), b))
+	}
+	f.Add([]byte(`{"type":"Issue","action":"create","data":null}`), "00")
+	secret := []byte("fuzz-secret")
+	f.Fuzz(func(t *testing.T, body []byte, sig string) {
+		if linear.VerifySignature(body, sig, secret) && sig != linear.Sign(secret, body) {
+			// Only another spelling (case, surrounding space) of the true digest may pass.
+			if !linear.VerifySignature(body, linear.Sign(secret, body), secret) {
+				t.Fatalf("accepted a signature that is not the body's digest")
+			}
+		}
+		if !linear.VerifySignature(body, linear.Sign(secret, body), secret) {
+			t.Fatalf("rejected the body's own signature")
+		}
+		w, err := linear.DecodeWebhook(body)
+		if err != nil {
+			if c := linsync.ErrorCode(err); c != linsync.EINVALID && c != linsync.EUNPROCESSABLE {
+				t.Fatalf("decode failed with code %q: %v", c, err)
+			}
+			return
+		}
+		if w.Type == "" || w.Action == "" {
+			t.Fatalf("decoded a webhook without type or action")
+		}
+		_ = w.EntityID()
+	})
+}

@@ -1,0 +1,98 @@
+package postgres_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linsynctest"
+	"github.com/linsync/linsync/postgres"
+)
+
+func TestWorkspaces(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	_, err = db.CreateWorkspace(ctx, "acme", "Again")
+	require.Equal(t, linsync.ECONFLICT, linsync.ErrorCode(err))
+	_, err = db.CreateWorkspace(ctx, "Bad Slug!", "x")
+	require.Equal(t, linsync.EINVALID, linsync.ErrorCode(err))
+
+	for _, key := range []string{"acme", ws.ID} {
+		got, err := db.FindWorkspace(ctx, key)
+		require.NoError(t, err)
+		require.Equal(t, ws.ID, got.ID)
+	}
+	_, err = db.FindWorkspace(ctx, "nope")
+	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err))
+}
+
+func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	hook, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1", Secret: "lin_wh_supersecret1234"})
+	require.NoError(t, err)
+	require.Equal(t, "…1234", hook.SecretLast4)
+
+	var stored []byte
+	require.NoError(t, db.Pool().QueryRow(ctx, `SELECT secret_ciphertext FROM linear_webhooks WHERE id = $1`, hook.ID).Scan(&stored))
+	require.False(t, bytes.Contains(stored, []byte("supersecret")), "the secret is not stored in clear")
+
+	byWS, err := db.WebhookVerifiersForWorkspace(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, byWS, 1)
+	require.Equal(t, [][]byte{[]byte("lin_wh_supersecret1234")}, byWS[0].Secrets)
+	byOrg, err := db.WebhookVerifiersForOrganization(ctx, "org-1")
+	require.NoError(t, err)
+	require.Equal(t, byWS, byOrg)
+	_, err = db.WebhookVerifiersForOrganization(ctx, "org-2")
+	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err))
+
+	_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1"})
+	require.Equal(t, linsync.EINVALID, linsync.ErrorCode(err), "a webhook needs a secret")
+
+	require.NoError(t, db.RotateLinearWebhookSecret(ctx, hook.ID, "lin_wh_next", time.Hour))
+	byWS, err = db.WebhookVerifiersForWorkspace(ctx, ws.ID)
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{[]byte("lin_wh_next"), []byte("lin_wh_supersecret1234")}, byWS[0].Secrets, "current first, previous during grace")
+	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(db.RotateLinearWebhookSecret(ctx, uuid.NewString(), "x", time.Hour)))
+}
+
+func TestRecordDeliveryOnce(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	d := linsync.Delivery{DeliveryID: uuid.NewString(), WorkspaceID: ws.ID, EventType: "Issue", Action: "create",
+		EntityID: "i1", WorkflowID: "linear-delivery:x", Outcome: linsync.OutcomeProcessed, ReceivedAt: time.Now()}
+	inserted, err := db.RecordDelivery(ctx, d)
+	require.NoError(t, err)
+	require.True(t, inserted)
+	d.Outcome = linsync.OutcomeFailed
+	inserted, err = db.RecordDelivery(ctx, d)
+	require.NoError(t, err)
+	require.False(t, inserted, "a replayed record changes nothing")
+	got, err := db.FindDelivery(ctx, d.DeliveryID)
+	require.NoError(t, err)
+	require.Equal(t, linsync.OutcomeProcessed, got.Outcome)
+	d.Outcome = "bogus"
+	d.DeliveryID = uuid.NewString()
+	_, err = db.RecordDelivery(ctx, d)
+	require.Error(t, err, "outcomes are constrained")
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	require.NoError(t, db.Migrate(t.Context()), "the template is already migrated; migrating again is a no-op")
+}

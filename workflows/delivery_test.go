@@ -1,0 +1,95 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
+)
+
+func TestLinearDeliveryWorkflowID(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, want string }{
+		{"234d1a4e-b617-4388-90fe-adc3633d6b72", "linear-delivery:234d1a4e-b617-4388-90fe-adc3633d6b72"},
+		{"00000000-0000-0000-0000-000000000000", "linear-delivery:00000000-0000-0000-0000-000000000000"},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, LinearDeliveryWorkflowID(tc.in))
+	}
+}
+
+func runDelivery(t *testing.T, in LinearDeliveryInput, recordErr error) (linsync.Delivery, error) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := s.NewTestWorkflowEnvironment()
+	var a *activities.Deliveries
+	var got linsync.Delivery
+	env.RegisterActivity(a)
+	env.OnActivity(a.RecordDelivery, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, d linsync.Delivery) (bool, error) { got = d; return recordErr == nil, recordErr })
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: LinearDeliveryWorkflowID(in.DeliveryID)})
+	env.ExecuteWorkflow(LinearDelivery, in)
+	require.True(t, env.IsWorkflowCompleted())
+	return got, env.GetWorkflowError()
+}
+
+func TestLinearDeliveryRecordsOutcomes(t *testing.T) {
+	base := LinearDeliveryInput{DeliveryID: "d1", WorkspaceID: "w1", EventType: "Issue", Action: "create",
+		EntityID: "i1", KnownType: true, WebhookTimestamp: time.UnixMilli(1_700_000_000_000), ReceivedAt: time.Now()}
+
+	got, err := runDelivery(t, base, nil)
+	require.NoError(t, err)
+	require.Equal(t, linsync.OutcomeProcessed, got.Outcome)
+	require.Equal(t, "i1", got.EntityID)
+	require.Equal(t, LinearDeliveryWorkflowID("d1"), got.WorkflowID)
+	require.NotNil(t, got.WebhookTimestamp)
+
+	unknown := base
+	unknown.EventType, unknown.KnownType = "AgentSessionEvent", false
+	got, err = runDelivery(t, unknown, nil)
+	require.NoError(t, err, "unknown types are recorded, not failed")
+	require.Equal(t, linsync.OutcomeUnknownType, got.Outcome)
+}
+
+func TestLinearDeliveryRoutesToHandler(t *testing.T) {
+	// Not parallel: it installs a route for the duration of the test.
+	deliveryRoutes["Issue/remove"] = func(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
+		return linsync.OutcomeIgnored, "handled " + in.EntityID, nil
+	}
+	deliveryRoutes["Comment"] = func(workflow.Context, LinearDeliveryInput) (string, string, error) {
+		return "", "", errors.New("linear said no")
+	}
+	t.Cleanup(func() { delete(deliveryRoutes, "Issue/remove"); delete(deliveryRoutes, "Comment") })
+
+	in := LinearDeliveryInput{DeliveryID: "d2", EventType: "Issue", Action: "remove", EntityID: "i9", KnownType: true}
+	got, err := runDelivery(t, in, nil)
+	require.NoError(t, err)
+	require.Equal(t, "handled i9", got.Detail)
+	require.Equal(t, linsync.OutcomeIgnored, got.Outcome)
+
+	in = LinearDeliveryInput{DeliveryID: "d3", EventType: "Comment", Action: "create", KnownType: true}
+	got, err = runDelivery(t, in, nil)
+	require.Error(t, err, "a failing handler fails the run")
+	require.Equal(t, linsync.OutcomeFailed, got.Outcome, "and the failure is recorded first")
+	require.Contains(t, got.Detail, "linear said no")
+}
+
+func TestLinearDeliveryFailsWhenStoreStaysDown(t *testing.T) {
+	t.Parallel()
+	_, err := runDelivery(t, LinearDeliveryInput{DeliveryID: "d4", EventType: "Issue", Action: "create", KnownType: true},
+		errors.New("connection refused"))
+	require.ErrorContains(t, err, "record delivery d4")
+}
