@@ -126,3 +126,67 @@ type Delivery struct {
 	ReceivedAt       time.Time  `json:"received_at"`
 	ProcessedAt      time.Time  `json:"processed_at"`
 }
+
+// Token scopes. ScopeAdmin grants every other scope.
+const (
+	ScopeAdmin          = "admin"
+	ScopeEventsWrite    = "events:write"
+	ScopeQuestionsWrite = "questions:write"
+)
+
+// Scopes lists every scope a token may carry.
+var Scopes = []string{ScopeAdmin, ScopeEventsWrite, ScopeQuestionsWrite}
+
+// APIToken is a workspace's API token as stored: the secret itself is shown once at creation and kept only as a hash.
+type APIToken struct {
+	ID          string     `json:"id"`
+	WorkspaceID string     `json:"workspace_id"`
+	Name        string     `json:"name"`
+	Scopes      []string   `json:"scopes"`
+	Last4       string     `json:"last4"`
+	CreatedAt   time.Time  `json:"created_at"`
+	LastUsedAt  *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+}
+
+// HasScope reports whether the token grants scope.
+func (t *APIToken) HasScope(scope string) bool {
+	for _, s := range t.Scopes {
+		if s == scope || s == ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// Linear connection auth kinds and statuses.
+const (
+	AuthAPIKey = "api_key"
+	AuthOAuth  = "oauth"
+
+	ConnectionActive       = "active"
+	ConnectionRevoked      = "revoked"
+	ConnectionDisconnected = "disconnected"
+)
+
+// LinearConnection is a workspace's connection to Linear, without its credential.
+type LinearConnection struct {
+	ID                   string     `json:"id"`
+	WorkspaceID          string     `json:"workspace_id"`
+	OrganizationID       string     `json:"organization_id"`
+	OrganizationName     string     `json:"organization_name"`
+	AuthKind             string     `json:"auth_kind"`
+	CredentialLast4      string     `json:"credential_last4"`
+	AccessTokenExpiresAt *time.Time `json:"access_token_expires_at,omitempty"`
+	OAuthScopes          []string   `json:"oauth_scopes,omitempty"`
+	CredentialVersion    int        `json:"-"`
+	ActorUserID          string     `json:"actor_user_id"`
+	ActorName            string     `json:"actor_name"`
+	DefaultTeamID        string     `json:"default_team_id"`
+	DefaultPriority      int        `json:"default_priority"`
+	DefaultLabels        []string   `json:"default_labels"`
+	Status               string     `json:"status"`
+	StatusReason         string     `json:"status_reason,omitempty"`
+	CreatedAt            time.Time  `json:"created_at"`
+	UpdatedAt            time.Time  `json:"updated_at"`
+}

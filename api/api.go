@@ -33,6 +33,12 @@ type Config struct {
 	// SecretCacheTTL is how long decrypted webhook secrets are kept in memory. A secret whose grace window has ended
 	// may still be accepted for up to this long; a newly rotated secret is accepted at once.
 	SecretCacheTTL time.Duration
+	// LinearEndpoint is Linear's GraphQL endpoint (the fake's in tests).
+	LinearEndpoint string
+	// LinearHTTPClient, when set, carries requests to Linear.
+	LinearHTTPClient *http.Client
+	// BootstrapToken lets an operator create workspaces through the API; empty disables that route.
+	BootstrapToken string
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed when finding the sender's address.
 	TrustedProxies []netip.Prefix
 }
@@ -100,6 +106,18 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	(&ops{db: db, temporal: tc, gatherer: gatherer}).register(e)
 	e.POST("/webhooks/linear", s.handleLinearWebhook)
 	e.POST("/webhooks/linear/:workspace", s.handleLinearWebhook)
+
+	v1 := e.Group("/v1")
+	v1.POST("/workspaces", s.requireBootstrap, s.handleCreateWorkspace)
+	ws := v1.Group("/workspaces/:ws")
+	admin := s.authorize(linsync.ScopeAdmin)
+	ws.GET("", admin, s.handleGetWorkspace)
+	ws.POST("/tokens", admin, s.handleCreateToken)
+	ws.GET("/tokens", admin, s.handleListTokens)
+	ws.DELETE("/tokens/:id", admin, s.handleRevokeToken)
+	ws.POST("/integrations/linear/connect", admin, s.handleConnectLinear)
+	ws.GET("/integrations/linear", admin, s.handleGetLinear)
+	ws.GET("/integrations/linear/teams", admin, s.handleLinearTeams)
 	s.engine = e
 	return s, nil
 }

@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/postgres"
+)
+
+type connectRequest struct {
+	APIKey          string   `json:"api_key"`
+	DefaultTeamID   string   `json:"default_team_id"`
+	DefaultPriority *int     `json:"default_priority"`
+	Labels          []string `json:"labels"`
+}
+
+// connectionView is a connection as the API shows it: never a secret, only its last four characters.
+type connectionView struct {
+	*linsync.LinearConnection
+	APIKeyLast4 string `json:"api_key_last4,omitempty"`
+}
+
+func viewConnection(c *linsync.LinearConnection) connectionView {
+	v := connectionView{LinearConnection: c}
+	if c.AuthKind == linsync.AuthAPIKey {
+		v.APIKeyLast4 = c.CredentialLast4
+	}
+	return v
+}
+
+// handleConnectLinear connects a workspace to Linear with a personal API key: the key is checked with `viewer`,
+// then `teams` (the default team must be one the key sees), and only then stored, encrypted.
+func (s *Server) handleConnectLinear(c *gin.Context) {
+	var req connectRequest
+	if err := bindJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	req.APIKey = strings.TrimSpace(req.APIKey)
+	switch {
+	case req.APIKey == "":
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "api_key", Message: "api_key is required"})
+		return
+	case req.DefaultTeamID == "":
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_team_id", Message: "default_team_id is required"})
+		return
+	case req.DefaultPriority != nil && (*req.DefaultPriority < 0 || *req.DefaultPriority > 4):
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_priority",
+			Message: "default_priority must be Linear's 0 (none), 1 (urgent), 2 (high), 3 (medium) or 4 (low)"})
+		return
+	}
+	ws := workspaceOf(c)
+	probe, err := s.probeLinear(c, linear.Credential{APIKey: req.APIKey}, req.DefaultTeamID)
+	if err != nil {
+		s.log.WarnContext(c, "linear connect refused", "workspace_id", ws.ID, "api_key", linear.Credential{APIKey: req.APIKey}.Redacted(), "err", err)
+		s.writeError(c, err)
+		return
+	}
+	priority := 0
+	if req.DefaultPriority != nil {
+		priority = *req.DefaultPriority
+	}
+	conn, err := s.db.SaveConnection(c, postgres.ConnectionInput{
+		WorkspaceID: ws.ID, OrganizationID: probe.orgID, OrganizationName: probe.orgName, AuthKind: linsync.AuthAPIKey,
+		Credential: req.APIKey, ActorUserID: probe.viewer.Id, ActorName: probe.viewer.Name,
+		DefaultTeam: req.DefaultTeamID, Priority: priority, Labels: req.Labels,
+	})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.log.InfoContext(c, "linear connected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID,
+		"auth_kind", conn.AuthKind, "credential", conn.CredentialLast4)
+	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(conn)})
+}
+
+type linearProbe struct {
+	viewer  *linear.UserFields
+	orgID   string
+	orgName string
+	teams   []linear.TeamFields
+}
+
+// probeLinear checks a credential against Linear: viewer, organization, teams. A refusal by Linear is a 400 that
+// says what was wrong; Linear being unreachable or rate limiting is a 503.
+func (s *Server) probeLinear(ctx context.Context, cred linear.Credential, teamID string) (*linearProbe, error) {
+	lc, err := s.linearClient(cred)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	p := &linearProbe{}
+	if p.viewer, err = lc.Viewer(ctx); err != nil {
+		return nil, linearRefusal("Linear rejected the credential", err)
+	}
+	org, err := linear.Organization(ctx, lc.GQL())
+	if err != nil {
+		return nil, linearRefusal("read the Linear organization", err)
+	}
+	p.orgID, p.orgName = org.Organization.Id, org.Organization.Name
+	if p.teams, err = lc.ListTeams(ctx); err != nil {
+		return nil, linearRefusal("list Linear teams", err)
+	}
+	if teamID == "" {
+		return p, nil
+	}
+	for _, t := range p.teams {
+		if t.Id == teamID || strings.EqualFold(t.Key, teamID) {
+			return p, nil
+		}
+	}
+	keys := make([]string, 0, len(p.teams))
+	for _, t := range p.teams {
+		keys = append(keys, t.Key+" ("+t.Id+")")
+	}
+	return nil, &linsync.Error{Code: linsync.EINVALID, Field: "default_team_id",
+		Message: fmt.Sprintf("unknown team %q: this credential sees %s", teamID, strings.Join(keys, ", "))}
+}
+
+func (s *Server) linearClient(cred linear.Credential) (*linear.Client, error) {
+	lc, err := linear.New(linear.Options{Credential: cred, Endpoint: s.cfg.LinearEndpoint, HTTPClient: s.cfg.LinearHTTPClient,
+		Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, linsync.Errorf(linsync.EINVALID, "invalid Linear credential")
+	}
+	return lc, nil
+}
+
+// linearRefusal turns a classified Linear error into an answer for the caller.
+func linearRefusal(what string, err error) error {
+	le := linear.Classify(err)
+	switch le.Class {
+	case linear.ClassUnauthorized, linear.ClassForbidden:
+		return linsync.Errorf(linsync.EINVALID, "%s: %s (%s)", what, le.Class, le.Message)
+	case linear.ClassRateLimited, linear.ClassTransient:
+		return linsync.Errorf(linsync.EUNAVAILABLE, "%s: Linear is unavailable (%s); retry later", what, le.Class)
+	default:
+		return linsync.Errorf(linsync.EINVALID, "%s: %s", what, le.Message)
+	}
+}
+
+func (s *Server) handleGetLinear(c *gin.Context) {
+	conn, err := s.db.FindConnection(c, workspaceOf(c).ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(conn)})
+}
+
+// handleLinearTeams serves a team picker from the stored credential.
+func (s *Server) handleLinearTeams(c *gin.Context) {
+	conn, creds, err := s.db.ConnectionCredentials(c, workspaceOf(c).ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	cred := linear.Credential{APIKey: creds.Credential}
+	if conn.AuthKind == linsync.AuthOAuth {
+		cred = linear.Credential{AccessToken: creds.Credential}
+	}
+	p, err := s.probeLinear(c, cred, "")
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	type team struct {
+		ID            string `json:"id"`
+		Key           string `json:"key"`
+		Name          string `json:"name"`
+		TriageEnabled bool   `json:"triage_enabled"`
+		Default       bool   `json:"default"`
+	}
+	out := make([]team, 0, len(p.teams))
+	for _, t := range p.teams {
+		out = append(out, team{ID: t.Id, Key: t.Key, Name: t.Name, TriageEnabled: t.TriageEnabled, Default: t.Id == conn.DefaultTeamID})
+	}
+	c.JSON(http.StatusOK, gin.H{"teams": out})
+}

@@ -1,0 +1,137 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/envelope"
+)
+
+// ConnectionInput is a validated connection to Linear to store for a workspace.
+type ConnectionInput struct {
+	WorkspaceID      string
+	OrganizationID   string
+	OrganizationName string
+	AuthKind         string // linsync.AuthAPIKey or linsync.AuthOAuth
+	// Credential is the personal API key or the OAuth access token.
+	Credential   string
+	RefreshToken string
+	ExpiresAt    *time.Time
+	OAuthScopes  []string
+	ActorUserID  string
+	ActorName    string
+	DefaultTeam  string
+	Priority     int
+	Labels       []string
+}
+
+// Credentials are a connection's secrets in clear, for the Linear client only.
+type Credentials struct {
+	// Credential is the personal API key or the OAuth access token.
+	Credential   string
+	RefreshToken string
+}
+
+// SaveConnection stores (or replaces) a workspace's Linear connection with its secrets encrypted. Replacing bumps
+// the credential version, so clients built on the old credential are dropped.
+func (db *DB) SaveConnection(ctx context.Context, in ConnectionInput) (*linsync.LinearConnection, error) {
+	cred, err := db.cipher.Encrypt(ctx, []byte(in.Credential))
+	if err != nil {
+		return nil, fmt.Errorf("encrypt linear credential: %w", err)
+	}
+	var refresh []byte
+	if in.RefreshToken != "" {
+		if refresh, err = db.cipher.Encrypt(ctx, []byte(in.RefreshToken)); err != nil {
+			return nil, fmt.Errorf("encrypt refresh token: %w", err)
+		}
+	}
+	if in.Labels == nil {
+		in.Labels = []string{}
+	}
+	if in.OAuthScopes == nil {
+		in.OAuthScopes = []string{}
+	}
+	_, err = db.pool.Exec(ctx, `
+		INSERT INTO linear_connections (id, workspace_id, organization_id, organization_name, auth_kind,
+			credential_ciphertext, credential_last4, refresh_token_ciphertext, access_token_expires_at, oauth_scopes,
+			actor_user_id, actor_name, default_team_id, default_priority, default_labels)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		ON CONFLICT (workspace_id) DO UPDATE SET
+			organization_id = EXCLUDED.organization_id, organization_name = EXCLUDED.organization_name,
+			auth_kind = EXCLUDED.auth_kind, credential_ciphertext = EXCLUDED.credential_ciphertext,
+			credential_last4 = EXCLUDED.credential_last4, refresh_token_ciphertext = EXCLUDED.refresh_token_ciphertext,
+			access_token_expires_at = EXCLUDED.access_token_expires_at, oauth_scopes = EXCLUDED.oauth_scopes,
+			credential_version = linear_connections.credential_version + 1,
+			actor_user_id = EXCLUDED.actor_user_id, actor_name = EXCLUDED.actor_name,
+			default_team_id = EXCLUDED.default_team_id, default_priority = EXCLUDED.default_priority,
+			default_labels = EXCLUDED.default_labels, status = 'active', status_reason = '', updated_at = now()`,
+		uuid.NewString(), in.WorkspaceID, in.OrganizationID, in.OrganizationName, in.AuthKind, cred,
+		envelope.Last4(in.Credential), refresh, in.ExpiresAt, in.OAuthScopes, in.ActorUserID, in.ActorName,
+		in.DefaultTeam, in.Priority, in.Labels)
+	if err != nil {
+		return nil, fmt.Errorf("save linear connection of workspace %s: %w", in.WorkspaceID, err)
+	}
+	return db.FindConnection(ctx, in.WorkspaceID)
+}
+
+const connectionColumns = `id, workspace_id, organization_id, organization_name, auth_kind, credential_last4,
+	access_token_expires_at, oauth_scopes, credential_version, actor_user_id, actor_name, default_team_id,
+	default_priority, default_labels, status, status_reason, created_at, updated_at`
+
+func scanConnection(row interface{ Scan(...any) error }, c *linsync.LinearConnection, extra ...any) error {
+	return row.Scan(append([]any{&c.ID, &c.WorkspaceID, &c.OrganizationID, &c.OrganizationName, &c.AuthKind,
+		&c.CredentialLast4, &c.AccessTokenExpiresAt, &c.OAuthScopes, &c.CredentialVersion, &c.ActorUserID,
+		&c.ActorName, &c.DefaultTeamID, &c.DefaultPriority, &c.DefaultLabels, &c.Status, &c.StatusReason,
+		&c.CreatedAt, &c.UpdatedAt}, extra...)...)
+}
+
+// FindConnection returns a workspace's Linear connection, ENOTFOUND when it has none.
+func (db *DB) FindConnection(ctx context.Context, workspaceID string) (*linsync.LinearConnection, error) {
+	var c linsync.LinearConnection
+	row := db.pool.QueryRow(ctx, `SELECT `+connectionColumns+` FROM linear_connections WHERE workspace_id = $1`, workspaceID)
+	if err := scanConnection(row, &c); err != nil {
+		return nil, notFound(err, "linear connection")
+	}
+	return &c, nil
+}
+
+// ConnectionCredentials returns a workspace's connection with its secrets decrypted.
+func (db *DB) ConnectionCredentials(ctx context.Context, workspaceID string) (*linsync.LinearConnection, *Credentials, error) {
+	var c linsync.LinearConnection
+	var cred, refresh []byte
+	row := db.pool.QueryRow(ctx, `SELECT `+connectionColumns+`, credential_ciphertext, refresh_token_ciphertext
+		FROM linear_connections WHERE workspace_id = $1`, workspaceID)
+	if err := scanConnection(row, &c, &cred, &refresh); err != nil {
+		return nil, nil, notFound(err, "linear connection")
+	}
+	out := &Credentials{}
+	plain, err := db.cipher.Decrypt(ctx, cred)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decrypt linear credential of workspace %s: %w", workspaceID, err)
+	}
+	out.Credential = string(plain)
+	if refresh != nil {
+		if plain, err = db.cipher.Decrypt(ctx, refresh); err != nil {
+			return nil, nil, fmt.Errorf("decrypt refresh token of workspace %s: %w", workspaceID, err)
+		}
+		out.RefreshToken = string(plain)
+	}
+	return &c, out, nil
+}
+
+// SetConnectionStatus marks a workspace's connection active, revoked or disconnected, with a reason.
+func (db *DB) SetConnectionStatus(ctx context.Context, workspaceID, status, reason string) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE linear_connections SET status = $2, status_reason = $3, updated_at = now()
+		WHERE workspace_id = $1`, workspaceID, status, reason)
+	if err != nil {
+		return fmt.Errorf("set status of linear connection of workspace %s: %w", workspaceID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return linsync.Errorf(linsync.ENOTFOUND, "linear connection not found")
+	}
+	return nil
+}
