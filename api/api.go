@@ -118,9 +118,15 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	ws.POST("/integrations/linear/connect", admin, s.handleConnectLinear)
 	ws.GET("/integrations/linear", admin, s.handleGetLinear)
 	ws.GET("/integrations/linear/teams", admin, s.handleLinearTeams)
+	s.registerAccessRoutes(v1, ws)
+	s.registerQuestionRoutes(ws)
+	s.registerEventRoutes(ws)
 	s.engine = e
 	return s, nil
 }
+
+// Routes lists every route the server serves, so tests can walk them all.
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.engine }

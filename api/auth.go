@@ -66,7 +66,9 @@ func (s *Server) requireBootstrap(c *gin.Context) {
 	c.Next()
 }
 
-func workspaceOf(c *gin.Context) *linsync.Workspace { return c.MustGet(ctxWorkspace).(*linsync.Workspace) }
+func workspaceOf(c *gin.Context) *linsync.Workspace {
+	return c.MustGet(ctxWorkspace).(*linsync.Workspace)
+}
 
 // bindJSON decodes a request body strictly into v: malformed JSON is 400, a wrong type or an unknown field is 422
 // with the field's path.

@@ -28,6 +28,7 @@ type Config struct {
 	TemporalUIURL     string
 	LinearAPIURL      string
 	LinearSchema      string
+	BootstrapToken    string
 	// Temporal holds the client options from the SDK's standard TEMPORAL_* variables.
 	Temporal client.Options
 }
@@ -52,6 +53,7 @@ var (
 	envTemporalUIURL    = envVar{"LINSYNC_TEMPORAL_UI_URL", "http://localhost:8233"}
 	envLinearAPIURL     = envVar{"LINEAR_API_URL", "https://api.linear.app/graphql"}
 	envLinearSchema     = envVar{"LINEAR_SCHEMA", "../shared/linear/schema.graphql"}
+	envBootstrapToken   = envVar{"LINSYNC_BOOTSTRAP_TOKEN", ""}
 )
 
 func (v envVar) get() string {
@@ -97,6 +99,7 @@ func LoadConfig() (Config, error) {
 		TemporalUIURL:     strings.TrimRight(envTemporalUIURL.get(), "/"),
 		LinearAPIURL:      envLinearAPIURL.get(),
 		LinearSchema:      envLinearSchema.get(),
+		BootstrapToken:    envBootstrapToken.get(),
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(envLogLevel.get())); err != nil {
 		errs = append(errs, envLogLevel.name+" must be debug, info, warn or error")

@@ -25,6 +25,7 @@ import (
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/envelope"
+	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/worker"
 )
@@ -162,6 +163,8 @@ func serve(ctx context.Context, cfg Config, role string) error {
 			StartTimeout:     cfg.StartTimeout,
 			AllowedSenders:   cfg.WebhookAllowedIPs,
 			TrustedProxies:   cfg.TrustedProxies,
+			LinearEndpoint:   cfg.LinearAPIURL,
+			BootstrapToken:   cfg.BootstrapToken,
 		}, d.db, d.temporal, d.log, d.registry, d.registry)
 		if err != nil {
 			return err
@@ -173,7 +176,11 @@ func serve(ctx context.Context, cfg Config, role string) error {
 		})
 	}
 	if role == "worker" || role == "all" {
-		w := worker.New(d.temporal, cfg.TaskQueue, newActivities(d), sdkworker.Options{})
+		acts, err := newActivities(cfg, d)
+		if err != nil {
+			return err
+		}
+		w := worker.New(d.temporal, cfg.TaskQueue, acts, sdkworker.Options{})
 		g.Go(func() error {
 			if err := w.Start(); err != nil {
 				return fmt.Errorf("start worker: %w", err)
@@ -191,10 +198,18 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	return err
 }
 
-func newActivities(d *deps) worker.Activities {
+func newActivities(cfg Config, d *deps) (worker.Activities, error) {
+	lm, err := linear.NewMetrics(d.registry)
+	if err != nil {
+		return worker.Activities{}, err
+	}
+	clients := &activities.LinearClients{DB: d.db, Endpoint: cfg.LinearAPIURL, Metrics: lm}
 	return worker.Activities{
 		Deliveries: &activities.Deliveries{DB: d.db},
-	}
+		Questions:  &activities.Questions{DB: d.db, Linear: clients},
+		Events:     &activities.Events{DB: d.db, Linear: clients},
+		Access:     &activities.Access{DB: d.db, Linear: clients},
+	}, nil
 }
 
 func migrate(ctx context.Context, cfg Config) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/postgres"
 )
@@ -63,8 +64,14 @@ func workspaceCmd(ctx context.Context, cfg Config, args []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	_, adminToken, err := db.CreateToken(ctx, ws.ID, "admin (created by the CLI)", []string{linsync.ScopeAdmin})
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "workspace created\n  id:            %s\n  slug:          %s\n  organization:  %s\n", ws.ID, ws.Slug, hook.OrganizationID)
 	fmt.Fprintf(stdout, "  webhook URLs:  /webhooks/linear/%s  or  /webhooks/linear (matched by organizationId)\n", ws.Slug)
+	// Shown once: linsync keeps only a hash.
+	fmt.Fprintf(stdout, "  admin token (shown once): %s\n", adminToken)
 	if generated {
 		// Shown once: it is stored encrypted and never printed again.
 		fmt.Fprintf(stdout, "  webhook secret (shown once; paste it into Linear's webhook settings): %s\n", *secret)

@@ -1,0 +1,2 @@
+-- Reserved for events; replaced by the migration of that capability.
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Reserved for oauth; replaced by the migration of that capability.
+SELECT 1;

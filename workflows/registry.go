@@ -1,0 +1,8 @@
+package workflows
+
+// All lists every workflow the worker registers. Each capability adds its workflows here.
+func All() []any {
+	return []any{
+		LinearDelivery,
+	}
+}
