@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -26,9 +27,14 @@ type LinearClients struct {
 	Endpoint   string
 	HTTPClient *http.Client
 	Metrics    *linear.Metrics
+	// OAuth refreshes OAuth access tokens before they expire; nil leaves them as they are.
+	OAuth *linear.OAuthClient
+	// RefreshWithin is how close to expiry an access token is refreshed. Default 5 min.
+	RefreshWithin time.Duration
 
-	mu      sync.Mutex
-	clients map[string]versionedClient
+	mu         sync.Mutex
+	clients    map[string]versionedClient
+	refreshing map[string]*sync.Mutex
 }
 
 type versionedClient struct {
@@ -48,6 +54,12 @@ func (p *LinearClients) For(ctx context.Context, workspaceID string) (*linear.Cl
 	case conn.Status != linsync.ConnectionActive:
 		return nil, nil, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("Linear connection is %s: %s", conn.Status, conn.StatusReason), ErrTypeConnectionSuspended, nil)
+	}
+	if conn.AuthKind == linsync.AuthOAuth && p.OAuth != nil && conn.AccessTokenExpiresAt != nil &&
+		time.Until(*conn.AccessTokenExpiresAt) <= p.refreshWithin() {
+		if conn, err = p.refresh(ctx, workspaceID); err != nil {
+			return nil, nil, err
+		}
 	}
 	p.mu.Lock()
 	vc, ok := p.clients[workspaceID]
@@ -75,4 +87,56 @@ func (p *LinearClients) For(ctx context.Context, workspaceID string) (*linear.Cl
 	p.clients[workspaceID] = versionedClient{version: conn.CredentialVersion, client: lc}
 	p.mu.Unlock()
 	return lc, conn, nil
+}
+
+func (p *LinearClients) refreshWithin() time.Duration {
+	if p.RefreshWithin > 0 {
+		return p.RefreshWithin
+	}
+	return 5 * time.Minute
+}
+
+// refresh renews the workspace's OAuth tokens. Goroutines of this process queue on a per-workspace mutex, so only
+// one of them waits on the database; across processes the store serialises on the connection's row and re-reads it
+// (postgres.RefreshOAuthConnection), so Linear's rotated refresh token is consumed once and never lost. A refresh
+// token Linear refuses marks the connection revoked: no retry can help until an admin connects again.
+func (p *LinearClients) refresh(ctx context.Context, workspaceID string) (*linsync.LinearConnection, error) {
+	p.mu.Lock()
+	if p.refreshing == nil {
+		p.refreshing = map[string]*sync.Mutex{}
+	}
+	lock := p.refreshing[workspaceID]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		p.refreshing[workspaceID] = lock
+	}
+	p.mu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
+
+	oauth := p.OAuth
+	conn, _, err := p.DB.RefreshOAuthConnection(ctx, workspaceID, p.refreshWithin(),
+		func(ctx context.Context, refreshToken string) (*postgres.OAuthTokens, error) {
+			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			t, err := oauth.Refresh(ctx, refreshToken)
+			if err != nil {
+				return nil, err
+			}
+			return &postgres.OAuthTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, Scopes: t.Scopes}, nil
+		})
+	switch {
+	case err == nil:
+		return conn, nil
+	case linear.IsPermanentOAuthError(err):
+		reason := "Linear refused the refresh token (" + err.Error() + "); connect again"
+		if serr := p.DB.SetConnectionStatus(context.WithoutCancel(ctx), workspaceID, linsync.ConnectionRevoked, reason); serr != nil {
+			return nil, fmt.Errorf("mark connection of workspace %s revoked: %w", workspaceID, serr)
+		}
+		return nil, temporal.NewNonRetryableApplicationError(reason, ErrTypeConnectionSuspended, nil)
+	case linsync.ErrorCode(err) == linsync.ECONFLICT || linsync.ErrorCode(err) == linsync.EUNAUTHORIZED:
+		return nil, temporal.NewNonRetryableApplicationError(linsync.ErrorMessage(err), ErrTypeConnectionSuspended, nil)
+	default:
+		return nil, fmt.Errorf("refresh linear oauth token of workspace %s: %w", workspaceID, err)
+	}
 }

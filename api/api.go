@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 )
 
@@ -41,6 +42,12 @@ type Config struct {
 	BootstrapToken string
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed when finding the sender's address.
 	TrustedProxies []netip.Prefix
+	// PublicURL is the base URL Linear reaches linsync at; when set, connecting registers linsync's webhook in Linear.
+	PublicURL string
+	// WebhookSecretGrace is how long a rotated-out webhook secret is still accepted. Default 1 h.
+	WebhookSecretGrace time.Duration
+	// OAuth is Linear's OAuth application; nil disables connecting by OAuth.
+	OAuth *linear.OAuthClient
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StartTimeout == 0 {
 		c.StartTimeout = 2 * time.Second
+	}
+	if c.WebhookSecretGrace == 0 {
+		c.WebhookSecretGrace = time.Hour
 	}
 }
 
@@ -104,6 +114,9 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	})
 
 	(&ops{db: db, temporal: tc, gatherer: gatherer}).register(e)
+	if err := serveOpenAPI(e); err != nil {
+		return nil, err
+	}
 	e.POST("/webhooks/linear", s.handleLinearWebhook)
 	e.POST("/webhooks/linear/:workspace", s.handleLinearWebhook)
 
@@ -121,6 +134,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	s.registerAccessRoutes(v1, ws)
 	s.registerQuestionRoutes(ws)
 	s.registerEventRoutes(ws)
+	s.registerDeadLetterRoutes(ws)
 	s.engine = e
 	return s, nil
 }

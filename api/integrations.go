@@ -78,7 +78,7 @@ func (s *Server) handleConnectLinear(c *gin.Context) {
 	}
 	s.log.InfoContext(c, "linear connected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID,
 		"auth_kind", conn.AuthKind, "credential", conn.CredentialLast4)
-	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(conn)})
+	s.afterAPIKeyConnect(c, ws, conn, linear.Credential{APIKey: req.APIKey}) // webhook registration (oauth.go)
 }
 
 type linearProbe struct {
@@ -95,9 +95,15 @@ func (s *Server) probeLinear(ctx context.Context, cred linear.Credential, teamID
 	if err != nil {
 		return nil, err
 	}
+	return probeWith(ctx, lc, teamID)
+}
+
+// probeWith runs the probe with a ready client (a stored connection's, refreshed when it is OAuth).
+func probeWith(ctx context.Context, lc *linear.Client, teamID string) (*linearProbe, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	p := &linearProbe{}
+	var err error
 	if p.viewer, err = lc.Viewer(ctx); err != nil {
 		return nil, linearRefusal("Linear rejected the credential", err)
 	}
@@ -158,16 +164,12 @@ func (s *Server) handleGetLinear(c *gin.Context) {
 
 // handleLinearTeams serves a team picker from the stored credential.
 func (s *Server) handleLinearTeams(c *gin.Context) {
-	conn, creds, err := s.db.ConnectionCredentials(c, workspaceOf(c).ID)
+	lc, conn, _, err := s.linearFor(c, workspaceOf(c).ID)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	cred := linear.Credential{APIKey: creds.Credential}
-	if conn.AuthKind == linsync.AuthOAuth {
-		cred = linear.Credential{AccessToken: creds.Credential}
-	}
-	p, err := s.probeLinear(c, cred, "")
+	p, err := probeWith(c, lc, "")
 	if err != nil {
 		s.writeError(c, err)
 		return

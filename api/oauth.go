@@ -1,6 +1,312 @@
 package api
 
-import "github.com/gin-gonic/gin"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/postgres"
+)
+
+const (
+	// oauthStateTTL bounds how long an admin may take on Linear's consent screen.
+	oauthStateTTL = 10 * time.Minute
+	// refreshWithin is how close to expiry an OAuth access token is refreshed before use.
+	refreshWithin = 5 * time.Minute
+)
 
 // registerAccessRoutes adds OAuth connect, webhook registration and disconnect.
-func (s *Server) registerAccessRoutes(v1, ws *gin.RouterGroup) {}
+func (s *Server) registerAccessRoutes(v1, ws *gin.RouterGroup) {
+	admin := s.authorize(linsync.ScopeAdmin)
+	// The callback carries no bearer token: the browser arrives from Linear, and the single-use state names the
+	// workspace and authenticates the request.
+	v1.GET("/oauth/linear/callback", s.handleOAuthCallback)
+	ws.GET("/integrations/linear/oauth/start", admin, s.handleOAuthStart)
+	ws.POST("/integrations/linear/oauth/start", admin, s.handleOAuthStart)
+	ws.DELETE("/integrations/linear", admin, s.handleDisconnectLinear)
+	ws.GET("/integrations/linear/history", admin, s.handleAccessHistory)
+	ws.GET("/integrations/linear/webhooks", admin, s.handleListWebhooks)
+	ws.POST("/integrations/linear/webhooks", admin, s.handleCreateWebhook)
+	ws.DELETE("/integrations/linear/webhooks/:id", admin, s.handleDeleteWebhook)
+	ws.POST("/integrations/linear/webhooks/:id/rotate", admin, s.handleRotateWebhook)
+}
+
+type oauthStartRequest struct {
+	DefaultTeamID   string   `json:"default_team_id"`
+	DefaultPriority *int     `json:"default_priority"`
+	Labels          []string `json:"labels"`
+}
+
+// handleOAuthStart begins connecting by OAuth: it stores a single-use state with a PKCE verifier and sends the admin
+// to Linear's consent screen (GET redirects there; POST answers the URL, for clients that open it themselves).
+func (s *Server) handleOAuthStart(c *gin.Context) {
+	if s.cfg.OAuth == nil {
+		s.writeError(c, linsync.Errorf(linsync.ENOTIMPLEMENTED, "OAuth is not configured (LINEAR_OAUTH_CLIENT_ID)"))
+		return
+	}
+	req, err := oauthStartInput(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ws := workspaceOf(c)
+	state := linear.RandomToken(32)
+	verifier, challenge := linear.NewPKCE()
+	expires := s.now().Add(oauthStateTTL).UTC()
+	priority := 0
+	if req.DefaultPriority != nil {
+		priority = *req.DefaultPriority
+	}
+	err = s.db.CreateOAuthState(c, postgres.OAuthState{WorkspaceID: ws.ID, State: state, CodeVerifier: verifier,
+		RedirectURI: s.cfg.OAuth.RedirectURL(), DefaultTeamID: req.DefaultTeamID, DefaultPriority: priority,
+		DefaultLabels: req.Labels, ExpiresAt: expires})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	u := s.cfg.OAuth.AuthorizeURL(state, challenge)
+	if c.Request.Method == http.MethodGet {
+		c.Redirect(http.StatusFound, u)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"authorize_url": u, "expires_at": expires})
+}
+
+// oauthStartInput reads the connection defaults from a POST body (optional) or the GET query.
+func oauthStartInput(c *gin.Context) (oauthStartRequest, error) {
+	var req oauthStartRequest
+	if c.Request.Method == http.MethodPost {
+		if c.Request.ContentLength != 0 {
+			if err := bindJSON(c, &req); err != nil {
+				return req, err
+			}
+		}
+	} else {
+		req.DefaultTeamID = c.Query("default_team_id")
+		if p := c.Query("default_priority"); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return req, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_priority", Message: "default_priority must be a number"}
+			}
+			req.DefaultPriority = &n
+		}
+		for _, l := range c.QueryArray("labels") {
+			req.Labels = append(req.Labels, strings.Split(l, ",")...)
+		}
+	}
+	if p := req.DefaultPriority; p != nil && (*p < 0 || *p > 4) {
+		return req, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_priority",
+			Message: "default_priority must be Linear's 0 (none), 1 (urgent), 2 (high), 3 (medium) or 4 (low)"}
+	}
+	return req, nil
+}
+
+// handleOAuthCallback finishes connecting by OAuth. The state is consumed first, whatever happens next, so a
+// callback can never be replayed; nothing is stored unless the code exchange and the probe of Linear succeed.
+func (s *Server) handleOAuthCallback(c *gin.Context) {
+	if s.cfg.OAuth == nil {
+		s.writeError(c, linsync.Errorf(linsync.ENOTIMPLEMENTED, "OAuth is not configured (LINEAR_OAUTH_CLIENT_ID)"))
+		return
+	}
+	st, err := s.db.ConsumeOAuthState(c, c.Query("state"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if e := c.Query("error"); e != "" {
+		s.recordAccess(c, postgres.AccessEvent{WorkspaceID: st.WorkspaceID, Kind: postgres.AccessConnected,
+			Outcome: postgres.AccessOutcomeFailed, Detail: "Linear did not grant access: " + e})
+		s.writeError(c, linsync.Errorf(linsync.EINVALID, "Linear did not grant access: %s %s", e, c.Query("error_description")))
+		return
+	}
+	code := c.Query("code")
+	if code == "" {
+		s.writeError(c, &linsync.Error{Code: linsync.EINVALID, Field: "code", Message: "the callback carries no authorization code"})
+		return
+	}
+	ws, err := s.db.FindWorkspace(c, st.WorkspaceID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c, 30*time.Second)
+	defer cancel()
+	tok, err := s.cfg.OAuth.Exchange(ctx, code, st.CodeVerifier)
+	if err != nil {
+		s.log.WarnContext(c, "linear oauth code exchange failed", "workspace_id", ws.ID, "err", err)
+		s.writeError(c, oauthRefusal("Linear refused the authorization code", err))
+		return
+	}
+	cred := linear.Credential{AccessToken: tok.AccessToken}
+	probe, err := s.probeLinear(ctx, cred, st.DefaultTeamID)
+	if err == nil && st.DefaultTeamID == "" && len(probe.teams) == 0 {
+		err = linsync.Errorf(linsync.EINVALID, "the authorized Linear user sees no team")
+	}
+	if err != nil {
+		s.revokeGrant(context.WithoutCancel(ctx), ws.ID, "", tok.AccessToken, tok.RefreshToken)
+		s.log.WarnContext(c, "linear oauth connect refused", "workspace_id", ws.ID, "credential", cred.Redacted(), "err", err)
+		s.writeError(c, err)
+		return
+	}
+	team := st.DefaultTeamID
+	if team == "" {
+		team = probe.teams[0].Id // the admin named none: Linear's first team, shown in the answer and changeable by reconnecting
+	}
+	var expires *time.Time
+	if !tok.ExpiresAt.IsZero() {
+		expires = &tok.ExpiresAt
+	}
+	conn, err := s.db.SaveConnection(c, postgres.ConnectionInput{
+		WorkspaceID: ws.ID, OrganizationID: probe.orgID, OrganizationName: probe.orgName, AuthKind: linsync.AuthOAuth,
+		Credential: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: expires, OAuthScopes: tok.Scopes,
+		ActorUserID: probe.viewer.Id, ActorName: probe.viewer.Name, DefaultTeam: team, Priority: st.DefaultPriority,
+		Labels: st.DefaultLabels,
+	})
+	if err != nil {
+		s.revokeGrant(context.WithoutCancel(ctx), ws.ID, "", tok.AccessToken, tok.RefreshToken)
+		s.writeError(c, err)
+		return
+	}
+	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessConnected,
+		Outcome: postgres.AccessOutcomeOK, Detail: "oauth, organization " + conn.OrganizationID})
+	s.log.InfoContext(c, "linear connected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID,
+		"auth_kind", conn.AuthKind, "credential", conn.CredentialLast4)
+	lc, err := s.linearClient(cred)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.connectedAnswer(ctx, ws, conn, lc))
+}
+
+// connectedAnswer registers linsync's webhook for a new connection (when a public URL is configured) and builds
+// the answer to a connect. A failed registration does not undo the connection: the answer says what failed and
+// POST …/webhooks retries it.
+func (s *Server) connectedAnswer(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client) gin.H {
+	out := gin.H{"connection": viewConnection(conn)}
+	if s.cfg.PublicURL == "" {
+		return out
+	}
+	hook, err := s.ensureManagedWebhook(ctx, ws, conn, lc)
+	if err != nil {
+		out["webhook_error"] = gin.H{"code": linsync.ErrorCode(err), "message": linsync.ErrorMessage(err)}
+		return out
+	}
+	out["webhook"] = hook
+	return out
+}
+
+// revokeGrant revokes OAuth tokens at Linear, best effort, and records the outcome.
+func (s *Server) revokeGrant(ctx context.Context, workspaceID, connectionID, access, refresh string) {
+	if s.cfg.OAuth == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for _, t := range []struct{ tok, hint string }{{refresh, "refresh_token"}, {access, "access_token"}} {
+		if t.tok == "" {
+			continue
+		}
+		ev := postgres.AccessEvent{WorkspaceID: workspaceID, ConnectionID: connectionID, Kind: postgres.AccessTokenRevoked,
+			Outcome: postgres.AccessOutcomeOK, Detail: t.hint + " " + linear.Credential{AccessToken: t.tok}.Redacted()}
+		if err := s.cfg.OAuth.Revoke(ctx, t.tok, t.hint); err != nil {
+			ev.Outcome, ev.Detail = postgres.AccessOutcomeFailed, ev.Detail+": "+err.Error()
+			s.log.WarnContext(ctx, "revoke linear oauth token failed", "workspace_id", workspaceID, "token_type", t.hint, "err", err)
+		}
+		s.recordAccess(ctx, ev)
+	}
+}
+
+// oauthRefusal turns an OAuth endpoint error into an answer: Linear's refusal is 400, its absence 503.
+func oauthRefusal(what string, err error) error {
+	var oe *linear.OAuthError
+	if errors.As(err, &oe) && oe.Permanent() {
+		msg := oe.Code
+		if oe.Description != "" {
+			msg += " (" + oe.Description + ")"
+		}
+		return linsync.Errorf(linsync.EINVALID, "%s: %s", what, msg)
+	}
+	return linsync.Errorf(linsync.EUNAVAILABLE, "%s: Linear's OAuth endpoint is unavailable; retry later", what)
+}
+
+// linearFor returns a Linear client for the workspace's active connection, refreshing an OAuth access token that
+// is about to expire (serialised with every other refresher; see postgres.RefreshOAuthConnection).
+func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Client, *linsync.LinearConnection, *postgres.Credentials, error) {
+	conn, err := s.db.FindConnection(ctx, workspaceID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if conn.Status != linsync.ConnectionActive {
+		return nil, conn, nil, linsync.Errorf(linsync.ECONFLICT, "the Linear connection is %s: %s", conn.Status, conn.StatusReason)
+	}
+	var creds *postgres.Credentials
+	if conn.AuthKind == linsync.AuthOAuth && s.cfg.OAuth != nil && conn.AccessTokenExpiresAt != nil &&
+		conn.AccessTokenExpiresAt.Sub(s.now()) <= refreshWithin {
+		conn, creds, err = s.db.RefreshOAuthConnection(ctx, workspaceID, refreshWithin, oauthRefresher(s.cfg.OAuth))
+		if err != nil {
+			if linear.IsPermanentOAuthError(err) {
+				return nil, nil, nil, oauthRefusal("Linear refused the refresh token; connect again", err)
+			}
+			if linsync.ErrorCode(err) == linsync.EINTERNAL {
+				err = linsync.Errorf(linsync.EUNAVAILABLE, "refresh the Linear access token: unavailable; retry later")
+			}
+			return nil, nil, nil, err
+		}
+	} else if conn, creds, err = s.db.ConnectionCredentials(ctx, workspaceID); err != nil {
+		return nil, nil, nil, err
+	}
+	cred := linear.Credential{APIKey: creds.Credential}
+	if conn.AuthKind == linsync.AuthOAuth {
+		cred = linear.Credential{AccessToken: creds.Credential}
+	}
+	lc, err := s.linearClient(cred)
+	return lc, conn, creds, err
+}
+
+// oauthRefresher adapts Linear's token endpoint to the store's refresh step.
+func oauthRefresher(o *linear.OAuthClient) postgres.RefreshFunc {
+	return func(ctx context.Context, refreshToken string) (*postgres.OAuthTokens, error) {
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		t, err := o.Refresh(ctx, refreshToken)
+		if err != nil {
+			return nil, err
+		}
+		return &postgres.OAuthTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, Scopes: t.Scopes}, nil
+	}
+}
+
+func (s *Server) recordAccess(ctx context.Context, e postgres.AccessEvent) {
+	if err := s.db.RecordAccessEvent(context.WithoutCancel(ctx), e); err != nil {
+		s.log.WarnContext(ctx, "record access event failed", "workspace_id", e.WorkspaceID, "kind", e.Kind, "err", err)
+	}
+}
+
+func (s *Server) handleAccessHistory(c *gin.Context) {
+	evs, err := s.db.ListAccessEvents(c, workspaceOf(c).ID, 100)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"events": evs})
+}
+
+// afterAPIKeyConnect records a connect by API key, registers linsync's webhook and answers the connect.
+func (s *Server) afterAPIKeyConnect(c *gin.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, cred linear.Credential) {
+	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessConnected,
+		Outcome: postgres.AccessOutcomeOK, Detail: "api key, organization " + conn.OrganizationID})
+	lc, err := s.linearClient(cred)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.connectedAnswer(c, ws, conn, lc))
+}

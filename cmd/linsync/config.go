@@ -10,6 +10,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+
+	"github.com/linsync/linsync/linear"
 )
 
 // Config is all of linsync's configuration, read once from the environment (see the README's table).
@@ -29,6 +31,11 @@ type Config struct {
 	LinearAPIURL      string
 	LinearSchema      string
 	BootstrapToken    string
+	// PublicURL is the base URL Linear reaches linsync at; when set, connecting registers linsync's webhook.
+	PublicURL          string
+	WebhookSecretGrace time.Duration
+	// OAuth is Linear's OAuth application; ClientID "" disables connecting by OAuth.
+	OAuth linear.OAuthConfig
 	// Temporal holds the client options from the SDK's standard TEMPORAL_* variables.
 	Temporal client.Options
 }
@@ -54,6 +61,16 @@ var (
 	envLinearAPIURL     = envVar{"LINEAR_API_URL", "https://api.linear.app/graphql"}
 	envLinearSchema     = envVar{"LINEAR_SCHEMA", "../shared/linear/schema.graphql"}
 	envBootstrapToken   = envVar{"LINSYNC_BOOTSTRAP_TOKEN", ""}
+	envPublicURL        = envVar{"LINSYNC_PUBLIC_URL", ""}
+	envSecretGrace      = envVar{"LINSYNC_WEBHOOK_SECRET_GRACE", "1h"}
+	envOAuthClientID    = envVar{"LINEAR_OAUTH_CLIENT_ID", ""}
+	envOAuthSecret      = envVar{"LINEAR_OAUTH_CLIENT_SECRET", ""}
+	envOAuthRedirect    = envVar{"LINEAR_OAUTH_REDIRECT_URL", ""} // default: LINSYNC_PUBLIC_URL + /v1/oauth/linear/callback
+	envOAuthScopes      = envVar{"LINEAR_OAUTH_SCOPES", "read,write,admin"}
+	envOAuthActor       = envVar{"LINEAR_OAUTH_ACTOR", "user"}
+	envOAuthAuthorize   = envVar{"LINEAR_OAUTH_AUTHORIZE_URL", linear.DefaultAuthorizeURL}
+	envOAuthToken       = envVar{"LINEAR_OAUTH_TOKEN_URL", linear.DefaultTokenURL}
+	envOAuthRevoke      = envVar{"LINEAR_OAUTH_REVOKE_URL", linear.DefaultRevokeURL}
 )
 
 func (v envVar) get() string {
@@ -86,20 +103,37 @@ func LoadConfig() (Config, error) {
 		return out
 	}
 	cfg := Config{
-		HTTPAddr:          envHTTPAddr.get(),
-		DatabaseURL:       envDatabaseURL.get(),
-		SecretsKeyURL:     envSecretsKeyURL.get(),
-		TaskQueue:         envTaskQueue.get(),
-		WebhookTolerance:  dur(envWebhookTolerance),
-		WebhookAllowedIPs: prefixes(envAllowedIPs),
-		TrustedProxies:    prefixes(envTrustedProxies),
-		StartTimeout:      dur(envStartTimeout),
-		ShutdownGrace:     dur(envShutdownGrace),
-		LogFormat:         envLogFormat.get(),
-		TemporalUIURL:     strings.TrimRight(envTemporalUIURL.get(), "/"),
-		LinearAPIURL:      envLinearAPIURL.get(),
-		LinearSchema:      envLinearSchema.get(),
-		BootstrapToken:    envBootstrapToken.get(),
+		HTTPAddr:           envHTTPAddr.get(),
+		DatabaseURL:        envDatabaseURL.get(),
+		SecretsKeyURL:      envSecretsKeyURL.get(),
+		TaskQueue:          envTaskQueue.get(),
+		WebhookTolerance:   dur(envWebhookTolerance),
+		WebhookAllowedIPs:  prefixes(envAllowedIPs),
+		TrustedProxies:     prefixes(envTrustedProxies),
+		StartTimeout:       dur(envStartTimeout),
+		ShutdownGrace:      dur(envShutdownGrace),
+		LogFormat:          envLogFormat.get(),
+		TemporalUIURL:      strings.TrimRight(envTemporalUIURL.get(), "/"),
+		LinearAPIURL:       envLinearAPIURL.get(),
+		LinearSchema:       envLinearSchema.get(),
+		BootstrapToken:     envBootstrapToken.get(),
+		PublicURL:          strings.TrimRight(envPublicURL.get(), "/"),
+		WebhookSecretGrace: dur(envSecretGrace),
+		OAuth: linear.OAuthConfig{
+			ClientID: envOAuthClientID.get(), ClientSecret: envOAuthSecret.get(), RedirectURL: envOAuthRedirect.get(),
+			Scopes: strings.FieldsFunc(envOAuthScopes.get(), func(r rune) bool { return r == ',' || r == ' ' }),
+			Actor:  envOAuthActor.get(), AuthorizeURL: envOAuthAuthorize.get(), TokenURL: envOAuthToken.get(),
+			RevokeURL: envOAuthRevoke.get(),
+		},
+	}
+	if cfg.OAuth.RedirectURL == "" && cfg.PublicURL != "" {
+		cfg.OAuth.RedirectURL = cfg.PublicURL + "/v1/oauth/linear/callback"
+	}
+	if cfg.OAuth.ClientID != "" && cfg.OAuth.RedirectURL == "" {
+		errs = append(errs, envOAuthRedirect.name+" (or "+envPublicURL.name+") is required with "+envOAuthClientID.name)
+	}
+	if a := cfg.OAuth.Actor; a != "user" && a != "app" {
+		errs = append(errs, envOAuthActor.name+" must be user or app")
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(envLogLevel.get())); err != nil {
 		errs = append(errs, envLogLevel.name+" must be debug, info, warn or error")
@@ -135,4 +169,12 @@ func (c Config) requireKey() error {
 		return fmt.Errorf("%s is not set: secrets are encrypted at rest and need a key URL (for example base64key://… locally; `linsync dev` makes one)", envSecretsKeyURL.name)
 	}
 	return nil
+}
+
+// oauthClient returns Linear's OAuth client, nil when no application is configured.
+func (c Config) oauthClient() (*linear.OAuthClient, error) {
+	if c.OAuth.ClientID == "" {
+		return nil, nil
+	}
+	return linear.NewOAuthClient(c.OAuth)
 }

@@ -80,6 +80,8 @@ type Server struct {
 
 	hooks *dispatcher
 	ts    *httptest.Server
+	// oauth is the authorization server (oauth.go), nil until EnableOAuth.
+	oauth *oauthServer
 }
 
 type organization struct{ ID, Name, URLKey string }
@@ -181,6 +183,7 @@ func (s *Server) now() time.Time { return s.opts.Now().UTC() }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/_fake/", s.serveTestAPI)
+	mux.HandleFunc("/oauth/", s.serveOAuth)
 	mux.HandleFunc("/", s.serveGraphQL)
 	return mux
 }

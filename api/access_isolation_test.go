@@ -1,0 +1,189 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/linsync/linsync"
+)
+
+// accessSnapshot is what a workspace owns, to prove a request changed nothing.
+type accessSnapshot struct {
+	tokens, webhooks, events, states int
+	conn                             linsync.LinearConnection
+	linearHooks                      int
+}
+
+func (e *accessEnv) snapshot(wsID string) accessSnapshot {
+	e.t.Helper()
+	ctx := e.t.Context()
+	var s accessSnapshot
+	toks, err := e.db.ListTokens(ctx, wsID)
+	require.NoError(e.t, err)
+	for _, t := range toks {
+		if t.RevokedAt == nil {
+			s.tokens++
+		}
+	}
+	hooks, err := e.db.ListLinearWebhooks(ctx, wsID)
+	require.NoError(e.t, err)
+	s.webhooks = len(hooks)
+	evs, err := e.db.ListAccessEvents(ctx, wsID, 1000)
+	require.NoError(e.t, err)
+	s.events = len(evs)
+	require.NoError(e.t, e.db.Pool().QueryRow(ctx, `SELECT count(*) FROM oauth_states WHERE workspace_id = $1`, wsID).Scan(&s.states))
+	if c, err := e.db.FindConnection(ctx, wsID); err == nil {
+		s.conn = *c
+	}
+	s.linearHooks = len(e.fake.Webhooks())
+	return s
+}
+
+// TestTokenIsolationEveryV1Route walks every /v1 route the server has (every capability's): workspace B's admin
+// token on workspace A's paths is answered 404, no token 401, and workspace A is unchanged afterwards. Routes
+// outside a workspace keep their own guard: the bootstrap token, or the OAuth state.
+func TestTokenIsolationEveryV1Route(t *testing.T) {
+	t.Parallel()
+	e := newAccessEnv(t, accessOptions{})
+	a, aTok := e.workspace("alpha")
+	b, bTok := e.workspace("bravo")
+	hook := e.connectAPIKey(a, aTok)["webhook"].(map[string]any)
+	toks, err := e.db.ListTokens(t.Context(), a.ID)
+	require.NoError(t, err)
+	ids := map[string]string{"tokens": toks[0].ID, "webhooks": hook["id"].(string)}
+	beforeA, beforeB := e.snapshot(a.ID), e.snapshot(b.ID)
+
+	srvRoutes := bareServer(t).Routes()
+	walked := 0
+	for _, r := range srvRoutes {
+		if !strings.HasPrefix(r.Path, "/v1/") {
+			continue
+		}
+		path := concretePath(r.Path, "alpha", ids)
+		var body []byte
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			body = []byte(`{}`)
+		}
+		noToken := rawStatus(t, e.srv.URL, r.Method, path, "", body)
+		otherWS := rawStatus(t, e.srv.URL, r.Method, path, bTok, body)
+		switch {
+		case strings.Contains(r.Path, ":ws"):
+			walked++
+			require.Equal(t, http.StatusUnauthorized, noToken, "%s %s without a token", r.Method, r.Path)
+			require.Equal(t, http.StatusNotFound, otherWS, "%s %s with another workspace's admin token", r.Method, r.Path)
+		case r.Path == "/v1/workspaces":
+			require.Equal(t, http.StatusUnauthorized, noToken, "%s %s without the bootstrap token", r.Method, r.Path)
+			require.Equal(t, http.StatusUnauthorized, otherWS, "a workspace token is not the bootstrap token")
+		case r.Path == "/v1/oauth/linear/callback":
+			require.Equal(t, http.StatusBadRequest, noToken, "the state, not a token, authenticates the callback")
+		default:
+			require.GreaterOrEqual(t, noToken, 400, "%s %s is unguarded without a token", r.Method, r.Path)
+		}
+	}
+	require.Greater(t, walked, 10)
+	require.Equal(t, beforeA, e.snapshot(a.ID), "workspace A unchanged")
+	require.Equal(t, beforeB, e.snapshot(b.ID), "workspace B unchanged")
+}
+
+// concretePath fills a gin route with workspace ws and ids of workspace A's own resources where the route names
+// them, so a leak would hit something real.
+func concretePath(route, ws string, ids map[string]string) string {
+	parts := strings.Split(strings.ReplaceAll(route, `\:`, "\x00"), "/")
+	for i, p := range parts {
+		if !strings.HasPrefix(p, ":") && !strings.HasPrefix(p, "*") {
+			continue
+		}
+		switch {
+		case p == ":ws":
+			parts[i] = ws
+		case i > 0 && ids[parts[i-1]] != "":
+			parts[i] = ids[parts[i-1]]
+		default:
+			parts[i] = uuid.NewString()
+		}
+	}
+	return strings.ReplaceAll(strings.Join(parts, "/"), "\x00", ":")
+}
+
+func rawStatus(t *testing.T, base, method, path, token string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, base+path, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSecretsNeverInLogsOrResponses captures every log line of a full API-key connect with webhook registration, a
+// manual webhook, rotations of both, an OAuth connect (with its own webhook) and a disconnect, and every response
+// body, then searches them for each secret involved: the API key, the OAuth tokens, the webhook secrets, the
+// workspace tokens, the OAuth code.
+func TestSecretsNeverInLogsOrResponses(t *testing.T) {
+	t.Parallel()
+	e := newAccessEnv(t, accessOptions{})
+	secrets := map[string]string{"linear api key": e.sd.APIKey}
+	a, aTok := e.workspace("alpha")
+	b, bTok := e.workspace("bravo")
+	secrets["alpha admin token"], secrets["bravo admin token"] = aTok, bTok
+
+	managed := e.connectAPIKey(a, aTok)["webhook"].(map[string]any)["id"].(string)
+	secrets["managed webhook secret"] = e.fake.Webhooks()[0].Secret
+	status, body := e.call(http.MethodPost, "/v1/workspaces/alpha/integrations/linear/webhooks", aTok,
+		map[string]any{"secret": "lin_wh_manual_pasted_secret_abcdef", "team_id": e.sd.Plain.ID})
+	require.Equal(t, http.StatusCreated, status, "body: %v", body)
+	manual := body["webhook"].(map[string]any)["id"].(string)
+	secrets["manual webhook secret"] = "lin_wh_manual_pasted_secret_abcdef"
+	status, _ = e.call(http.MethodPost, "/v1/workspaces/alpha/integrations/linear/webhooks/"+managed+"/rotate", aTok, nil)
+	require.Equal(t, http.StatusOK, status)
+	status, _ = e.call(http.MethodPost, "/v1/workspaces/alpha/integrations/linear/webhooks/"+manual+"/rotate", aTok,
+		map[string]any{"secret": "lin_wh_manual_rotated_secret_ghijkl"})
+	require.Equal(t, http.StatusOK, status)
+	secrets["manual rotated secret"] = "lin_wh_manual_rotated_secret_ghijkl"
+	status, _ = e.call(http.MethodGet, "/v1/workspaces/alpha/integrations/linear/teams", aTok, nil)
+	require.Equal(t, http.StatusOK, status)
+	status, _ = e.call(http.MethodGet, "/v1/workspaces/alpha/integrations/linear", aTok, nil)
+	require.Equal(t, http.StatusOK, status)
+
+	callback, _ := e.connectOAuth(b, bTok)
+	cb, err := url.Parse(callback)
+	require.NoError(t, err)
+	secrets["oauth code"] = cb.Query().Get("code")
+	_, creds, err := e.db.ConnectionCredentials(t.Context(), b.ID)
+	require.NoError(t, err)
+	secrets["oauth access token"], secrets["oauth refresh token"] = creds.Credential, creds.RefreshToken
+	for _, w := range e.fake.Webhooks() {
+		secrets["webhook secret "+w.ID] = w.Secret
+	}
+	_, err = e.db.Pool().Exec(t.Context(), `UPDATE linear_connections SET access_token_expires_at = now() WHERE workspace_id = $1`, b.ID)
+	require.NoError(t, err)
+	status, _ = e.call(http.MethodGet, "/v1/workspaces/bravo/integrations/linear/webhooks", bTok, nil)
+	require.Equal(t, http.StatusOK, status)
+	status, _ = e.call(http.MethodDelete, "/v1/workspaces/bravo/integrations/linear", bTok, nil) // refreshes, then revokes
+	require.Equal(t, http.StatusOK, status)
+	status, _ = e.call(http.MethodDelete, "/v1/workspaces/alpha/integrations/linear", aTok, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.NoError(t, e.fake.Flush(context.Background()))
+
+	logs := e.logs.String()
+	require.Contains(t, logs, "linear webhook registered", "the logs were captured")
+	responses := string(joinBodies(e.wire.Bodies()))
+	require.Contains(t, responses, "secret_last4")
+	for name, s := range secrets {
+		require.NotEmpty(t, s, name)
+		require.NotContains(t, logs, s, "%s leaked into the logs", name)
+		require.NotContains(t, responses, s, "%s leaked into a response", name)
+	}
+}

@@ -1,0 +1,314 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/postgres"
+)
+
+// webhookResourceTypes are the Linear resource types linsync acts on; OAuthApp revocations come through the OAuth
+// application's own webhook and need no subscription.
+var webhookResourceTypes = []string{"Issue", "Comment", "IssueLabel", "Reaction", "Project", "Cycle", "IssueSLA"}
+
+// newWebhookSecret returns a signing secret for a webhook linsync registers: 256 random bits.
+func newWebhookSecret() string { return "lsw_" + linear.RandomToken(32) }
+
+// webhookURL is where Linear posts a workspace's deliveries: by path, so matching never depends on the organization.
+func (s *Server) webhookURL(ws *linsync.Workspace) string {
+	return strings.TrimRight(s.cfg.PublicURL, "/") + "/webhooks/linear/" + ws.Slug
+}
+
+// ensureManagedWebhook returns the workspace's managed webhook for the connection's organization, creating it in
+// Linear when there is none (a reconnect keeps the existing one).
+func (s *Server) ensureManagedWebhook(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client) (*postgres.WebhookRecord, error) {
+	hooks, err := s.db.ListLinearWebhooks(ctx, ws.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hooks {
+		if h.Managed && h.OrganizationID == conn.OrganizationID && h.URL == s.webhookURL(ws) {
+			return h, nil
+		}
+	}
+	return s.createManagedWebhook(ctx, ws, conn, lc, "")
+}
+
+// createManagedWebhook registers linsync's webhook in Linear with a secret linsync generates. The secret is stored
+// (encrypted) before Linear is asked, so the first delivery already verifies; if Linear refuses, the row goes again.
+// teamID "" subscribes all public teams.
+func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client, teamID string) (*postgres.WebhookRecord, error) {
+	if s.cfg.PublicURL == "" {
+		return nil, linsync.Errorf(linsync.ECONFLICT,
+			"linsync has no public URL (LINSYNC_PUBLIC_URL), so Linear cannot reach it; create the webhook in Linear and register its secret instead")
+	}
+	id := uuid.NewString()
+	secret := newWebhookSecret()
+	url := s.webhookURL(ws)
+	rec, err := s.db.RegisterLinearWebhook(ctx, postgres.WebhookRegistration{ID: id, WorkspaceID: ws.ID,
+		ConnectionID: conn.ID, OrganizationID: conn.OrganizationID, TeamID: teamID, LinearWebhookID: id, Managed: true,
+		URL: url, ResourceTypes: webhookResourceTypes, Secret: secret})
+	if err != nil {
+		return nil, err
+	}
+	in := linear.WebhookCreateInput{ID: id, URL: url, ResourceTypes: webhookResourceTypes, Secret: secret,
+		Label: "linsync " + ws.Slug, TeamID: teamID, AllPublicTeams: teamID == ""}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := linear.WebhookCreate(cctx, lc.GQL(), in); err != nil {
+		if derr := s.db.DeleteLinearWebhook(context.WithoutCancel(ctx), ws.ID, id); derr != nil {
+			s.log.WarnContext(ctx, "forget unregistered webhook failed", "workspace_id", ws.ID, "webhook_id", id, "err", derr)
+		}
+		s.recordAccess(ctx, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessWebhookCreated,
+			Outcome: postgres.AccessOutcomeFailed, Detail: linear.Classify(err).Error()})
+		s.log.WarnContext(ctx, "create linear webhook failed", "workspace_id", ws.ID, "err", err)
+		return nil, linearRefusal("create the webhook in Linear", err)
+	}
+	s.recordAccess(ctx, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessWebhookCreated,
+		Outcome: postgres.AccessOutcomeOK, Detail: "managed webhook " + id + " → " + url})
+	s.log.InfoContext(ctx, "linear webhook registered", "workspace_id", ws.ID, "webhook_id", id, "linear_webhook_id", id,
+		"secret", rec.SecretLast4)
+	return rec, nil
+}
+
+func (s *Server) handleListWebhooks(c *gin.Context) {
+	hooks, err := s.db.ListLinearWebhooks(c, workspaceOf(c).ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"webhooks": hooks})
+}
+
+type createWebhookRequest struct {
+	// Secret is Linear's signing secret, pasted by an admin who created the webhook in Linear (manual mode). Without
+	// it, linsync creates the webhook in Linear itself (managed mode).
+	Secret          string `json:"secret"`
+	OrganizationID  string `json:"organization_id"`
+	TeamID          string `json:"team_id"`
+	LinearWebhookID string `json:"linear_webhook_id"`
+}
+
+// handleCreateWebhook registers a webhook: manual mode stores the secret the admin pasted from Linear; managed mode
+// (no secret) creates linsync's webhook in Linear.
+func (s *Server) handleCreateWebhook(c *gin.Context) {
+	var req createWebhookRequest
+	if err := bindJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ws := workspaceOf(c)
+	req.Secret = strings.TrimSpace(req.Secret)
+	if req.Secret == "" {
+		lc, conn, _, err := s.linearFor(c, ws.ID)
+		if err == nil && req.OrganizationID != "" && req.OrganizationID != conn.OrganizationID {
+			err = &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "organization_id",
+				Message: "a managed webhook belongs to the connected organization " + conn.OrganizationID}
+		}
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		rec, err := s.createManagedWebhook(c, ws, conn, lc, req.TeamID)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusCreated, gin.H{"webhook": rec})
+		return
+	}
+	var connID string
+	if conn, err := s.db.FindConnection(c, ws.ID); err == nil {
+		connID = conn.ID
+		if req.OrganizationID == "" {
+			req.OrganizationID = conn.OrganizationID
+		}
+	} else if linsync.ErrorCode(err) != linsync.ENOTFOUND {
+		s.writeError(c, err)
+		return
+	}
+	rec, err := s.db.RegisterLinearWebhook(c, postgres.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: connID,
+		OrganizationID: req.OrganizationID, TeamID: req.TeamID, LinearWebhookID: req.LinearWebhookID, Secret: req.Secret})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: connID, Kind: postgres.AccessWebhookCreated,
+		Outcome: postgres.AccessOutcomeOK, Detail: "manual webhook " + rec.ID})
+	s.log.InfoContext(c, "linear webhook registered", "workspace_id", ws.ID, "webhook_id", rec.ID, "managed", false,
+		"secret", rec.SecretLast4)
+	c.JSON(http.StatusCreated, gin.H{"webhook": rec})
+}
+
+// handleDeleteWebhook forgets a webhook and, when linsync created it, deletes it in Linear first. Linear being
+// unavailable is a 503 and keeps the webhook, so the admin can retry.
+func (s *Server) handleDeleteWebhook(c *gin.Context) {
+	ws := workspaceOf(c)
+	rec, err := s.db.FindLinearWebhook(c, ws.ID, c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if rec.Managed && rec.LinearWebhookID != "" {
+		lc, _, _, err := s.linearFor(c, ws.ID)
+		switch {
+		case err == nil:
+			if err := s.deleteInLinear(c, ws.ID, rec, lc); err != nil {
+				s.writeError(c, err)
+				return
+			}
+		case linsync.ErrorCode(err) == linsync.ENOTFOUND || linsync.ErrorCode(err) == linsync.ECONFLICT:
+			// No usable credential: Linear keeps the webhook until an admin removes it there; say so in the history.
+			s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookDeleted,
+				Outcome: postgres.AccessOutcomeFailed, Detail: "not deleted in Linear (" + linsync.ErrorMessage(err) + "): " + rec.LinearWebhookID})
+		default:
+			s.writeError(c, err)
+			return
+		}
+	}
+	if err := s.db.DeleteLinearWebhook(c, ws.ID, rec.ID); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookDeleted,
+		Outcome: postgres.AccessOutcomeOK, Detail: "webhook " + rec.ID})
+	c.Status(http.StatusNoContent)
+}
+
+// deleteInLinear deletes a managed webhook in Linear; one Linear no longer has counts as deleted. A refusal is
+// recorded and returned as 400, an outage as 503.
+func (s *Server) deleteInLinear(ctx context.Context, workspaceID string, rec *postgres.WebhookRecord, lc *linear.Client) error {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := linear.WebhookDelete(cctx, lc.GQL(), rec.LinearWebhookID)
+	if err == nil || linear.ClassOf(err) == linear.ClassNotFound {
+		return nil
+	}
+	s.recordAccess(ctx, postgres.AccessEvent{WorkspaceID: workspaceID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookDeleted,
+		Outcome: postgres.AccessOutcomeFailed, Detail: "delete in Linear " + rec.LinearWebhookID + ": " + linear.Classify(err).Error()})
+	return linearRefusal("delete the webhook in Linear", err)
+}
+
+type rotateWebhookRequest struct {
+	// Secret is the new secret of a manual webhook, rotated in Linear by the admin; a managed webhook gets one from
+	// linsync.
+	Secret string `json:"secret"`
+}
+
+// handleRotateWebhook replaces a webhook's signing secret. The new secret is accepted at once and the previous one
+// until the grace window ends. For a managed webhook linsync generates the secret and sets it in Linear within the
+// same database transaction, so either both sides change or neither does.
+func (s *Server) handleRotateWebhook(c *gin.Context) {
+	var req rotateWebhookRequest
+	if c.Request.ContentLength != 0 {
+		if err := bindJSON(c, &req); err != nil {
+			s.writeError(c, err)
+			return
+		}
+	}
+	ws := workspaceOf(c)
+	rec, err := s.db.FindLinearWebhook(c, ws.ID, c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	req.Secret = strings.TrimSpace(req.Secret)
+	var apply func(context.Context) error
+	switch {
+	case rec.Managed && req.Secret != "":
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "secret",
+			Message: "linsync generates the secrets of webhooks it manages; send no secret"})
+		return
+	case rec.Managed:
+		lc, _, _, err := s.linearFor(c, ws.ID)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		req.Secret = newWebhookSecret()
+		secret := req.Secret
+		apply = func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			_, err := linear.WebhookUpdate(ctx, lc.GQL(), rec.LinearWebhookID, linear.WebhookUpdateInput{Secret: linear.Value(secret)})
+			if err != nil {
+				return linearRefusal("set the new secret in Linear", err)
+			}
+			return nil
+		}
+	case req.Secret == "":
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "secret",
+			Message: "secret is required: rotate the secret in Linear and paste the new one"})
+		return
+	}
+	out, err := s.db.RotateLinearWebhookSecretWith(c, ws.ID, rec.ID, req.Secret, s.cfg.WebhookSecretGrace, apply)
+	if err != nil {
+		s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookRotated,
+			Outcome: postgres.AccessOutcomeFailed, Detail: "webhook " + rec.ID + ": " + linsync.ErrorMessage(err)})
+		s.writeError(c, err)
+		return
+	}
+	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookRotated,
+		Outcome: postgres.AccessOutcomeOK, Detail: "webhook " + rec.ID})
+	s.log.InfoContext(c, "linear webhook secret rotated", "workspace_id", ws.ID, "webhook_id", rec.ID, "secret", out.SecretLast4,
+		"grace", s.cfg.WebhookSecretGrace.String())
+	c.JSON(http.StatusOK, gin.H{"webhook": out})
+}
+
+// handleDisconnectLinear disconnects a workspace from Linear: linsync's webhooks are deleted in Linear (best effort,
+// each outcome recorded), every webhook registration is forgotten so deliveries stop verifying, OAuth tokens are
+// revoked, and the connection is marked disconnected with its secrets dropped. The rows stay as history.
+func (s *Server) handleDisconnectLinear(c *gin.Context) {
+	ws := workspaceOf(c)
+	conn, err := s.db.FindConnection(c, ws.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if conn.Status == linsync.ConnectionDisconnected {
+		c.JSON(http.StatusOK, gin.H{"connection": viewConnection(conn)})
+		return
+	}
+	hooks, err := s.db.ListLinearWebhooks(c, ws.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	lc, _, creds, lerr := s.linearFor(c, ws.ID)
+	for _, h := range hooks {
+		if h.Managed && h.LinearWebhookID != "" {
+			if lerr != nil {
+				s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessWebhookDeleted,
+					Outcome: postgres.AccessOutcomeFailed, Detail: "not deleted in Linear (" + linsync.ErrorMessage(lerr) + "): " + h.LinearWebhookID})
+			} else if err := s.deleteInLinear(c, ws.ID, h, lc); err != nil {
+				s.log.WarnContext(c, "delete linear webhook at disconnect failed", "workspace_id", ws.ID, "webhook_id", h.ID, "err", err)
+			}
+		}
+		if err := s.db.DeleteLinearWebhook(c, ws.ID, h.ID); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessWebhookDeleted,
+			Outcome: postgres.AccessOutcomeOK, Detail: "webhook " + h.ID})
+	}
+	if conn.AuthKind == linsync.AuthOAuth && creds != nil {
+		s.revokeGrant(c, ws.ID, conn.ID, creds.Credential, creds.RefreshToken)
+	}
+	tok := c.MustGet(ctxToken).(*linsync.APIToken)
+	out, err := s.db.DisconnectConnection(c, ws.ID, "disconnected by API token "+tok.Name+" ("+tok.ID+")")
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessDisconnected,
+		Outcome: postgres.AccessOutcomeOK})
+	s.log.InfoContext(c, "linear disconnected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID)
+	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(out)})
+}

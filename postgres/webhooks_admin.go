@@ -1,0 +1,230 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/envelope"
+)
+
+// WebhookRecord is a registered Linear webhook as administrators see it: never its secret, only the last four
+// characters.
+type WebhookRecord struct {
+	ID                      string     `json:"id"`
+	WorkspaceID             string     `json:"workspace_id"`
+	ConnectionID            string     `json:"connection_id,omitempty"`
+	OrganizationID          string     `json:"organization_id"`
+	TeamID                  string     `json:"team_id,omitempty"`
+	LinearWebhookID         string     `json:"linear_webhook_id,omitempty"`
+	Managed                 bool       `json:"managed"`
+	URL                     string     `json:"url,omitempty"`
+	ResourceTypes           []string   `json:"resource_types"`
+	SecretLast4             string     `json:"secret_last4"`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+	CreatedAt               time.Time  `json:"created_at"`
+	UpdatedAt               time.Time  `json:"updated_at"`
+}
+
+// WebhookRegistration is a Linear webhook to store: one linsync created in Linear (Managed) or one an admin created
+// and whose secret they pasted.
+type WebhookRegistration struct {
+	// ID is linsync's id; for a managed webhook it is also the id chosen for Linear, so a retried create is
+	// recognised.
+	ID              string
+	WorkspaceID     string
+	ConnectionID    string
+	OrganizationID  string
+	TeamID          string
+	LinearWebhookID string
+	Managed         bool
+	URL             string
+	ResourceTypes   []string
+	Secret          string
+}
+
+const webhookRecordColumns = `id, workspace_id, coalesce(connection_id::text, ''), organization_id, coalesce(team_id, ''),
+	coalesce(linear_webhook_id, ''), managed, url, resource_types, secret_last4,
+	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END, created_at, updated_at`
+
+func scanWebhookRecord(row interface{ Scan(...any) error }) (*WebhookRecord, error) {
+	var w WebhookRecord
+	err := row.Scan(&w.ID, &w.WorkspaceID, &w.ConnectionID, &w.OrganizationID, &w.TeamID, &w.LinearWebhookID,
+		&w.Managed, &w.URL, &w.ResourceTypes, &w.SecretLast4, &w.PreviousSecretExpiresAt, &w.CreatedAt, &w.UpdatedAt)
+	return &w, err
+}
+
+// RegisterLinearWebhook stores a Linear webhook with its signing secret encrypted. Deliveries signed with the
+// secret verify from the moment this returns.
+func (db *DB) RegisterLinearWebhook(ctx context.Context, in WebhookRegistration) (*WebhookRecord, error) {
+	switch {
+	case in.Secret == "":
+		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "secret", Message: "webhook secret is required"}
+	case in.OrganizationID == "":
+		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "organization_id", Message: "Linear organization id is required"}
+	}
+	if in.ID == "" {
+		in.ID = uuid.NewString()
+	}
+	if in.ResourceTypes == nil {
+		in.ResourceTypes = []string{}
+	}
+	ct, err := db.cipher.Encrypt(ctx, []byte(in.Secret))
+	if err != nil {
+		return nil, fmt.Errorf("encrypt webhook secret: %w", err)
+	}
+	row := db.pool.QueryRow(ctx, `
+		INSERT INTO linear_webhooks (id, workspace_id, connection_id, organization_id, team_id, linear_webhook_id,
+			managed, url, resource_types, secret_ciphertext, secret_last4)
+		VALUES ($1, $2, NULLIF($3, '')::uuid, $4, NULLIF($5, ''), NULLIF($6, ''), $7, $8, $9, $10, $11)
+		RETURNING `+webhookRecordColumns,
+		in.ID, in.WorkspaceID, in.ConnectionID, in.OrganizationID, in.TeamID, in.LinearWebhookID, in.Managed, in.URL,
+		in.ResourceTypes, ct, envelope.Last4(in.Secret))
+	w, err := scanWebhookRecord(row)
+	if err != nil {
+		return nil, fmt.Errorf("insert linear webhook for workspace %s: %w", in.WorkspaceID, err)
+	}
+	return w, nil
+}
+
+// ListLinearWebhooks returns a workspace's registered Linear webhooks, oldest first.
+func (db *DB) ListLinearWebhooks(ctx context.Context, workspaceID string) ([]*WebhookRecord, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+webhookRecordColumns+` FROM linear_webhooks
+		WHERE workspace_id = $1 ORDER BY created_at, id`, workspaceID)
+	if err != nil {
+		return nil, fmt.Errorf("list linear webhooks of workspace %s: %w", workspaceID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*WebhookRecord, error) { return scanWebhookRecord(r) })
+	if err != nil {
+		return nil, fmt.Errorf("scan linear webhooks of workspace %s: %w", workspaceID, err)
+	}
+	return out, nil
+}
+
+// FindLinearWebhook returns one of a workspace's webhooks; another workspace's id is ENOTFOUND.
+func (db *DB) FindLinearWebhook(ctx context.Context, workspaceID, id string) (*WebhookRecord, error) {
+	if uuid.Validate(id) != nil {
+		return nil, linsync.Errorf(linsync.ENOTFOUND, "linear webhook not found")
+	}
+	w, err := scanWebhookRecord(db.pool.QueryRow(ctx, `SELECT `+webhookRecordColumns+` FROM linear_webhooks
+		WHERE workspace_id = $1 AND id = $2`, workspaceID, id))
+	if err != nil {
+		return nil, notFound(err, "linear webhook")
+	}
+	return w, nil
+}
+
+// DeleteLinearWebhook forgets one of a workspace's webhooks: its deliveries no longer verify.
+func (db *DB) DeleteLinearWebhook(ctx context.Context, workspaceID, id string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM linear_webhooks WHERE workspace_id = $1 AND id = $2`, workspaceID, id)
+	if err != nil {
+		return fmt.Errorf("delete linear webhook %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return linsync.Errorf(linsync.ENOTFOUND, "linear webhook not found")
+	}
+	return nil
+}
+
+// RotateLinearWebhookSecretWith makes secret current and keeps the previous one valid for grace, but only if apply
+// (which tells Linear) succeeds: the change is committed after apply returns nil and rolled back otherwise, so
+// linsync never accepts a secret Linear does not sign with, nor drops the one it still signs with.
+func (db *DB) RotateLinearWebhookSecretWith(ctx context.Context, workspaceID, id, secret string, grace time.Duration,
+	apply func(ctx context.Context) error) (*WebhookRecord, error) {
+	if secret == "" {
+		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "secret", Message: "webhook secret is required"}
+	}
+	ct, err := db.cipher.Encrypt(ctx, []byte(secret))
+	if err != nil {
+		return nil, fmt.Errorf("encrypt webhook secret: %w", err)
+	}
+	var out *WebhookRecord
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		w, err := scanWebhookRecord(tx.QueryRow(ctx, `
+			UPDATE linear_webhooks
+			SET previous_secret_ciphertext = secret_ciphertext,
+			    previous_secret_expires_at = now() + $4 * interval '1 millisecond',
+			    secret_ciphertext = $3, secret_last4 = $5, updated_at = now()
+			WHERE workspace_id = $1 AND id = $2
+			RETURNING `+webhookRecordColumns, workspaceID, id, ct, grace.Milliseconds(), envelope.Last4(secret)))
+		if err != nil {
+			return notFound(err, "linear webhook")
+		}
+		if apply != nil {
+			if err := apply(ctx); err != nil {
+				return err
+			}
+		}
+		out = w
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Access event kinds recorded in a workspace's access history.
+const (
+	AccessConnected        = "connected"
+	AccessWebhookCreated   = "webhook_created"
+	AccessWebhookDeleted   = "webhook_deleted"
+	AccessWebhookRotated   = "webhook_rotated"
+	AccessTokenRevoked     = "oauth_token_revoked"
+	AccessTokenRefreshed   = "oauth_token_refreshed"
+	AccessDisconnected     = "disconnected"
+	AccessRevokedByLinear  = "revoked_by_linear"
+	AccessOutcomeOK        = "ok"
+	AccessOutcomeFailed    = "failed"
+	maxAccessEventDetail   = 1000
+	accessEventListDefault = 100
+)
+
+// AccessEvent is one step in a workspace's access history.
+type AccessEvent struct {
+	ID           int64     `json:"id"`
+	WorkspaceID  string    `json:"workspace_id"`
+	ConnectionID string    `json:"connection_id,omitempty"`
+	Kind         string    `json:"kind"`
+	Outcome      string    `json:"outcome"`
+	Detail       string    `json:"detail,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// RecordAccessEvent appends to a workspace's access history. Detail must not carry a secret.
+func (db *DB) RecordAccessEvent(ctx context.Context, e AccessEvent) error {
+	if len(e.Detail) > maxAccessEventDetail {
+		e.Detail = e.Detail[:maxAccessEventDetail]
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO access_events (workspace_id, connection_id, kind, outcome, detail)
+		VALUES ($1, NULLIF($2, '')::uuid, $3, $4, $5)`, e.WorkspaceID, e.ConnectionID, e.Kind, e.Outcome, e.Detail)
+	if err != nil {
+		return fmt.Errorf("record access event %s for workspace %s: %w", e.Kind, e.WorkspaceID, err)
+	}
+	return nil
+}
+
+// ListAccessEvents returns a workspace's most recent access history, newest first.
+func (db *DB) ListAccessEvents(ctx context.Context, workspaceID string, limit int) ([]AccessEvent, error) {
+	if limit <= 0 {
+		limit = accessEventListDefault
+	}
+	rows, err := db.pool.Query(ctx, `SELECT id, workspace_id, coalesce(connection_id::text, ''), kind, outcome, detail,
+		created_at FROM access_events WHERE workspace_id = $1 ORDER BY id DESC LIMIT $2`, workspaceID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list access events of workspace %s: %w", workspaceID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AccessEvent, error) {
+		var e AccessEvent
+		err := r.Scan(&e.ID, &e.WorkspaceID, &e.ConnectionID, &e.Kind, &e.Outcome, &e.Detail, &e.CreatedAt)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan access events of workspace %s: %w", workspaceID, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,31 @@
+package workflows
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
+)
+
+func init() {
+	deliveryRoutes["OAuthApp/revoked"] = handleOAuthAppRevoked
+}
+
+// handleOAuthAppRevoked marks the organization's OAuth connections revoked, so work for them fails fast and
+// non-retryably with the reason instead of hammering Linear with dead tokens.
+func handleOAuthAppRevoked(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
+	var a *activities.Access
+	var res activities.OAuthAppRevokedResult
+	err := workflow.ExecuteActivity(storeContext(ctx), a.RevokeOAuthApp, activities.OAuthAppRevokedInput{
+		DeliveryID: in.DeliveryID, OrganizationID: in.OrganizationID, Body: in.Body,
+	}).Get(ctx, &res)
+	if err != nil {
+		return "", "", fmt.Errorf("revoke oauth connections of organization %s: %w", in.OrganizationID, err)
+	}
+	if len(res.WorkspaceIDs) == 0 {
+		return linsync.OutcomeIgnored, res.Ignored, nil
+	}
+	return linsync.OutcomeProcessed, fmt.Sprintf("revoked %d OAuth connection(s)", len(res.WorkspaceIDs)), nil
+}
