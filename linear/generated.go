@@ -2415,6 +2415,100 @@ func (v *UserFields) GetActive() bool { return v.Active }
 // GetApp returns UserFields.App, and is useful for accessing the field via an interface.
 func (v *UserFields) GetApp() bool { return v.App }
 
+// UserResponse is returned by User on success.
+type UserResponse struct {
+	// Fetches a specific user by their ID.
+	User UserUser `json:"user"`
+}
+
+// GetUser returns UserResponse.User, and is useful for accessing the field via an interface.
+func (v *UserResponse) GetUser() UserUser { return v.User }
+
+// UserUser includes the requested fields of the GraphQL type User.
+// The GraphQL type's documentation follows.
+//
+// A user that belongs to a workspace. Users can have different roles (admin, member, guest, or app) that determine their level of access. Users can be members of multiple teams, and can be active or deactivated. Guest users have limited access scoped to specific teams they are invited to.
+type UserUser struct {
+	UserFields `json:"-"`
+}
+
+// GetId returns UserUser.Id, and is useful for accessing the field via an interface.
+func (v *UserUser) GetId() string { return v.UserFields.Id }
+
+// GetName returns UserUser.Name, and is useful for accessing the field via an interface.
+func (v *UserUser) GetName() string { return v.UserFields.Name }
+
+// GetDisplayName returns UserUser.DisplayName, and is useful for accessing the field via an interface.
+func (v *UserUser) GetDisplayName() string { return v.UserFields.DisplayName }
+
+// GetEmail returns UserUser.Email, and is useful for accessing the field via an interface.
+func (v *UserUser) GetEmail() string { return v.UserFields.Email }
+
+// GetActive returns UserUser.Active, and is useful for accessing the field via an interface.
+func (v *UserUser) GetActive() bool { return v.UserFields.Active }
+
+// GetApp returns UserUser.App, and is useful for accessing the field via an interface.
+func (v *UserUser) GetApp() bool { return v.UserFields.App }
+
+func (v *UserUser) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*UserUser
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.UserUser = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	err = json.Unmarshal(
+		b, &v.UserFields)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+type __premarshalUserUser struct {
+	Id string `json:"id"`
+
+	Name string `json:"name"`
+
+	DisplayName string `json:"displayName"`
+
+	Email string `json:"email"`
+
+	Active bool `json:"active"`
+
+	App bool `json:"app"`
+}
+
+func (v *UserUser) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *UserUser) __premarshalJSON() (*__premarshalUserUser, error) {
+	var retval __premarshalUserUser
+
+	retval.Id = v.UserFields.Id
+	retval.Name = v.UserFields.Name
+	retval.DisplayName = v.UserFields.DisplayName
+	retval.Email = v.UserFields.Email
+	retval.Active = v.UserFields.Active
+	retval.App = v.UserFields.App
+	return &retval, nil
+}
+
 // UsersByEmailResponse is returned by UsersByEmail on success.
 type UsersByEmailResponse struct {
 	// All users in the workspace. Supports filtering, sorting, and pagination.
@@ -3306,6 +3400,14 @@ func (v *__TeamsInput) GetFirst() *int { return v.First }
 // GetAfter returns __TeamsInput.After, and is useful for accessing the field via an interface.
 func (v *__TeamsInput) GetAfter() *string { return v.After }
 
+// __UserInput is used internally by genqlient
+type __UserInput struct {
+	Id string `json:"id"`
+}
+
+// GetId returns __UserInput.Id, and is useful for accessing the field via an interface.
+func (v *__UserInput) GetId() string { return v.Id }
+
 // __UsersByEmailInput is used internally by genqlient
 type __UsersByEmailInput struct {
 	Email string `json:"email"`
@@ -4017,6 +4119,50 @@ func Teams(
 	}
 
 	data_ = &TeamsResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by User.
+const User_Operation = `
+query User ($id: String!) {
+	user(id: $id) {
+		... UserFields
+	}
+}
+fragment UserFields on User {
+	id
+	name
+	displayName
+	email
+	active
+	app
+}
+`
+
+// User resolves an assignee whose email a webhook payload left out (older payloads), when linsync has not seen the
+// user before.
+func User(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	id string,
+) (data_ *UserResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "User",
+		Query:  User_Operation,
+		Variables: &__UserInput{
+			Id: id,
+		},
+	}
+
+	data_ = &UserResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"strings"
+	"time"
+)
+
+// Synced question fields, as stored in question_fields and named in audit entries.
+const (
+	FieldStatus   = "status"
+	FieldAssignee = "assignee_email"
+	FieldPriority = "priority"
+	FieldTitle    = "title"
+	FieldBody     = "body"
+)
+
+// SyncedFields lists the fields kept in step with Linear, in the order they are written.
+var SyncedFields = []string{FieldStatus, FieldAssignee, FieldPriority, FieldTitle, FieldBody}
+
+// LinearFields are the fields a Linear change may set; the body is written to the issue's description but never read
+// back, because the description also carries the asker and the link to the app.
+var LinearFields = []string{FieldStatus, FieldAssignee, FieldPriority, FieldTitle}
+
+// Sources of a field's value.
+const (
+	SourceApp    = "app"
+	SourceLinear = "linear"
+)
+
+// Audit kinds.
+const (
+	AuditConflict       = "conflict"
+	AuditStaleLinear    = "stale_linear_change"
+	AuditStaleApp       = "stale_app_change"
+	AuditUnmatchedEmail = "unmatched_email"
+	AuditUnlinked       = "unlinked"
+	AuditMoved          = "moved_team"
+	AuditSyncFailed     = "sync_failed"
+)
+
+// FieldState is one synced field of a question with its versions. Value was set by the edit of Source at SourceAt;
+// LinearValue is what Linear holds as of LinearAt (Linear's clock; zero when unknown), standing for SyncedValue
+// (they differ only when Linear cannot represent the value, e.g. an assignee email that matches no Linear user).
+// The field needs a write to Linear exactly when Value != SyncedValue.
+type FieldState struct {
+	Value       string    `json:"value"`
+	Source      string    `json:"source"`
+	SourceAt    time.Time `json:"source_at"`
+	LinearValue string    `json:"linear_value"`
+	SyncedValue string    `json:"synced_value"`
+	LinearAt    time.Time `json:"linear_at"`
+}
+
+// Dirty reports whether the field holds a value Linear has not been given yet.
+func (f FieldState) Dirty() bool { return f.Value != f.SyncedValue }
+
+// AuditEntry is one recorded conflict, stale change, unlink or unmatched email.
+type AuditEntry struct {
+	ID        int64          `json:"id"`
+	Kind      string         `json:"kind"`
+	Field     string         `json:"field,omitempty"`
+	Detail    map[string]any `json:"detail"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+// MergeLinear folds in what a Linear webhook says about a field: Linear held v at t (the issue's updatedAt), and
+// edited says the webhook's updatedFrom names the field (someone edited it at exactly t). Rules, which make
+// delivery order irrelevant:
+//   - t not after LinearAt: Linear has moved on since (a later webhook, or our own later write). The value is
+//     history, unless it is an edit newer than the edit behind the question's value: our write then overwrote a
+//     newer human edit, so the human's value wins and is written back.
+//   - v equal to the last known Linear value and not edited: nothing changed in Linear (an echo of our write, a
+//     duplicate, or a change to another field); only LinearAt advances. (Edited, it was changed away and back.)
+//   - otherwise someone edited the field in Linear by t: the later edit wins. If the app's edit is newer it stays
+//     and is written back (Value != SyncedValue); if not, the Linear value replaces it. Every edit that loses
+//     against a pending edit of the other side is a conflict and is recorded.
+func MergeLinear(f FieldState, v string, t time.Time, edited bool) (FieldState, bool, *AuditEntry) {
+	if !f.LinearAt.IsZero() && !t.After(f.LinearAt) {
+		if edited && v != f.Value && t.After(f.SourceAt) {
+			old := f.Value
+			f.Value, f.Source, f.SourceAt = v, SourceLinear, t
+			return f, true, &AuditEntry{Kind: AuditConflict, Detail: map[string]any{
+				"winner": SourceLinear, "linear_value": v, "linear_at": t, "app_value": old,
+				"note": "a late webhook carried an edit newer than the value linsync wrote; it is written back"}}
+		}
+		if v != f.LinearValue {
+			return f, false, &AuditEntry{Kind: AuditStaleLinear, Detail: map[string]any{
+				"ignored_value": v, "linear_updated_at": t, "known_linear_value": f.LinearValue, "known_linear_at": f.LinearAt}}
+		}
+		return f, false, nil
+	}
+	prev := f.LinearValue
+	f.LinearValue, f.LinearAt = v, t
+	if v == prev && !edited {
+		return f, false, nil
+	}
+	pending := f.Value != f.SyncedValue
+	f.SyncedValue = v
+	if t.After(f.SourceAt) {
+		old := f.Value
+		f.Value, f.Source, f.SourceAt = v, SourceLinear, t
+		if pending && old != v {
+			return f, true, &AuditEntry{Kind: AuditConflict, Detail: map[string]any{
+				"winner": SourceLinear, "linear_value": v, "linear_at": t, "app_value": old}}
+		}
+		return f, old != v, nil
+	}
+	if f.Value == v {
+		return f, false, nil
+	}
+	return f, false, &AuditEntry{Kind: AuditConflict, Detail: map[string]any{
+		"winner": f.Source, "kept_value": f.Value, "kept_at": f.SourceAt, "linear_value": v, "linear_at": t}}
+}
+
+// MergeApp applies an edit made in the app at t. An edit older than the field's current value (possible only with
+// clock skew between linsync and Linear) loses and is recorded.
+func MergeApp(f FieldState, v string, t time.Time) (FieldState, bool, *AuditEntry) {
+	if v == f.Value {
+		return f, false, nil
+	}
+	if t.Before(f.SourceAt) {
+		return f, false, &AuditEntry{Kind: AuditStaleApp, Detail: map[string]any{
+			"ignored_value": v, "app_at": t, "kept_value": f.Value, "kept_source": f.Source, "kept_at": f.SourceAt}}
+	}
+	f.Value, f.Source, f.SourceAt = v, SourceApp, t
+	return f, true, nil
+}
+
+// MergePush records a successful write of pushed to Linear, where it became linearValue at t (Linear's updatedAt
+// in the mutation's answer). If a later Linear state is already known, the write is history and changes nothing.
+// A zero t means nothing had to be sent (Linear already holds linearValue, e.g. "unassigned" for an email that
+// matches no Linear user): the value counts as synced only if Linear still holds that.
+func MergePush(f FieldState, pushed, linearValue string, t time.Time) FieldState {
+	if t.IsZero() {
+		if f.LinearValue == linearValue {
+			f.SyncedValue = pushed
+		}
+		return f
+	}
+	if !f.LinearAt.IsZero() && !t.After(f.LinearAt) {
+		return f
+	}
+	f.LinearValue, f.SyncedValue, f.LinearAt = linearValue, pushed, t
+	return f
+}
+
+// NormalizeEmail is how emails are compared everywhere in question sync.
+func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

@@ -1,0 +1,235 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
+)
+
+// QuestionSyncSignal is the signal that tells a question's workflow something is waiting to be written to Linear.
+const QuestionSyncSignal = "question-sync"
+
+// questionIdle is how long a question's workflow waits for another change before it ends; the next change
+// starts it again (signal-with-start), so an idle question costs nothing.
+const questionIdle = 10 * time.Minute
+
+// QuestionWorkflowID is the ID of a question's entity workflow: one per question, so every write to Linear for
+// the question happens in order, one at a time.
+func QuestionWorkflowID(workspaceID, questionID string) string {
+	return "question:" + workspaceID + ":" + questionID
+}
+
+// QuestionSyncInput starts (or continues) a question's workflow.
+type QuestionSyncInput struct {
+	WorkspaceID string `json:"workspace_id"`
+	QuestionID  string `json:"question_id"`
+	// Pending carries a request received before a continue-as-new, so none is lost.
+	Pending bool `json:"pending"`
+}
+
+// QuestionSyncRequest is the payload of QuestionSyncSignal; the work itself is read from Postgres, so requests
+// coalesce.
+type QuestionSyncRequest struct {
+	Reason string `json:"reason"`
+}
+
+// SignalQuestionSync signals a question's workflow, starting it when it is not running.
+func SignalQuestionSync(ctx context.Context, c client.Client, taskQueue, workspaceID, questionID, reason string) error {
+	_, err := c.SignalWithStartWorkflow(ctx, QuestionWorkflowID(workspaceID, questionID), QuestionSyncSignal,
+		QuestionSyncRequest{Reason: reason}, client.StartWorkflowOptions{TaskQueue: taskQueue},
+		QuestionSync, QuestionSyncInput{WorkspaceID: workspaceID, QuestionID: questionID})
+	if err != nil {
+		return fmt.Errorf("signal question %s: %w", questionID, err)
+	}
+	return nil
+}
+
+// QuestionSyncer returns the function activities.Questions.Sync uses to reach a question's workflow.
+func QuestionSyncer(c client.Client, taskQueue string) func(ctx context.Context, workspaceID, questionID string) error {
+	return func(ctx context.Context, workspaceID, questionID string) error {
+		return SignalQuestionSync(ctx, c, taskQueue, workspaceID, questionID, "linear change left app edits to write")
+	}
+}
+
+// QuestionSync is a question's entity workflow. Each signal means "the question changed"; the workflow drains
+// every signal waiting, then writes what Postgres says Linear lacks (issue, fields, replies, archive note), one step
+// at a time, and waits again. It ends after questionIdle without signals and continues as new when history grows,
+// draining signals first so none is lost.
+func QuestionSync(ctx workflow.Context, in QuestionSyncInput) error {
+	ch := workflow.GetSignalChannel(ctx, QuestionSyncSignal)
+	pending := in.Pending
+	for {
+		if !pending {
+			pending = waitSignal(ctx, ch, questionIdle)
+			if !pending {
+				return nil
+			}
+		}
+		drainSignals(ctx, ch)
+		pending = false
+		syncQuestion(ctx, activities.QuestionRef{WorkspaceID: in.WorkspaceID, QuestionID: in.QuestionID})
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			in.Pending = drainSignals(ctx, ch) > 0
+			return workflow.NewContinueAsNewError(ctx, QuestionSync, in)
+		}
+	}
+}
+
+// waitSignal waits up to idle for a signal and reports whether one came (it is left in the channel).
+func waitSignal(ctx workflow.Context, ch workflow.ReceiveChannel, idle time.Duration) bool {
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	got := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(ch, func(workflow.ReceiveChannel, bool) { got = true })
+	sel.AddFuture(workflow.NewTimer(timerCtx, idle), func(workflow.Future) {})
+	sel.Select(ctx)
+	return got || ch.Len() > 0
+}
+
+// drainSignals consumes every signal waiting and returns how many there were.
+func drainSignals(ctx workflow.Context, ch workflow.ReceiveChannel) int {
+	n := 0
+	for {
+		var req QuestionSyncRequest
+		if !ch.ReceiveAsync(&req) {
+			return n
+		}
+		n++
+	}
+}
+
+// syncQuestion runs one pass. A step that still fails after its retries marks the question failed with the reason
+// and leaves the rest for the next change; the workflow itself never fails, so the question keeps its ordering.
+func syncQuestion(ctx workflow.Context, ref activities.QuestionRef) {
+	var a *activities.Questions
+	lctx := linearContext(ctx)
+	fail := func(step string, err error) {
+		reason := fmt.Sprintf("%s: %v", step, err)
+		workflow.GetLogger(ctx).Warn("question sync failed", "question_id", ref.QuestionID, "step", step, "err", err)
+		_ = workflow.ExecuteActivity(storeContext(ctx), a.MarkSyncFailed, ref, reason).Get(ctx, nil)
+	}
+	// A Linear change applied meanwhile can leave new work (a newer app edit to write back), so a pass repeats
+	// while there is work, a bounded number of times.
+	for range 3 {
+		var w activities.SyncWork
+		if err := workflow.ExecuteActivity(storeContext(ctx), a.QuestionSyncWork, ref).Get(ctx, &w); err != nil {
+			fail("read question", err)
+			return
+		}
+		if w.Empty() {
+			break
+		}
+		if w.NeedIssue {
+			if err := workflow.ExecuteActivity(lctx, a.EnsureIssue, ref).Get(ctx, nil); err != nil {
+				fail("create issue", err)
+				return
+			}
+		}
+		if w.NeedPush || w.NeedIssue {
+			if err := workflow.ExecuteActivity(lctx, a.PushFields, ref).Get(ctx, nil); err != nil {
+				fail("update issue", err)
+				return
+			}
+		}
+		for _, id := range w.PendingReplies {
+			r := activities.ReplyRef{WorkspaceID: ref.WorkspaceID, QuestionID: ref.QuestionID, ReplyID: id}
+			if err := workflow.ExecuteActivity(lctx, a.PushReply, r).Get(ctx, nil); err != nil {
+				fail("create comment", err)
+				return
+			}
+		}
+		if w.NeedArchive {
+			if err := workflow.ExecuteActivity(lctx, a.ArchiveOnLinear, ref).Get(ctx, nil); err != nil {
+				fail("archive note", err)
+				return
+			}
+		}
+	}
+	if err := workflow.ExecuteActivity(storeContext(ctx), a.FinishSync, ref).Get(ctx, nil); err != nil {
+		fail("finish sync", err)
+	}
+}
+
+// linearContext is the activity context for calls to Linear: five attempts, the delay of each retry chosen by
+// activities.LinearError (Retry-After, or full-jitter backoff); non-retryable classes stop at once.
+func linearContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    5,
+		},
+	})
+}
+
+// callbackContext is the activity context of callbacks to the app: retried for about an hour, then given up (the
+// app can always read the question).
+func callbackContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    5 * time.Minute,
+			MaximumAttempts:    12,
+		},
+	})
+}
+
+func init() {
+	deliveryRoutes["Issue"] = questionIssueDelivery
+	deliveryRoutes["Comment/create"] = questionCommentDelivery
+	deliveryRoutes["Comment/update"] = questionCommentDelivery
+	deliveryRoutes["Comment/remove"] = questionCommentDelivery
+}
+
+func questionIssueDelivery(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
+	var a *activities.Questions
+	return applyQuestionChange(ctx, in, a.ApplyLinearIssue)
+}
+
+func questionCommentDelivery(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
+	var a *activities.Questions
+	return applyQuestionChange(ctx, in, a.ApplyLinearComment)
+}
+
+// applyQuestionChange applies a Linear change to its question (no Linear request), asks the question's workflow to
+// write back an app edit the change must not overwrite, and tells the app what changed.
+func applyQuestionChange(ctx workflow.Context, in LinearDeliveryInput, apply any) (string, string, error) {
+	var a *activities.Questions
+	ch := activities.LinearChange{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, Body: in.Body}
+	var res activities.LinearChangeResult
+	if err := workflow.ExecuteActivity(storeContext(ctx), apply, ch).Get(ctx, &res); err != nil {
+		return "", "", err
+	}
+	ref := activities.QuestionRef{WorkspaceID: in.WorkspaceID, QuestionID: res.QuestionID}
+	if res.NeedsPush {
+		if err := workflow.ExecuteActivity(storeContext(ctx), a.RequestSync, ref).Get(ctx, nil); err != nil {
+			return "", "", err
+		}
+	}
+	if len(res.Changed) > 0 {
+		n := activities.Notification{WorkspaceID: in.WorkspaceID, QuestionID: res.QuestionID, ExternalID: res.ExternalID,
+			DeliveryID: in.DeliveryID, Changed: res.Changed}
+		if err := workflow.ExecuteActivity(callbackContext(ctx), a.NotifyApp, n).Get(ctx, nil); err != nil {
+			// The change is applied; an app that cannot be reached reads it later. Say so on the delivery.
+			return res.Outcome, res.Detail + "; callback failed: " + err.Error(), nil
+		}
+	}
+	if res.Outcome == "" {
+		res.Outcome = linsync.OutcomeProcessed
+	}
+	return res.Outcome, res.Detail, nil
+}
