@@ -1,9 +1,365 @@
 package activities
 
-import "github.com/linsync/linsync/postgres"
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/postgres"
+)
 
 // Events files monitoring events as Linear issues.
 type Events struct {
 	DB     *postgres.DB
 	Linear *LinearClients
+	// Temporal signals the aggregator workflows (signal-with-start) on the activity's own task queue.
+	Temporal client.Client
 }
+
+// The event domain types, named here so workflows (which import activities, never postgres) can use them.
+type (
+	// Event is a validated monitoring event.
+	Event = postgres.Event
+	// RoutingContext is what routing an event needs.
+	RoutingContext = postgres.RoutingContext
+	// RoutingRule is one routing rule.
+	RoutingRule = postgres.RoutingRule
+	// FiledEntry is one entry of a filed issue.
+	FiledEntry = postgres.FiledEntry
+)
+
+// Event types and filing statuses, named here for workflows.
+const (
+	EventLinkBroken     = postgres.EventLinkBroken
+	EventClickThreshold = postgres.EventClickThreshold
+	EventLinkCreated    = postgres.EventLinkCreated
+	EventDomainTakeover = postgres.EventDomainTakeover
+	EventScanComplete   = postgres.EventScanComplete
+	EventKindDigest     = postgres.EventKindDigest
+	FiledCreated        = postgres.FiledCreated
+	FiledCapped         = postgres.FiledCapped
+)
+
+// Names shared by the aggregator workflow and SignalAggregator, which starts it by name.
+const (
+	AggregatorWorkflowName = "IssueAggregator"
+	AggregatorSignalName   = "entries"
+)
+
+// Decision is where routing sends an event: the matched rule, team, labels, priority and the key its issue is
+// deduplicated by. The simulate endpoint shows it; filing follows it.
+type Decision struct {
+	// File is false when the event files nothing (a link.created no rule asks for).
+	File   bool   `json:"file"`
+	Reason string `json:"reason,omitempty"`
+	// RuleIndex is the matched rule's position, -1 when none matched and the connection's defaults apply.
+	RuleIndex int      `json:"rule_index"`
+	RuleName  string   `json:"rule_name,omitempty"`
+	TeamID    string   `json:"team_id"`
+	Labels    []string `json:"labels"`
+	Priority  int      `json:"priority"`
+	DedupKey  string   `json:"dedup_key"`
+	// WindowStart and WindowEnd bound a fixed window (a click threshold's hour); broken links open their window
+	// when the host's first link arrives.
+	WindowStart time.Time  `json:"window_start,omitzero"`
+	WindowEnd   *time.Time `json:"window_end,omitempty"`
+	// AggregatorID is the workflow that collects the event with others (broken links of one host).
+	AggregatorID string `json:"aggregator_workflow_id,omitempty"`
+}
+
+// EventClaim identifies an event's run for LoadEventRouting.
+type EventClaim struct {
+	WorkspaceID string `json:"workspace_id"`
+	Key         string `json:"key"`
+	EventType   string `json:"event_type"`
+	WorkflowID  string `json:"workflow_id"`
+	RunID       string `json:"run_id"`
+}
+
+// LoadEventRouting claims the event for this run and loads the workspace's routing context. An event already
+// handled to completion comes back with Duplicate set and nothing else.
+func (e *Events) LoadEventRouting(ctx context.Context, in EventClaim) (*RoutingContext, error) {
+	ok, err := e.DB.ClaimEventReceipt(ctx, in.WorkspaceID, in.Key, in.EventType, in.WorkflowID, in.RunID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return &RoutingContext{WorkspaceID: in.WorkspaceID, Duplicate: true}, nil
+	}
+	rc, err := e.DB.EventRouting(ctx, in.WorkspaceID)
+	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+		return nil, temporal.NewNonRetryableApplicationError("workspace has no Linear connection", ErrTypeNotConnected, err)
+	}
+	return rc, err
+}
+
+// CompleteEvent marks an event handled, so its key stays a duplicate after Temporal forgets the workflow.
+func (e *Events) CompleteEvent(ctx context.Context, workspaceID, key string) error {
+	return e.DB.CompleteEventReceipt(ctx, workspaceID, key)
+}
+
+// FileInput is a batch of entries for one issue.
+type FileInput struct {
+	WorkspaceID string     `json:"workspace_id"`
+	Kind        string     `json:"kind"`
+	Decision    Decision   `json:"decision"`
+	WindowStart time.Time  `json:"window_start"`
+	WindowEnd   *time.Time `json:"window_end,omitempty"`
+	// Hour is the hour whose creation cap a new issue counts against, from the workflow's clock so a retry that
+	// crosses the hour still asks for the same slot.
+	Hour    time.Time    `json:"hour"`
+	Entries []FiledEntry `json:"entries"`
+	// CompleteKey, when set, is the event key to mark handled once the entries are filed.
+	CompleteKey string `json:"complete_key,omitempty"`
+}
+
+// FileResult says what FileEntries did.
+type FileResult struct {
+	IssueID    string `json:"issue_id"`
+	Identifier string `json:"identifier,omitempty"`
+	URL        string `json:"url,omitempty"`
+	// Status is created, or capped when the hourly cap sent the entries to the digest DigestID.
+	Status   string `json:"status"`
+	DigestID string `json:"digest_id,omitempty"`
+	Added    int    `json:"added"`
+	Created  bool   `json:"created"`
+	Updated  bool   `json:"updated"`
+}
+
+// issueNamespace seeds FiledIssueID; changing it would fork issue identities.
+var issueNamespace = uuid.MustParse("c4e1a0b2-5f3d-4e8a-9b7c-2d6f0e1a3b59")
+
+// FiledIssueID is the Linear issue id linsync chooses for an issue: derived from workspace, dedup key and window,
+// so every worker and every retry choose the same one and a second issueCreate is a conflict, not a duplicate.
+func FiledIssueID(workspaceID, dedupKey string, windowStart time.Time) string {
+	return uuid.NewSHA1(issueNamespace, []byte(workspaceID+"\x00"+dedupKey+"\x00"+windowStart.UTC().Format(time.RFC3339Nano))).String()
+}
+
+// DigestDedupKey is the dedup key of a team's hourly digest.
+func DigestDedupKey(teamID string) string { return "digest:" + teamID }
+
+// FileEntries records entries for an issue and brings Linear in step: the first call creates the issue (when the
+// team's hourly cap allows; otherwise it reports capped and the caller sends the entries to the digest), later
+// calls update its title, description and labels in place when the rendered text changed. It is idempotent:
+// entries are deduplicated by key, the issue id is chosen before the create, and an unchanged rendering sends
+// nothing.
+func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, error) {
+	lc, _, err := e.Linear.For(ctx, in.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := e.DB.EventSettings(ctx, in.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	d := in.Decision
+	id := FiledIssueID(in.WorkspaceID, d.DedupKey, in.WindowStart)
+	_, added, err := e.DB.RecordFiling(ctx, postgres.FiledIssueInput{
+		ID: id, WorkspaceID: in.WorkspaceID, Kind: in.Kind, DedupKey: d.DedupKey, WindowStart: in.WindowStart,
+		WindowEnd: in.WindowEnd, TeamID: d.TeamID, RuleIndex: d.RuleIndex, Labels: d.Labels, Priority: d.Priority,
+		Entries: in.Entries,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	f, err := e.DB.BeginFiling(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Rollback(ctx)
+	res := &FileResult{IssueID: id, Added: added}
+	hour := in.Hour.UTC().Truncate(time.Hour)
+	digestID := FiledIssueID(in.WorkspaceID, DigestDedupKey(f.Issue.TeamID), hour)
+	// Digests and takeovers are never capped: the digest is where capped events go, and a domain takeover is a
+	// security incident that must not wait in a list.
+	if f.Issue.Status == postgres.FiledPending && in.Kind != postgres.EventKindDigest && in.Kind != postgres.EventDomainTakeover {
+		granted, err := f.ReserveSlot(ctx, hour, settings.CreationCapPerHour)
+		if err != nil {
+			return nil, err
+		}
+		if !granted {
+			if err := f.MarkCapped(ctx, digestID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if f.Issue.Status == postgres.FiledCapped {
+		if err := f.Commit(ctx); err != nil {
+			return nil, err
+		}
+		res.Status, res.DigestID = postgres.FiledCapped, digestID
+		activity.GetLogger(ctx).Info("creation cap reached; entries go to the digest", "workspace_id", in.WorkspaceID,
+			"team_id", f.Issue.TeamID, "dedup_key", d.DedupKey, "digest_id", digestID)
+		// The event is complete only once the digest holds it; the caller forwards it and completes it then.
+		return res, nil
+	}
+
+	entries, err := f.Entries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := f.Previous(ctx)
+	if err != nil {
+		return nil, err
+	}
+	title, body := RenderIssue(IssueView{Kind: in.Kind, Prefix: settings.TitlePrefix, WindowStart: f.Issue.WindowStart,
+		WindowEnd: f.Issue.WindowEnd, Entries: entries, Previous: prev, CapPerHour: settings.CreationCapPerHour})
+	hash := renderHash(title, body, f.Issue.Priority)
+	labelsChanged := !sameLabels(f.Issue.Labels, f.Issue.AppliedLabels)
+
+	switch {
+	case f.Issue.Status == postgres.FiledPending:
+		labelIDs, err := lc.LabelIDs(ctx, f.Issue.TeamID, f.Issue.Labels)
+		if err != nil {
+			return nil, LinearError(ctx, err)
+		}
+		issue, err := CreateOrFetch(ctx, func(ctx context.Context) (*linear.IssueFields, error) {
+			r, err := linear.IssueCreate(ctx, lc.GQL(), linear.IssueCreateInput{ID: id, TeamID: f.Issue.TeamID, Title: title,
+				Description: body, Priority: f.Issue.Priority, LabelIDs: labelIDs})
+			if err != nil {
+				return nil, err
+			}
+			return &r.IssueCreate.Issue.IssueFields, nil
+		}, func(ctx context.Context) (*linear.IssueFields, error) {
+			r, err := linear.Issue(ctx, lc.GQL(), id)
+			if err != nil {
+				return nil, err
+			}
+			return &r.Issue.IssueFields, nil
+		})
+		if err != nil {
+			return nil, LinearError(ctx, fmt.Errorf("create issue %s: %w", d.DedupKey, err))
+		}
+		if issue.Title != title || issue.Description == nil || *issue.Description != body {
+			// An earlier attempt created the issue from fewer entries; bring it up to date now.
+			if _, err := linear.IssueUpdate(ctx, lc.GQL(), id, linear.IssueUpdateInput{Title: linear.Value(title),
+				Description: linear.Value(body), LabelIDs: linear.Value(labelIDs)}); err != nil {
+				return nil, LinearError(ctx, fmt.Errorf("update issue %s: %w", d.DedupKey, err))
+			}
+			res.Updated = true
+		}
+		if err := f.MarkApplied(ctx, issue.Identifier, issue.Url, title, hash, f.Issue.Labels); err != nil {
+			return nil, err
+		}
+		res.Created, res.Identifier, res.URL = true, issue.Identifier, issue.Url
+	case hash != f.Issue.AppliedHash || labelsChanged:
+		upd := linear.IssueUpdateInput{Title: linear.Value(title), Description: linear.Value(body),
+			Priority: linear.Value(f.Issue.Priority)}
+		if labelsChanged {
+			labelIDs, err := lc.LabelIDs(ctx, f.Issue.TeamID, f.Issue.Labels)
+			if err != nil {
+				return nil, LinearError(ctx, err)
+			}
+			upd.LabelIDs = linear.Value(labelIDs)
+		}
+		if _, err := linear.IssueUpdate(ctx, lc.GQL(), id, upd); err != nil {
+			return nil, LinearError(ctx, fmt.Errorf("update issue %s: %w", d.DedupKey, err))
+		}
+		if err := f.MarkApplied(ctx, "", "", title, hash, f.Issue.Labels); err != nil {
+			return nil, err
+		}
+		res.Updated, res.Identifier, res.URL = true, f.Issue.Identifier, f.Issue.URL
+	default:
+		res.Identifier, res.URL = f.Issue.Identifier, f.Issue.URL
+	}
+	if err := f.Commit(ctx); err != nil {
+		return nil, err
+	}
+	res.Status = postgres.FiledCreated
+	return res, e.complete(ctx, in)
+}
+
+func (e *Events) complete(ctx context.Context, in FileInput) error {
+	if in.CompleteKey == "" {
+		return nil
+	}
+	return e.DB.CompleteEventReceipt(ctx, in.WorkspaceID, in.CompleteKey)
+}
+
+// renderHash identifies what Linear was last sent, so an unchanged rendering is not sent again.
+func renderHash(title, body string, priority int) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d", title, body, priority)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sameLabels(a, b []string) bool {
+	norm := func(l []string) []string {
+		out := make([]string, len(l))
+		for i, s := range l {
+			out[i] = strings.ToLower(s)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(norm(a), norm(b))
+}
+
+// AggregatorInput starts (or continues) an aggregator: the workflow that collects the entries of one issue over
+// its window and files them, debounced. It is the whole state carried across continue-as-new.
+type AggregatorInput struct {
+	WorkspaceID string        `json:"workspace_id"`
+	Kind        string        `json:"kind"`
+	DedupKey    string        `json:"dedup_key"`
+	Window      time.Duration `json:"window"`
+	Debounce    time.Duration `json:"debounce"`
+	// WindowStart is zero until the first entry arrives; fixed windows (digests) set both ends.
+	WindowStart time.Time    `json:"window_start,omitzero"`
+	WindowEnd   time.Time    `json:"window_end,omitzero"`
+	Decision    Decision     `json:"decision"`
+	Pending     []FiledEntry `json:"pending,omitempty"`
+	// Capped is set once the cap sent this window's entries to digests.
+	Capped bool `json:"capped,omitempty"`
+	// Runs counts continue-as-new generations, for logs and tests.
+	Runs int `json:"runs,omitempty"`
+}
+
+// AggregatorSignal is what an aggregator receives: entries and the decision routing made for them.
+type AggregatorSignal struct {
+	Entries  []FiledEntry `json:"entries"`
+	Decision Decision     `json:"decision"`
+}
+
+// SignalInput names an aggregator, how to start it when it is not running, and what to send it.
+type SignalInput struct {
+	WorkflowID string           `json:"workflow_id"`
+	Start      AggregatorInput  `json:"start"`
+	Signal     AggregatorSignal `json:"signal"`
+	// CompleteKey, when set, is the event key to mark handled once the aggregator holds the signal.
+	CompleteKey string `json:"complete_key,omitempty"`
+	WorkspaceID string `json:"workspace_id,omitempty"`
+}
+
+// SignalAggregator signals the aggregator, starting it when it is not running (signal-with-start), on this
+// activity's task queue. A retry may deliver the signal twice; aggregators deduplicate entries by key.
+func (e *Events) SignalAggregator(ctx context.Context, in SignalInput) error {
+	_, err := e.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, AggregatorSignalName, in.Signal,
+		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: activity.GetInfo(ctx).TaskQueue},
+		AggregatorWorkflowName, in.Start)
+	if err != nil {
+		return fmt.Errorf("signal aggregator %s: %w", in.WorkflowID, err)
+	}
+	if in.CompleteKey == "" {
+		return nil
+	}
+	return e.DB.CompleteEventReceipt(ctx, in.WorkspaceID, in.CompleteKey)
+}
+
+// MergeLabels returns a followed by the names of b it lacks, ignoring case (for workflows, which cannot import
+// postgres).
+func MergeLabels(a, b []string) []string { return postgres.MergeLabels(a, b) }
+
+// MoreUrgent returns the more urgent of two Linear priorities, 0 (no priority) losing to any.
+func MoreUrgent(a, b int) int { return postgres.MoreUrgent(a, b) }

@@ -1,0 +1,371 @@
+package workflows
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/linsync/linsync/activities"
+)
+
+// Outcomes of FileEvent.
+const (
+	EventDuplicate  = "duplicate"
+	EventSkipped    = "skipped"
+	EventAggregated = "aggregated"
+	EventFiled      = "filed"
+	EventDigested   = "digest"
+)
+
+// EventWorkflowID is the workflow ID of a submitted event: a resubmission with the same idempotency key finds
+// the ID taken, which is the dedup.
+func EventWorkflowID(workspaceID, key string) string { return "event:" + workspaceID + ":" + key }
+
+// HostAggregatorID is the workflow that collects one destination host's broken links for its window.
+func HostAggregatorID(workspaceID, host string) string { return "host-agg:" + workspaceID + ":" + host }
+
+// DigestAggregatorID is the workflow that collects a team's capped events for one hour.
+func DigestAggregatorID(workspaceID, teamID string, hour time.Time) string {
+	return "digest-agg:" + workspaceID + ":" + teamID + ":" + hour.UTC().Format("2006-01-02T15")
+}
+
+// EventInput is one validated event to file.
+type EventInput struct {
+	WorkspaceID string           `json:"workspace_id"`
+	Key         string           `json:"key"`
+	Event       activities.Event `json:"event"`
+	ReceivedAt  time.Time        `json:"received_at"`
+}
+
+// EventOutcome says what became of an event.
+type EventOutcome struct {
+	Status       string              `json:"status"`
+	Decision     activities.Decision `json:"decision"`
+	IssueID      string              `json:"issue_id,omitempty"`
+	Identifier   string              `json:"identifier,omitempty"`
+	AggregatorID string              `json:"aggregator_workflow_id,omitempty"`
+}
+
+// RouteEvent decides where an event goes: the first rule (top-down) that matches, else the connection's defaults;
+// labels are the connection's defaults, then labels derived from tags, then the rule's. It is pure, and it is the
+// one function both filing and the simulate endpoint use.
+func RouteEvent(rc activities.RoutingContext, ev activities.Event) activities.Decision {
+	d := activities.Decision{File: true, RuleIndex: -1, TeamID: rc.DefaultTeamID, Priority: rc.DefaultPriority}
+	var rule *activities.RoutingRule
+	for i := range rc.Rules {
+		if RuleMatches(rc.Rules[i], ev) {
+			rule, d.RuleIndex, d.RuleName = &rc.Rules[i], i, rc.Rules[i].Name
+			break
+		}
+	}
+	d.Labels = activities.MergeLabels(rc.DefaultLabels, tagLabels(ev.Tags, rc.Settings.TagLabels))
+	if rule != nil {
+		d.Labels = activities.MergeLabels(d.Labels, rule.Labels)
+		if rule.TeamID != "" {
+			d.TeamID = rule.TeamID
+		}
+		if rule.Priority != nil {
+			d.Priority = *rule.Priority
+		}
+	}
+
+	switch ev.Type {
+	case activities.EventLinkBroken:
+		host := ev.DestinationHost
+		d.DedupKey = ev.Type + ":host:" + host
+		d.AggregatorID = HostAggregatorID(rc.WorkspaceID, host)
+	case activities.EventClickThreshold:
+		hour := timeOr(ev.TriggeredAt).Truncate(time.Hour)
+		d.DedupKey = ev.Type + ":" + ev.LinkID + ":" + ev.Band + ":" + hour.Format("2006-01-02T15")
+		d.WindowStart, d.WindowEnd = hour, ptr(hour.Add(time.Hour))
+	case activities.EventDomainTakeover:
+		day := timeOr(ev.DetectedAt).Truncate(24 * time.Hour)
+		d.DedupKey = ev.Type + ":" + strings.ToLower(ev.Domain) + ":" + day.Format("2006-01-02")
+		d.WindowStart, d.WindowEnd = day, ptr(day.Add(24*time.Hour))
+		d.Priority = 1 // urgent, whatever the rule says: a takeover serves someone else's content on your links
+	case activities.EventLinkCreated:
+		d.DedupKey = ev.Type + ":" + ev.LinkID
+		if rule == nil || (!rule.FileLinkCreated && !slices.Contains(rule.EventTypes, ev.Type)) {
+			d.File, d.Reason = false, "link.created is filed only when the matched rule asks for it (file_link_created or event_types)"
+		}
+	case activities.EventScanComplete:
+		d.DedupKey = ev.Type + ":" + ev.ScanID
+	}
+	return d
+}
+
+// RuleMatches reports whether every criterion a rule sets matches the event; a default rule matches anything.
+func RuleMatches(r activities.RoutingRule, ev activities.Event) bool {
+	if r.Default {
+		return true
+	}
+	if len(r.EventTypes) > 0 && !slices.Contains(r.EventTypes, ev.Type) {
+		return false
+	}
+	if r.FailureType != "" && r.FailureType != ev.FailureType {
+		return false
+	}
+	if r.TagGlob != "" && !slices.ContainsFunc(ev.Tags, func(tag string) bool {
+		ok, err := path.Match(r.TagGlob, tag)
+		return ok && err == nil
+	}) {
+		return false
+	}
+	return r.TagGlob != "" || r.FailureType != "" || len(r.EventTypes) > 0
+}
+
+// tagLabels returns the configured tag labels the event's tags name, in the configured spelling.
+func tagLabels(tags, configured []string) []string {
+	var out []string
+	for _, l := range configured {
+		if slices.ContainsFunc(tags, func(t string) bool { return strings.EqualFold(t, l) }) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func timeOr(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// EventEntry is the entry an event adds to its issue: broken links are keyed by link id, so the same link
+// reported again (under any idempotency key) changes nothing; other events by their key.
+func EventEntry(key string, ev activities.Event) activities.FiledEntry {
+	e := activities.FiledEntry{Key: "event:" + key, EventKey: key, ShortURL: ev.ShortURL, Event: ev}
+	if ev.Type == activities.EventLinkBroken {
+		e.Key = "link:" + ev.LinkID
+	}
+	return e
+}
+
+// FileEvent files one submitted event: it claims the event, routes it, and either files its issue, hands it to
+// its host's aggregator (broken links), or sends it to the hour's digest when the team's cap is reached.
+func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
+	info := workflow.GetInfo(ctx)
+	var ev *activities.Events
+	var rc activities.RoutingContext
+	claim := activities.EventClaim{WorkspaceID: in.WorkspaceID, Key: in.Key, EventType: in.Event.Type,
+		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
+	if err := workflow.ExecuteActivity(storeContext(ctx), ev.LoadEventRouting, claim).Get(ctx, &rc); err != nil {
+		return nil, fmt.Errorf("load routing for event %s: %w", in.Key, err)
+	}
+	if rc.Duplicate {
+		return &EventOutcome{Status: EventDuplicate}, nil
+	}
+	d := RouteEvent(rc, in.Event)
+	out := &EventOutcome{Decision: d}
+	if !d.File {
+		if err := workflow.ExecuteActivity(storeContext(ctx), ev.CompleteEvent, in.WorkspaceID, in.Key).Get(ctx, nil); err != nil {
+			return nil, fmt.Errorf("complete event %s: %w", in.Key, err)
+		}
+		out.Status = EventSkipped
+		return out, nil
+	}
+	entry := EventEntry(in.Key, in.Event)
+
+	if in.Event.Type == activities.EventLinkBroken {
+		sig := activities.SignalInput{
+			WorkflowID: d.AggregatorID,
+			Start: activities.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, DedupKey: d.DedupKey,
+				Window: rc.Settings.BrokenLinkWindow, Debounce: rc.Settings.Debounce, Decision: d},
+			Signal:      activities.AggregatorSignal{Entries: []activities.FiledEntry{entry}, Decision: d},
+			CompleteKey: in.Key, WorkspaceID: in.WorkspaceID,
+		}
+		if err := workflow.ExecuteActivity(storeContext(ctx), ev.SignalAggregator, sig).Get(ctx, nil); err != nil {
+			return nil, fmt.Errorf("hand event %s to %s: %w", in.Key, d.AggregatorID, err)
+		}
+		out.Status, out.AggregatorID = EventAggregated, d.AggregatorID
+		return out, nil
+	}
+
+	hour := workflow.Now(ctx).UTC().Truncate(time.Hour)
+	var res activities.FileResult
+	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, Decision: d, WindowStart: d.WindowStart,
+		WindowEnd: d.WindowEnd, Hour: hour, Entries: []activities.FiledEntry{entry}, CompleteKey: in.Key}
+	if err := workflow.ExecuteActivity(eventLinearContext(ctx), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+		return nil, fmt.Errorf("file event %s: %w", in.Key, err)
+	}
+	out.IssueID, out.Identifier = res.IssueID, res.Identifier
+	if res.Status == activities.FiledCapped {
+		if err := forwardToDigest(ctx, in.WorkspaceID, d, rc.Settings.Debounce, hour, fin.Entries, in.Key); err != nil {
+			return nil, err
+		}
+		out.Status, out.AggregatorID = EventDigested, DigestAggregatorID(in.WorkspaceID, d.TeamID, hour)
+		return out, nil
+	}
+	out.Status = EventFiled
+	return out, nil
+}
+
+// forwardToDigest sends capped entries to the team's digest of the hour, keyed by the issue they would have gone
+// to, so a retried forward adds nothing twice.
+func forwardToDigest(ctx workflow.Context, workspaceID string, d activities.Decision, debounce time.Duration,
+	hour time.Time, entries []activities.FiledEntry, completeKey string) error {
+	end := hour.Add(time.Hour)
+	dd := activities.Decision{File: true, RuleIndex: d.RuleIndex, RuleName: d.RuleName, TeamID: d.TeamID,
+		Labels: d.Labels, Priority: d.Priority, DedupKey: activities.DigestDedupKey(d.TeamID), WindowStart: hour, WindowEnd: &end}
+	fwd := make([]activities.FiledEntry, len(entries))
+	for i, e := range entries {
+		e.SourceKey = d.DedupKey
+		e.Key = d.DedupKey + "|" + e.Key
+		fwd[i] = e
+	}
+	id := DigestAggregatorID(workspaceID, d.TeamID, hour)
+	sig := activities.SignalInput{
+		WorkflowID: id,
+		Start: activities.AggregatorInput{WorkspaceID: workspaceID, Kind: activities.EventKindDigest, DedupKey: dd.DedupKey,
+			Window: time.Hour, Debounce: debounce, WindowStart: hour, WindowEnd: end, Decision: dd},
+		Signal:      activities.AggregatorSignal{Entries: fwd, Decision: dd},
+		CompleteKey: completeKey, WorkspaceID: workspaceID,
+	}
+	var ev *activities.Events
+	if err := workflow.ExecuteActivity(storeContext(ctx), ev.SignalAggregator, sig).Get(ctx, nil); err != nil {
+		return fmt.Errorf("send %d entries to digest %s: %w", len(entries), id, err)
+	}
+	return nil
+}
+
+// maxSignalsPerRun keeps an aggregator run well below Temporal's 10,000 signals per execution, whatever the
+// history-size suggestion says.
+const maxSignalsPerRun = 2000
+
+// IssueAggregator collects the entries of one issue over its window (a host's broken links for 24 h, a team's
+// capped events for an hour) and files them debounced: the first flush creates the issue, later ones update it in
+// place, so a burst of 800 links costs one create and a few updates. Its whole state is its input, carried across
+// continue-as-new with every signal drained first. When a host's window closes, links that arrived with the close
+// open the next window (a new issue that refers to this one).
+func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error {
+	if in.WindowStart.IsZero() {
+		now := workflow.Now(ctx).UTC()
+		in.WindowStart, in.WindowEnd = now, now.Add(in.Window)
+	}
+	ch := workflow.GetSignalChannel(ctx, activities.AggregatorSignalName)
+	received := 0
+	add := func(s activities.AggregatorSignal) {
+		received++
+		in.Decision.Labels = activities.MergeLabels(in.Decision.Labels, s.Decision.Labels)
+		in.Decision.Priority = activities.MoreUrgent(in.Decision.Priority, s.Decision.Priority)
+		for _, e := range s.Entries {
+			if !slices.ContainsFunc(in.Pending, func(p activities.FiledEntry) bool { return p.Key == e.Key }) {
+				in.Pending = append(in.Pending, e)
+			}
+		}
+	}
+	drain := func() {
+		for {
+			var s activities.AggregatorSignal
+			if !ch.ReceiveAsync(&s) {
+				return
+			}
+			add(s)
+		}
+	}
+
+	windowTimer := workflow.NewTimer(ctx, max(in.WindowEnd.Sub(workflow.Now(ctx)), 0))
+	var debounce workflow.Future
+	for {
+		closed, due := false, false
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+			var s activities.AggregatorSignal
+			c.Receive(ctx, &s)
+			add(s)
+		})
+		sel.AddFuture(windowTimer, func(workflow.Future) { closed = true })
+		if debounce != nil {
+			sel.AddFuture(debounce, func(workflow.Future) { due = true })
+		}
+		sel.Select(ctx)
+		if closed {
+			break
+		}
+		drain() // whatever else already arrived goes into the same flush
+		if len(in.Pending) > 0 && debounce == nil {
+			if in.Debounce <= 0 {
+				due = true
+			} else {
+				debounce = workflow.NewTimer(ctx, in.Debounce)
+			}
+		}
+		if due {
+			if err := flushAggregate(ctx, &in); err != nil {
+				return err
+			}
+			debounce = nil
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() || received >= maxSignalsPerRun {
+			drain() // a signal left in the channel would be lost with this run
+			in.Runs++
+			return workflow.NewContinueAsNewError(ctx, IssueAggregator, in)
+		}
+	}
+
+	// The window is closed: what arrived before belongs to it.
+	if err := flushAggregate(ctx, &in); err != nil {
+		return err
+	}
+	drain()
+	if len(in.Pending) == 0 {
+		return nil
+	}
+	if in.Kind == activities.EventKindDigest {
+		// Capped during the digest's hour, merely delivered late: the digest still takes them.
+		return flushAggregate(ctx, &in)
+	}
+	next := activities.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, DedupKey: in.DedupKey,
+		Window: in.Window, Debounce: in.Debounce, Decision: in.Decision, Pending: in.Pending, Runs: in.Runs + 1}
+	return workflow.NewContinueAsNewError(ctx, IssueAggregator, next)
+}
+
+// flushAggregate files the pending entries: into the window's issue, or into the hour's digest once the cap was
+// reached for this window.
+func flushAggregate(ctx workflow.Context, in *activities.AggregatorInput) error {
+	if len(in.Pending) == 0 {
+		return nil
+	}
+	hour := workflow.Now(ctx).UTC().Truncate(time.Hour)
+	if !in.Capped {
+		var ev *activities.Events
+		var res activities.FileResult
+		end := in.WindowEnd
+		fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
+			WindowStart: in.WindowStart, WindowEnd: &end, Hour: hour, Entries: in.Pending}
+		if err := workflow.ExecuteActivity(eventLinearContext(ctx), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+			return fmt.Errorf("file %d entries of %s: %w", len(in.Pending), in.DedupKey, err)
+		}
+		in.Capped = res.Status == activities.FiledCapped
+	}
+	if in.Capped && in.Kind != activities.EventKindDigest {
+		if err := forwardToDigest(ctx, in.WorkspaceID, in.Decision, in.Debounce, hour, in.Pending, ""); err != nil {
+			return err
+		}
+	}
+	in.Pending = nil
+	return nil
+}
+
+// eventLinearContext is the activity context for filing into Linear: a rendered 800-link description and a few
+// GraphQL calls fit well within a minute; Linear errors retry as LinearError says, five attempts in all.
+func eventLinearContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    5 * time.Minute,
+			MaximumAttempts:    5,
+		},
+	})
+}
