@@ -5,6 +5,7 @@
 package linsync
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -189,4 +190,44 @@ type LinearConnection struct {
 	StatusReason         string     `json:"status_reason,omitempty"`
 	CreatedAt            time.Time  `json:"created_at"`
 	UpdatedAt            time.Time  `json:"updated_at"`
+}
+
+// Dead-letter statuses.
+const (
+	DeadLetterOpen     = "open"
+	DeadLetterReplayed = "replayed"
+)
+
+// DeadLetter is work that failed for good: the workflow's input, why it failed and where to look in Temporal.
+type DeadLetter struct {
+	ID           string          `json:"id"`
+	WorkspaceID  string          `json:"workspace_id,omitempty"`
+	Kind         string          `json:"kind"`
+	WorkflowID   string          `json:"workflow_id"`
+	RunID        string          `json:"run_id"`
+	TaskQueue    string          `json:"task_queue"`
+	Input        json.RawMessage `json:"input"`
+	ErrorClass   string          `json:"error_class"`
+	ErrorMessage string          `json:"error_message"`
+	Attempts     int             `json:"attempts"`
+	Failures     int             `json:"failures"`
+	FirstFailed  time.Time       `json:"first_failed_at"`
+	LastFailed   time.Time       `json:"last_failed_at"`
+	UIURL        string          `json:"temporal_ui_url"`
+	Status       string          `json:"status"`
+	ReplayRunID  string          `json:"replay_run_id,omitempty"`
+	ReplayedAt   *time.Time      `json:"replayed_at,omitempty"`
+}
+
+// DeadLetterFilter selects dead letters; zero fields match everything.
+type DeadLetterFilter struct {
+	WorkspaceID string
+	Kind        string
+	ErrorClass  string
+	Status      string
+	Since       time.Time
+	Until       time.Time
+	// After is the pagination cursor: the id of the last row of the previous page.
+	After string
+	Limit int
 }

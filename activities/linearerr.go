@@ -49,13 +49,17 @@ func LinearError(ctx context.Context, err error) error {
 func linearError(err error, attempt int32, now time.Time, randN func(int64) int64) error {
 	e := linear.Classify(err)
 	msg := err.Error()
+	// The attempt travels with the error so a dead letter can say how many were made.
+	details := []any{FailureDetails{Attempt: attempt, Class: string(e.Class)}}
 	switch e.Class {
 	case linear.ClassRateLimited:
+		metrics.retry("rate_limited")
 		return temporal.NewApplicationErrorWithOptions(msg, ErrTypeLinearRateLimited, temporal.ApplicationErrorOptions{
-			Cause: err, NextRetryDelay: RateLimitDelay(e.RetryAt, now, randN)})
+			Cause: err, NextRetryDelay: RateLimitDelay(e.RetryAt, now, randN), Details: details})
 	case linear.ClassTransient:
+		metrics.retry("transient")
 		return temporal.NewApplicationErrorWithOptions(msg, ErrTypeLinearTransient, temporal.ApplicationErrorOptions{
-			Cause: err, NextRetryDelay: TransientDelay(attempt, randN)})
+			Cause: err, NextRetryDelay: TransientDelay(attempt, randN), Details: details})
 	}
 	errType := map[linear.ErrorClass]string{
 		linear.ClassInvalid:      ErrTypeLinearInvalid,
@@ -67,7 +71,14 @@ func linearError(err error, attempt int32, now time.Time, randN func(int64) int6
 	if errType == "" {
 		errType = ErrTypeLinearInvalid
 	}
-	return temporal.NewNonRetryableApplicationError(msg, errType, err)
+	return temporal.NewApplicationErrorWithOptions(msg, errType, temporal.ApplicationErrorOptions{
+		NonRetryable: true, Cause: err, Details: details})
+}
+
+// FailureDetails rides on every Linear failure returned by LinearError.
+type FailureDetails struct {
+	Attempt int32  `json:"attempt"`
+	Class   string `json:"class"`
 }
 
 // RateLimitDelay is how long to wait after a rate limit: until retryAt, never earlier, plus up to a few seconds of

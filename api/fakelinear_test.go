@@ -39,7 +39,7 @@ func TestFakeLinearWebhooksPassIngress(t *testing.T) {
 		require.NoError(t, err)
 		seen := map[string]bool{}
 		for _, r := range recs {
-			if r.Outcome == "processed" && r.WorkspaceID == h.wsID {
+			if (r.Outcome == "processed" || r.Outcome == "ignored") && r.WorkspaceID == h.wsID {
 				seen[r.EventType+"/"+r.Action] = true
 			}
 		}

@@ -38,14 +38,15 @@ const (
 // harness is a real API in front of a real Temporal dev server and a real Postgres database, with a worker on a
 // task queue of its own.
 type harness struct {
-	t        *testing.T
-	db       *postgres.DB
-	temporal client.Client
-	srv      *httptest.Server
-	reg      *prometheus.Registry
-	ws       string // workspace slug
-	wsID     string
-	hookID   string
+	t         *testing.T
+	db        *postgres.DB
+	temporal  client.Client
+	srv       *httptest.Server
+	reg       *prometheus.Registry
+	ws        string // workspace slug
+	wsID      string
+	hookID    string
+	taskQueue string
 }
 
 func newHarness(t *testing.T, cfg api.Config, tc client.Client, withWorker bool) *harness {
@@ -56,7 +57,14 @@ func newHarness(t *testing.T, cfg api.Config, tc client.Client, withWorker bool)
 	}
 	cfg.TaskQueue = "test-" + uuid.NewString()
 	if withWorker {
-		w := worker.New(tc, cfg.TaskQueue, worker.Activities{Deliveries: &activities.Deliveries{DB: db}}, sdkworker.Options{})
+		// Every capability's activities, as production registers them: deliveries reach their handlers.
+		clients := &activities.LinearClients{DB: db}
+		w := worker.New(tc, cfg.TaskQueue, worker.Activities{
+			Deliveries:  &activities.Deliveries{DB: db},
+			Questions:   &activities.Questions{DB: db, Linear: clients, Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue)},
+			Access:      &activities.Access{DB: db, Linear: clients},
+			DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc},
+		}, sdkworker.Options{})
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
 	}
@@ -70,7 +78,7 @@ func newHarness(t *testing.T, cfg api.Config, tc client.Client, withWorker bool)
 	require.NoError(t, err)
 	hook, err := db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: testOrg, Secret: testSecret})
 	require.NoError(t, err)
-	return &harness{t: t, db: db, temporal: tc, srv: srv, reg: reg, ws: ws.Slug, wsID: ws.ID, hookID: hook.ID}
+	return &harness{t: t, db: db, temporal: tc, srv: srv, reg: reg, ws: ws.Slug, wsID: ws.ID, hookID: hook.ID, taskQueue: cfg.TaskQueue}
 }
 
 // delivery is one webhook request as Linear would send it; tests bend one part at a time.

@@ -19,15 +19,20 @@ type Activities struct {
 	Questions  *activities.Questions
 	Events     *activities.Events
 	Access     *activities.Access
+	// DeadLetters, when set, also turns on the dead-letter interceptor for every workflow.
+	DeadLetters *activities.DeadLetters
 }
 
 // New returns a worker for taskQueue with every workflow and activity registered. Start it with Run or Start.
 func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Options) sdkworker.Worker {
+	if acts.DeadLetters != nil {
+		opts.Interceptors = append(opts.Interceptors, &workflows.DeadLetterInterceptor{})
+	}
 	w := sdkworker.New(c, taskQueue, opts)
 	for _, wf := range workflows.All() {
 		w.RegisterWorkflow(wf)
 	}
-	for _, a := range []any{acts.Deliveries, acts.Questions, acts.Events, acts.Access} {
+	for _, a := range []any{acts.Deliveries, acts.Questions, acts.Events, acts.Access, acts.DeadLetters} {
 		if !isNil(a) {
 			w.RegisterActivity(a)
 		}
@@ -44,6 +49,8 @@ func isNil(a any) bool {
 	case *activities.Events:
 		return v == nil
 	case *activities.Access:
+		return v == nil
+	case *activities.DeadLetters:
 		return v == nil
 	}
 	return a == nil

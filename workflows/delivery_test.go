@@ -47,7 +47,8 @@ func runDelivery(t *testing.T, in LinearDeliveryInput, recordErr error) (linsync
 }
 
 func TestLinearDeliveryRecordsOutcomes(t *testing.T) {
-	base := LinearDeliveryInput{DeliveryID: "d1", WorkspaceID: "w1", EventType: "Issue", Action: "create",
+	// Project events have no handler yet, so the default path is what runs.
+	base := LinearDeliveryInput{DeliveryID: "d1", WorkspaceID: "w1", EventType: "Project", Action: "create",
 		EntityID: "i1", KnownType: true, WebhookTimestamp: time.UnixMilli(1_700_000_000_000), ReceivedAt: time.Now()}
 
 	got, err := runDelivery(t, base, nil)
@@ -66,21 +67,22 @@ func TestLinearDeliveryRecordsOutcomes(t *testing.T) {
 
 func TestLinearDeliveryRoutesToHandler(t *testing.T) {
 	// Not parallel: it installs a route for the duration of the test.
-	deliveryRoutes["Issue/remove"] = func(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
+	// Cycle and Document have no production handlers, so the test's routes are the only ones that match.
+	deliveryRoutes["Cycle/remove"] = func(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
 		return linsync.OutcomeIgnored, "handled " + in.EntityID, nil
 	}
-	deliveryRoutes["Comment"] = func(workflow.Context, LinearDeliveryInput) (string, string, error) {
+	deliveryRoutes["Document"] = func(workflow.Context, LinearDeliveryInput) (string, string, error) {
 		return "", "", errors.New("linear said no")
 	}
-	t.Cleanup(func() { delete(deliveryRoutes, "Issue/remove"); delete(deliveryRoutes, "Comment") })
+	t.Cleanup(func() { delete(deliveryRoutes, "Cycle/remove"); delete(deliveryRoutes, "Document") })
 
-	in := LinearDeliveryInput{DeliveryID: "d2", EventType: "Issue", Action: "remove", EntityID: "i9", KnownType: true}
+	in := LinearDeliveryInput{DeliveryID: "d2", EventType: "Cycle", Action: "remove", EntityID: "i9", KnownType: true}
 	got, err := runDelivery(t, in, nil)
 	require.NoError(t, err)
 	require.Equal(t, "handled i9", got.Detail)
 	require.Equal(t, linsync.OutcomeIgnored, got.Outcome)
 
-	in = LinearDeliveryInput{DeliveryID: "d3", EventType: "Comment", Action: "create", KnownType: true}
+	in = LinearDeliveryInput{DeliveryID: "d3", EventType: "Document", Action: "create", KnownType: true}
 	got, err = runDelivery(t, in, nil)
 	require.Error(t, err, "a failing handler fails the run")
 	require.Equal(t, linsync.OutcomeFailed, got.Outcome, "and the failure is recorded first")
@@ -89,7 +91,7 @@ func TestLinearDeliveryRoutesToHandler(t *testing.T) {
 
 func TestLinearDeliveryFailsWhenStoreStaysDown(t *testing.T) {
 	t.Parallel()
-	_, err := runDelivery(t, LinearDeliveryInput{DeliveryID: "d4", EventType: "Issue", Action: "create", KnownType: true},
+	_, err := runDelivery(t, LinearDeliveryInput{DeliveryID: "d4", EventType: "Project", Action: "create", KnownType: true},
 		errors.New("connection refused"))
 	require.ErrorContains(t, err, "record delivery d4")
 }

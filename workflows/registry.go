@@ -4,5 +4,8 @@ package workflows
 func All() []any {
 	return []any{
 		LinearDelivery,
+		FileEvent, IssueAggregator,
+		QuestionSync,
+		ReplayDeadLetters,
 	}
 }

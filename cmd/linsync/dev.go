@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/envelope"
+	"github.com/linsync/linsync/linear/lineartest"
 	"github.com/linsync/linsync/postgres"
 )
 
@@ -37,6 +39,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 	dir := fs.String("dir", ".cache/dev", "where the dev stack keeps its state (Temporal's SQLite file, the local key)")
 	cli := fs.String("temporal-cli", ".cache/bin/temporal", "the Temporal CLI binary; built from tools/temporal when missing")
 	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
+	fakeAddr := fs.String("fake-linear-addr", "127.0.0.1:8090", "where the fake Linear listens when LINEAR_API_URL is not set")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,14 +65,28 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 		cfg.Temporal.HostPort = "127.0.0.1:7233"
 	}
 
+	// Without Linear credentials the stack talks to the fake Linear, so the whole loop can be watched locally.
+	var fake *devFake
+	if os.Getenv(envLinearAPIURL.name) == "" {
+		var err error
+		if fake, err = startDevFakeLinear(ctx, cfg, *fakeAddr); err != nil {
+			return err
+		}
+		defer fake.stop()
+		cfg.LinearAPIURL = fake.url + "/graphql"
+	}
+
 	if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
 	if err := migrate(ctx, cfg); err != nil {
 		return err
 	}
-	if err := ensureDevWorkspace(ctx, cfg); err != nil {
+	if err := ensureDevWorkspace(ctx, cfg, fake); err != nil {
 		return err
+	}
+	if fake != nil {
+		printFakeLinearHelp(stdout, fake.url, fake.seed, fake.hookID, devWebhookSecret)
 	}
 	log.Info("dev stack ready",
 		"temporal_ui", fmt.Sprintf("http://localhost:%d", *uiPort),
@@ -203,7 +220,45 @@ func ensureDatabase(ctx context.Context, databaseURL string) error {
 	return nil
 }
 
-func ensureDevWorkspace(ctx context.Context, cfg Config) error {
+// devFake is the fake Linear the dev stack runs when no Linear is configured.
+type devFake struct {
+	url    string
+	seed   lineartest.Seeded
+	hookID string
+	stop   func()
+}
+
+func startDevFakeLinear(ctx context.Context, cfg Config, addr string) (*devFake, error) {
+	srv, err := lineartest.New(lineartest.Options{SchemaPath: cfg.LinearSchema,
+		WebhookRetryDelays: []time.Duration{time.Second, 10 * time.Second, time.Minute}})
+	if err != nil {
+		return nil, fmt.Errorf("start fake linear (set LINEAR_SCHEMA or LINEAR_API_URL): %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("listen for fake linear on %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln) //nolint:errcheck
+	f := &devFake{url: "http://" + ln.Addr().String(), seed: srv.Seed()}
+	// The fake delivers to the dev workspace's path, signed with the dev secret.
+	f.hookID = srv.AddWebhook("http://127.0.0.1"+portOf(cfg.HTTPAddr)+"/webhooks/linear/"+devWorkspace, devWebhookSecret)
+	f.stop = func() {
+		_ = hs.Close()
+		srv.Close()
+	}
+	return f, nil
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		return addr[i:]
+	}
+	return ":8080"
+}
+
+func ensureDevWorkspace(ctx context.Context, cfg Config, fake *devFake) error {
 	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
 	if err != nil {
 		return err
@@ -214,16 +269,27 @@ func ensureDevWorkspace(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.FindWorkspace(ctx, devWorkspace); err == nil {
-		return nil
-	} else if linsync.ErrorCode(err) != linsync.ENOTFOUND {
+	ws, err := db.FindWorkspace(ctx, devWorkspace)
+	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+		if ws, err = db.CreateWorkspace(ctx, devWorkspace, "Development"); err != nil {
+			return err
+		}
+		_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: devOrganization, Secret: devWebhookSecret})
+	}
+	if err != nil || fake == nil {
 		return err
 	}
-	ws, err := db.CreateWorkspace(ctx, devWorkspace, "Development")
-	if err != nil {
+	if _, err := db.FindConnection(ctx, ws.ID); err == nil {
+		return nil // the fake's seed is fixed, so an earlier connection still fits
+	}
+	sd := fake.seed
+	if _, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
+		LinearWebhookID: fake.hookID, Secret: devWebhookSecret}); err != nil {
 		return err
 	}
-	_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: devOrganization, Secret: devWebhookSecret})
+	_, err = db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
+		OrganizationName: "Fake Workspace", AuthKind: linsync.AuthAPIKey, Credential: sd.APIKey, ActorUserID: sd.Bot.ID,
+		ActorName: sd.Bot.Name, DefaultTeam: sd.Triage.ID})
 	return err
 }
 

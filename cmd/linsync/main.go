@@ -28,6 +28,7 @@ import (
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/worker"
+	"github.com/linsync/linsync/workflows"
 )
 
 const usage = `linsync keeps Linear in step with the systems around it.
@@ -42,6 +43,7 @@ Commands:
   dev                 bring up the whole local stack: Temporal dev server with its UI, database, api and worker
   workspace create    create a workspace and register its Linear webhook secret
   fake-linear         run the fake Linear server (schema-checked GraphQL, signed webhooks)
+  dlq list|show|replay   inspect and replay dead letters through the API (LINSYNC_API_URL, LINSYNC_TOKEN)
   bench ingest        measure webhook ingest against the bare Temporal start rate
 
 Configuration comes from the environment; see the README.
@@ -62,8 +64,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "fake-linear" {
+	switch cmd {
+	case "fake-linear":
 		return runFakeLinear(ctx, rest, stdout)
+	case "dlq":
+		return dlqCmd(ctx, rest, stdout)
 	}
 	cfg, err := LoadConfig()
 	if err != nil {
@@ -156,15 +161,22 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	}
 	defer d.close()
 	g, ctx := errgroup.WithContext(ctx)
+	oauth, err := cfg.oauthClient()
+	if err != nil {
+		return err
+	}
 	if role == "api" || role == "all" {
 		srv, err := api.New(api.Config{
-			TaskQueue:        cfg.TaskQueue,
-			WebhookTolerance: cfg.WebhookTolerance,
-			StartTimeout:     cfg.StartTimeout,
-			AllowedSenders:   cfg.WebhookAllowedIPs,
-			TrustedProxies:   cfg.TrustedProxies,
-			LinearEndpoint:   cfg.LinearAPIURL,
-			BootstrapToken:   cfg.BootstrapToken,
+			TaskQueue:          cfg.TaskQueue,
+			WebhookTolerance:   cfg.WebhookTolerance,
+			StartTimeout:       cfg.StartTimeout,
+			AllowedSenders:     cfg.WebhookAllowedIPs,
+			TrustedProxies:     cfg.TrustedProxies,
+			LinearEndpoint:     cfg.LinearAPIURL,
+			BootstrapToken:     cfg.BootstrapToken,
+			PublicURL:          cfg.PublicURL,
+			WebhookSecretGrace: cfg.WebhookSecretGrace,
+			OAuth:              oauth,
 		}, d.db, d.temporal, d.log, d.registry, d.registry)
 		if err != nil {
 			return err
@@ -203,12 +215,23 @@ func newActivities(cfg Config, d *deps) (worker.Activities, error) {
 	if err != nil {
 		return worker.Activities{}, err
 	}
-	clients := &activities.LinearClients{DB: d.db, Endpoint: cfg.LinearAPIURL, Metrics: lm}
+	am, err := activities.NewMetrics(d.registry)
+	if err != nil {
+		return worker.Activities{}, err
+	}
+	activities.SetMetrics(am)
+	oauth, err := cfg.oauthClient()
+	if err != nil {
+		return worker.Activities{}, err
+	}
+	clients := &activities.LinearClients{DB: d.db, Endpoint: cfg.LinearAPIURL, Metrics: lm, OAuth: oauth}
 	return worker.Activities{
 		Deliveries: &activities.Deliveries{DB: d.db},
-		Questions:  &activities.Questions{DB: d.db, Linear: clients},
-		Events:     &activities.Events{DB: d.db, Linear: clients},
+		Questions:  &activities.Questions{DB: d.db, Linear: clients, Sync: workflows.QuestionSyncer(d.temporal, cfg.TaskQueue)},
+		Events:     &activities.Events{DB: d.db, Linear: clients, Temporal: d.temporal},
 		Access:     &activities.Access{DB: d.db, Linear: clients},
+		DeadLetters: &activities.DeadLetters{DB: d.db, Temporal: d.temporal, Namespace: cfg.Temporal.Namespace,
+			UIURL: cfg.TemporalUIURL},
 	}, nil
 }
 

@@ -1,0 +1,134 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/postgres"
+)
+
+// DeadLetters records work that failed for good and replays it.
+type DeadLetters struct {
+	DB        *postgres.DB
+	Temporal  client.Client
+	Namespace string
+	// UIURL is the Temporal Web UI's base URL, for the link kept with each dead letter.
+	UIURL string
+}
+
+// DeadLetterInput is what a failed run knows about itself.
+type DeadLetterInput struct {
+	WorkspaceID  string          `json:"workspace_id"`
+	Kind         string          `json:"kind"`
+	WorkflowID   string          `json:"workflow_id"`
+	RunID        string          `json:"run_id"`
+	TaskQueue    string          `json:"task_queue"`
+	Input        json.RawMessage `json:"input"`
+	ErrorClass   string          `json:"error_class"`
+	ErrorMessage string          `json:"error_message"`
+	Attempts     int             `json:"attempts"`
+}
+
+// RecordDeadLetter stores the failed run (once per run) and returns the dead letter's id.
+func (a *DeadLetters) RecordDeadLetter(ctx context.Context, in DeadLetterInput) (string, error) {
+	ns := a.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	d, err := a.DB.RecordDeadLetter(ctx, linsync.DeadLetter{
+		WorkspaceID: in.WorkspaceID, Kind: in.Kind, WorkflowID: in.WorkflowID, RunID: in.RunID, TaskQueue: in.TaskQueue,
+		Input: in.Input, ErrorClass: in.ErrorClass, ErrorMessage: in.ErrorMessage, Attempts: in.Attempts,
+		UIURL: fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", a.UIURL, ns, in.WorkflowID, in.RunID),
+	})
+	if err != nil {
+		return "", err
+	}
+	metrics.deadLetter(in.Kind, in.ErrorClass)
+	return d.ID, nil
+}
+
+// ListDeadLetterIDs returns the ids of the open dead letters matching f.
+func (a *DeadLetters) ListDeadLetterIDs(ctx context.Context, f linsync.DeadLetterFilter) ([]string, error) {
+	f.Status = linsync.DeadLetterOpen
+	ds, err := a.DB.ListDeadLetters(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	return ids, nil
+}
+
+// Replay outcomes.
+const (
+	ReplayStarted          = "started"
+	ReplayAlreadyRunning   = "already_running"
+	ReplayAlreadyCompleted = "already_completed"
+	ReplayNotFound         = "not_found"
+)
+
+// ReplayResult says what replaying one dead letter did.
+type ReplayResult struct {
+	ID         string `json:"id"`
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id,omitempty"`
+	Outcome    string `json:"outcome"`
+}
+
+// ReplayDeadLetter starts the failed workflow again, same type, same ID and same input. The start may only reuse an
+// ID whose last run failed, so replaying twice, or replaying what already succeeded, starts nothing.
+func (a *DeadLetters) ReplayDeadLetter(ctx context.Context, workspaceID, id string) (ReplayResult, error) {
+	d, err := a.DB.FindDeadLetter(ctx, workspaceID, id)
+	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+		return ReplayResult{ID: id, Outcome: ReplayNotFound}, nil
+	}
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	res := ReplayResult{ID: d.ID, WorkflowID: d.WorkflowID}
+	var args []json.RawMessage
+	if err := json.Unmarshal(d.Input, &args); err != nil {
+		return res, temporal.NewNonRetryableApplicationError("stored input is not a JSON array", "DeadLetterCorrupt", err)
+	}
+	anyArgs := make([]any, len(args))
+	for i, a := range args {
+		anyArgs[i] = a
+	}
+	run, err := a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       d.WorkflowID,
+		TaskQueue:                                d.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, d.Kind, anyArgs...)
+	switch {
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		desc, derr := a.Temporal.DescribeWorkflowExecution(ctx, d.WorkflowID, "")
+		if derr != nil {
+			return res, fmt.Errorf("describe %s: %w", d.WorkflowID, derr)
+		}
+		info := desc.GetWorkflowExecutionInfo()
+		res.RunID = info.GetExecution().GetRunId()
+		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			res.Outcome = ReplayAlreadyRunning
+		} else {
+			res.Outcome = ReplayAlreadyCompleted
+		}
+		if res.RunID != d.RunID {
+			return res, a.DB.MarkReplayed(ctx, d.ID, res.RunID)
+		}
+		return res, nil
+	case err != nil:
+		return res, fmt.Errorf("start replay of %s: %w", d.WorkflowID, err)
+	}
+	res.RunID, res.Outcome = run.GetRunID(), ReplayStarted
+	return res, a.DB.MarkReplayed(ctx, d.ID, res.RunID)
+}

@@ -1,0 +1,223 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/workflows"
+)
+
+// registerDeadLetterRoutes adds the failed-events API: list, inspect, replay one or many (with a dry run).
+func (s *Server) registerDeadLetterRoutes(ws *gin.RouterGroup) {
+	admin := s.authorize(linsync.ScopeAdmin)
+	ws.GET("/failed-events", admin, s.handleListDeadLetters)
+	ws.GET("/failed-events/:id", admin, s.handleGetDeadLetter)
+	ws.POST("/failed-events/:id/replay", admin, s.handleReplayDeadLetter)
+	// Gin needs the colon escaped to read "failed-events:replay" as one literal segment.
+	ws.POST(`/failed-events\:replay`, admin, s.handleBulkReplay)
+	ws.GET(`/failed-events\:replay/:request`, admin, s.handleBulkReplayProgress)
+}
+
+func (s *Server) deadLetterFilter(c *gin.Context) (linsync.DeadLetterFilter, error) {
+	f := linsync.DeadLetterFilter{WorkspaceID: workspaceOf(c).ID, Kind: c.Query("kind"), ErrorClass: c.Query("error_class"),
+		Status: c.Query("status"), After: c.Query("cursor")}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := c.Query(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, &linsync.Error{Code: linsync.EINVALID, Field: name, Message: name + " must be an RFC 3339 time"}
+			}
+			*dst = t
+		}
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return f, &linsync.Error{Code: linsync.EINVALID, Field: "limit", Message: "limit must be 1-500"}
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (s *Server) handleListDeadLetters(c *gin.Context) {
+	f, err := s.deadLetterFilter(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ds, err := s.db.ListDeadLetters(c, f)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	next := ""
+	if f.Limit > 0 && len(ds) == f.Limit || f.Limit == 0 && len(ds) == 50 {
+		next = ds[len(ds)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"failed_events": ds, "next_cursor": next})
+}
+
+func (s *Server) handleGetDeadLetter(c *gin.Context) {
+	d, err := s.db.FindDeadLetter(c, workspaceOf(c).ID, c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, d)
+}
+
+// replayPlan is what a dry run says a replay would do, judged against Temporal's and linsync's current state.
+type replayPlan struct {
+	ID          string `json:"id"`
+	Kind        string `json:"kind"`
+	WorkflowID  string `json:"workflow_id"`
+	WouldReplay bool   `json:"would_replay"`
+	Reason      string `json:"reason"`
+}
+
+func (s *Server) plan(ctx context.Context, d *linsync.DeadLetter) replayPlan {
+	p := replayPlan{ID: d.ID, Kind: d.Kind, WorkflowID: d.WorkflowID}
+	desc, err := s.temporal.DescribeWorkflowExecution(ctx, d.WorkflowID, "")
+	if err == nil {
+		info := desc.GetWorkflowExecutionInfo()
+		switch st := info.GetStatus(); st {
+		case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+			p.Reason = "already running (run " + info.GetExecution().GetRunId() + "); a replay would start nothing"
+			return p
+		case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+			p.Reason = "already completed (run " + info.GetExecution().GetRunId() + "); a replay would start nothing"
+			return p
+		}
+	}
+	p.WouldReplay = true
+	if d.Kind == "LinearDelivery" {
+		var args []workflows.LinearDeliveryInput
+		if json.Unmarshal(d.Input, &args) == nil && len(args) == 1 {
+			in := args[0]
+			ts := in.WebhookTimestamp
+			newer, err := s.db.NewerDelivery(ctx, in.WorkspaceID, in.EntityID, linsync.Delivery{WebhookTimestamp: &ts})
+			if err == nil && newer != nil {
+				p.Reason = fmt.Sprintf("re-runs %s/%s for %s, but a newer %s/%s for it (sent %s) was applied since: "+
+					"handlers keep the newer values, so this replay changes nothing they hold", in.EventType, in.Action,
+					in.EntityID, newer.EventType, newer.Action, newer.WebhookTimestamp.Format(time.RFC3339))
+				return p
+			}
+			p.Reason = fmt.Sprintf("re-runs %s/%s for %s (sent %s) through its handler", in.EventType, in.Action,
+				in.EntityID, ts.Format(time.RFC3339))
+			return p
+		}
+	}
+	p.Reason = fmt.Sprintf("re-runs %s with the stored input under workflow ID %s", d.Kind, d.WorkflowID)
+	return p
+}
+
+func (s *Server) handleReplayDeadLetter(c *gin.Context) {
+	d, err := s.db.FindDeadLetter(c, workspaceOf(c).ID, c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if c.Query("dry_run") == "true" {
+		c.JSON(http.StatusOK, gin.H{"dry_run": true, "plan": []replayPlan{s.plan(c, d)}})
+		return
+	}
+	progress, id, err := s.startReplay(c, workflows.ReplayInput{WorkspaceID: workspaceOf(c).ID, IDs: []string{d.ID}}, true)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"replay_workflow_id": id, "result": progress.Results[0]})
+}
+
+type bulkReplayRequest struct {
+	Kind          string    `json:"kind"`
+	ErrorClass    string    `json:"error_class"`
+	Since         time.Time `json:"since"`
+	Until         time.Time `json:"until"`
+	Max           int       `json:"max"`
+	RatePerSecond float64   `json:"rate_per_second"`
+}
+
+// handleBulkReplay replays every open failed event matching a filter, paced by a workflow (at most 20 a second).
+func (s *Server) handleBulkReplay(c *gin.Context) {
+	var req bulkReplayRequest
+	if err := bindJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if req.Max <= 0 || req.Max > 500 {
+		req.Max = 500
+	}
+	if req.RatePerSecond <= 0 || req.RatePerSecond > 20 {
+		req.RatePerSecond = min(max(req.RatePerSecond, 5), 20)
+	}
+	ws := workspaceOf(c)
+	if c.Query("dry_run") == "true" {
+		ds, err := s.db.ListDeadLetters(c, linsync.DeadLetterFilter{WorkspaceID: ws.ID, Kind: req.Kind,
+			ErrorClass: req.ErrorClass, Since: req.Since, Until: req.Until, Status: linsync.DeadLetterOpen, Limit: req.Max})
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		plans := make([]replayPlan, 0, len(ds))
+		for i := range ds {
+			plans = append(plans, s.plan(c, &ds[i]))
+		}
+		c.JSON(http.StatusOK, gin.H{"dry_run": true, "plan": plans})
+		return
+	}
+	_, id, err := s.startReplay(c, workflows.ReplayInput{WorkspaceID: ws.ID, Kind: req.Kind, ErrorClass: req.ErrorClass,
+		Since: req.Since, Until: req.Until, Max: req.Max, RatePerSecond: req.RatePerSecond}, false)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"replay_workflow_id": id, "request_id": id[len(workflows.ReplayWorkflowID(ws.ID, "")):]})
+}
+
+func (s *Server) handleBulkReplayProgress(c *gin.Context) {
+	id := workflows.ReplayWorkflowID(workspaceOf(c).ID, c.Param("request"))
+	v, err := s.temporal.QueryWorkflow(c, id, "", "progress")
+	if err != nil {
+		s.writeError(c, linsync.Errorf(linsync.ENOTFOUND, "replay request not found"))
+		return
+	}
+	var p workflows.ReplayProgress
+	if err := v.Get(&p); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+// startReplay starts a replay workflow and, when wait is set, waits for its result.
+func (s *Server) startReplay(ctx context.Context, in workflows.ReplayInput, wait bool) (workflows.ReplayProgress, string, error) {
+	id := workflows.ReplayWorkflowID(in.WorkspaceID, uuid.NewString())
+	var p workflows.ReplayProgress
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
+	defer cancel()
+	run, err := s.temporal.ExecuteWorkflow(sctx, client.StartWorkflowOptions{ID: id, TaskQueue: s.cfg.TaskQueue}, workflows.ReplayDeadLetters, in)
+	if err != nil {
+		return p, id, linsync.Errorf(linsync.EUNAVAILABLE, "workflow engine unavailable; retry later")
+	}
+	if !wait {
+		return p, id, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := run.Get(wctx, &p); err != nil {
+		return p, id, linsync.Errorf(linsync.EUNAVAILABLE, "replay did not finish: %v", err)
+	}
+	return p, id, nil
+}

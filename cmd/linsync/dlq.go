@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// dlqCmd is the operator's view of dead letters: the same calls as the /v1 failed-events API.
+func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	const usage = "usage: linsync dlq list|show ID|replay (ID | --kind K --error-class C) [--dry-run] [--workspace WS]"
+	if len(args) == 0 {
+		return fmt.Errorf("%s", usage)
+	}
+	fs := flag.NewFlagSet("dlq "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	apiURL := fs.String("api", envOr("LINSYNC_API_URL", "http://localhost:8080"), "linsync API base URL (env LINSYNC_API_URL)")
+	ws := fs.String("workspace", os.Getenv("LINSYNC_WORKSPACE"), "workspace id or slug (env LINSYNC_WORKSPACE)")
+	kind := fs.String("kind", "", "filter: workflow kind, e.g. LinearDelivery")
+	class := fs.String("error-class", "", "filter: error class, e.g. LinearRateLimited")
+	status := fs.String("status", "open", "filter for list: open, replayed or empty for all")
+	dry := fs.Bool("dry-run", false, "show what a replay would change without replaying")
+	rate := fs.Float64("rate", 5, "bulk replays per second (at most 20)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	token := os.Getenv("LINSYNC_TOKEN")
+	if token == "" || *ws == "" {
+		return fmt.Errorf("set LINSYNC_TOKEN (an admin token) and --workspace (or LINSYNC_WORKSPACE)")
+	}
+	c := &apiClient{base: strings.TrimRight(*apiURL, "/") + "/v1/workspaces/" + url.PathEscape(*ws), token: token,
+		http: &http.Client{Timeout: 40 * time.Second}}
+	q := url.Values{}
+	for k, v := range map[string]string{"kind": *kind, "error_class": *class} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	switch args[0] {
+	case "list":
+		if *status != "" {
+			q.Set("status", *status)
+		}
+		var out struct {
+			FailedEvents []struct {
+				ID, Kind, WorkflowID, ErrorClass, Status string
+				Attempts                                 int
+				LastFailedAt                             time.Time `json:"last_failed_at"`
+			} `json:"failed_events"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/failed-events?"+q.Encode(), nil, &out); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tKIND\tERROR CLASS\tATTEMPTS\tLAST FAILED\tSTATUS\tWORKFLOW")
+		for _, d := range out.FailedEvents {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.Kind, d.ErrorClass, d.Attempts,
+				d.LastFailedAt.Format(time.RFC3339), d.Status, d.WorkflowID)
+		}
+		return tw.Flush()
+	case "show":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%s", usage)
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, http.MethodGet, "/failed-events/"+url.PathEscape(fs.Arg(0)), nil, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "replay":
+		if *dry {
+			q = url.Values{"dry_run": {"true"}}
+		} else {
+			q = url.Values{}
+		}
+		if fs.NArg() == 1 {
+			var out json.RawMessage
+			if err := c.do(ctx, http.MethodPost, "/failed-events/"+url.PathEscape(fs.Arg(0))+"/replay?"+q.Encode(), nil, &out); err != nil {
+				return err
+			}
+			return printJSON(stdout, out)
+		}
+		body := map[string]any{"kind": *kind, "error_class": *class, "rate_per_second": *rate}
+		if *dry {
+			var out json.RawMessage
+			if err := c.do(ctx, http.MethodPost, `/failed-events:replay?dry_run=true`, body, &out); err != nil {
+				return err
+			}
+			return printJSON(stdout, out)
+		}
+		var started struct {
+			RequestID string `json:"request_id"`
+		}
+		if err := c.do(ctx, http.MethodPost, `/failed-events:replay`, body, &started); err != nil {
+			return err
+		}
+		return c.followReplay(ctx, started.RequestID, stdout)
+	}
+	return fmt.Errorf("%s", usage)
+}
+
+// followReplay polls a bulk replay and draws a progress bar until it is done.
+func (c *apiClient) followReplay(ctx context.Context, requestID string, stdout io.Writer) error {
+	for {
+		var p struct {
+			Total, Done int
+			Counts      map[string]int `json:"counts"`
+		}
+		if err := c.do(ctx, http.MethodGet, `/failed-events:replay/`+requestID, nil, &p); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\r%s %d/%d %v", progressBar(p.Done, p.Total, 30), p.Done, p.Total, p.Counts)
+		if p.Done >= p.Total {
+			fmt.Fprintln(stdout)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func progressBar(done, total, width int) string {
+	if total <= 0 {
+		return "[" + strings.Repeat("#", width) + "]"
+	}
+	n := done * width / total
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+type apiClient struct {
+	base, token string
+	http        *http.Client
+}
+
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("call linsync API: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		return fmt.Errorf("linsync API answered %d %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
