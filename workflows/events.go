@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/linsync/linsync/activities"
@@ -193,7 +192,7 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 	var res activities.FileResult
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, Decision: d, WindowStart: d.WindowStart,
 		WindowEnd: d.WindowEnd, Hour: hour, Entries: []activities.FiledEntry{entry}, CompleteKey: in.Key}
-	if err := workflow.ExecuteActivity(eventLinearContext(ctx), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
 		return nil, fmt.Errorf("file event %s: %w", in.Key, err)
 	}
 	out.IssueID, out.Identifier = res.IssueID, res.Identifier
@@ -341,7 +340,7 @@ func flushAggregate(ctx workflow.Context, in *activities.AggregatorInput) error 
 		end := in.WindowEnd
 		fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
 			WindowStart: in.WindowStart, WindowEnd: &end, Hour: hour, Entries: in.Pending}
-		if err := workflow.ExecuteActivity(eventLinearContext(ctx), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
 			return fmt.Errorf("file %d entries of %s: %w", len(in.Pending), in.DedupKey, err)
 		}
 		in.Capped = res.Status == activities.FiledCapped
@@ -353,19 +352,4 @@ func flushAggregate(ctx workflow.Context, in *activities.AggregatorInput) error 
 	}
 	in.Pending = nil
 	return nil
-}
-
-// eventLinearContext is the activity context for filing into Linear: a rendered 800-link description and a few
-// GraphQL calls fit well within a minute; Linear errors retry as LinearError says, five attempts in all.
-func eventLinearContext(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    time.Minute,
-		ScheduleToCloseTimeout: 30 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    5 * time.Minute,
-			MaximumAttempts:    5,
-		},
-	})
 }

@@ -110,7 +110,7 @@ func drainSignals(ctx workflow.Context, ch workflow.ReceiveChannel) int {
 // and leaves the rest for the next change; the workflow itself never fails, so the question keeps its ordering.
 func syncQuestion(ctx workflow.Context, ref activities.QuestionRef) {
 	var a *activities.Questions
-	lctx := linearContext(ctx)
+	lctx := linearContext(ctx, 30*time.Second)
 	fail := func(step string, err error) {
 		reason := fmt.Sprintf("%s: %v", step, err)
 		workflow.GetLogger(ctx).Warn("question sync failed", "question_id", ref.QuestionID, "step", step, "err", err)
@@ -156,21 +156,6 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef) {
 	if err := workflow.ExecuteActivity(storeContext(ctx), a.FinishSync, ref).Get(ctx, nil); err != nil {
 		fail("finish sync", err)
 	}
-}
-
-// linearContext is the activity context for calls to Linear: five attempts, the delay of each retry chosen by
-// activities.LinearError (Retry-After, or full-jitter backoff); non-retryable classes stop at once.
-func linearContext(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 30 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    5,
-		},
-	})
 }
 
 // callbackContext is the activity context of callbacks to the app: retried for about an hour, then given up (the

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type Config struct {
 	LinearAPIURL      string
 	LinearSchema      string
 	BootstrapToken    string
+	LinearMaxAttempts int
 	// PublicURL is the base URL Linear reaches linsync at; when set, connecting registers linsync's webhook.
 	PublicURL          string
 	WebhookSecretGrace time.Duration
@@ -61,6 +63,7 @@ var (
 	envLinearAPIURL     = envVar{"LINEAR_API_URL", "https://api.linear.app/graphql"}
 	envLinearSchema     = envVar{"LINEAR_SCHEMA", "../shared/linear/schema.graphql"}
 	envBootstrapToken   = envVar{"LINSYNC_BOOTSTRAP_TOKEN", ""}
+	envLinearAttempts   = envVar{"LINSYNC_LINEAR_MAX_ATTEMPTS", "5"}
 	envPublicURL        = envVar{"LINSYNC_PUBLIC_URL", ""}
 	envSecretGrace      = envVar{"LINSYNC_WEBHOOK_SECRET_GRACE", "1h"}
 	envOAuthClientID    = envVar{"LINEAR_OAUTH_CLIENT_ID", ""}
@@ -177,4 +180,12 @@ func (c Config) oauthClient() (*linear.OAuthClient, error) {
 		return nil, nil
 	}
 	return linear.NewOAuthClient(c.OAuth)
+}
+
+func positiveInt(v envVar, errs *[]string) int {
+	n, err := strconv.Atoi(v.get())
+	if err != nil || n < 1 || n > 100 {
+		*errs = append(*errs, fmt.Sprintf("%s must be a whole number from 1 to 100", v.name))
+	}
+	return n
 }

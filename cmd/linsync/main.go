@@ -188,6 +188,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 		})
 	}
 	if role == "worker" || role == "all" {
+		workflows.LinearMaxAttempts = int32(cfg.LinearMaxAttempts)
 		acts, err := newActivities(cfg, d)
 		if err != nil {
 			return err

@@ -1,0 +1,34 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// LinearMaxAttempts is how many times an activity that calls Linear (or another service) is tried before its work
+// becomes a dead letter. The worker sets it once from configuration, before it starts.
+var LinearMaxAttempts int32 = 5
+
+// linearRetryPolicy is the one retry policy of every activity that calls Linear or another service. Temporal's own
+// backoff is only the fallback: activities.LinearError sets each retry's delay (never before Retry-After or the
+// rate-limit reset; full jitter for transient errors) and marks invalid, unauthorized and forbidden as
+// non-retryable, which stops at once.
+func linearRetryPolicy() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    5 * time.Minute,
+		MaximumAttempts:    LinearMaxAttempts,
+	}
+}
+
+// linearContext is the activity context for calls to Linear; startToClose bounds one attempt.
+func linearContext(ctx workflow.Context, startToClose time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    startToClose,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy:            linearRetryPolicy(),
+	})
+}
