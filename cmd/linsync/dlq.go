@@ -30,8 +30,16 @@ func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	status := fs.String("status", "open", "filter for list: open, replayed or empty for all")
 	dry := fs.Bool("dry-run", false, "show what a replay would change without replaying")
 	rate := fs.Float64("rate", 5, "bulk replays per second (at most 20)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	// Flags may come before or after the id, as operators type them.
+	var pos []string
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
 	token := os.Getenv("LINSYNC_TOKEN")
 	if token == "" || *ws == "" {
@@ -52,9 +60,13 @@ func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		var out struct {
 			FailedEvents []struct {
-				ID, Kind, WorkflowID, ErrorClass, Status string
-				Attempts                                 int
-				LastFailedAt                             time.Time `json:"last_failed_at"`
+				ID           string    `json:"id"`
+				Kind         string    `json:"kind"`
+				WorkflowID   string    `json:"workflow_id"`
+				ErrorClass   string    `json:"error_class"`
+				Status       string    `json:"status"`
+				Attempts     int       `json:"attempts"`
+				LastFailedAt time.Time `json:"last_failed_at"`
 			} `json:"failed_events"`
 		}
 		if err := c.do(ctx, http.MethodGet, "/failed-events?"+q.Encode(), nil, &out); err != nil {
@@ -68,11 +80,11 @@ func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	case "show":
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return fmt.Errorf("%s", usage)
 		}
 		var out json.RawMessage
-		if err := c.do(ctx, http.MethodGet, "/failed-events/"+url.PathEscape(fs.Arg(0)), nil, &out); err != nil {
+		if err := c.do(ctx, http.MethodGet, "/failed-events/"+url.PathEscape(pos[0]), nil, &out); err != nil {
 			return err
 		}
 		return printJSON(stdout, out)
@@ -82,9 +94,9 @@ func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		} else {
 			q = url.Values{}
 		}
-		if fs.NArg() == 1 {
+		if len(pos) == 1 {
 			var out json.RawMessage
-			if err := c.do(ctx, http.MethodPost, "/failed-events/"+url.PathEscape(fs.Arg(0))+"/replay?"+q.Encode(), nil, &out); err != nil {
+			if err := c.do(ctx, http.MethodPost, "/failed-events/"+url.PathEscape(pos[0])+"/replay?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
 			return printJSON(stdout, out)

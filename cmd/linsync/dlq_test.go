@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linsynctest"
+	"github.com/linsync/linsync/worker"
+)
+
+func TestMain(m *testing.M) { os.Exit(linsynctest.RunWithTemporal(m)) }
+
+// TestDLQCommands drives `linsync dlq` against the real API: list, show, a dry run and a bulk replay with progress.
+func TestDLQCommands(t *testing.T) {
+	ctx := t.Context()
+	db := linsynctest.DB(t)
+	tc, _ := linsynctest.Temporal(t)
+	tq := "test-" + uuid.NewString()
+	w := worker.New(tc, tq, worker.Activities{DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc}}, sdkworker.Options{})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	reg := prometheus.NewRegistry()
+	s, err := api.New(api.Config{TaskQueue: tq}, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
+	require.NoError(t, err)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	_, token, err := db.CreateToken(ctx, ws.ID, "ops", []string{linsync.ScopeAdmin})
+	require.NoError(t, err)
+	input, _ := json.Marshal([]any{map[string]string{"workspace_id": ws.ID}})
+	dl, err := db.RecordDeadLetter(ctx, linsync.DeadLetter{WorkspaceID: ws.ID, Kind: "NoSuchWorkflow", WorkflowID: "wf-" + uuid.NewString(),
+		RunID: "r1", TaskQueue: tq, Input: input, ErrorClass: "LinearForbidden", ErrorMessage: "forbidden", Attempts: 1})
+	require.NoError(t, err)
+
+	t.Setenv("LINSYNC_TOKEN", token)
+	dlq := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		require.NoError(t, run(ctx, append([]string{"dlq"}, append(args, "--api", srv.URL, "--workspace", "acme")...), &out))
+		return out.String()
+	}
+	require.Contains(t, dlq("list"), dl.ID)
+	require.Contains(t, dlq("list"), "LinearForbidden")
+	require.NotContains(t, dlq("list", "--error-class", "LinearRateLimited"), dl.ID)
+	require.Contains(t, dlq("show", dl.ID), `"error_message": "forbidden"`)
+	require.Contains(t, dlq("replay", "--dry-run", dl.ID), `"would_replay": true`)
+	out := dlq("replay", "--kind", "NoSuchWorkflow", "--rate", "20")
+	require.Contains(t, out, "[##############################] 1/1", "the progress bar ends full")
+
+	var buf bytes.Buffer
+	t.Setenv("LINSYNC_TOKEN", "lsk_wrong-token-000000000000")
+	err = run(ctx, []string{"dlq", "list", "--api", srv.URL, "--workspace", "acme"}, &buf)
+	require.ErrorContains(t, err, "401 unauthorized")
+}
+
+func TestProgressBar(t *testing.T) {
+	require.Equal(t, "[#####.....]", progressBar(1, 2, 10))
+	require.Equal(t, "[..........]", progressBar(0, 5, 10))
+	require.Equal(t, "[##########]", progressBar(0, 0, 10))
+}
