@@ -16,11 +16,15 @@ var LinearMaxAttempts int32 = 5
 // rate-limit reset; full jitter for transient errors) and marks invalid, unauthorized and forbidden as
 // non-retryable, which stops at once.
 func linearRetryPolicy() *temporal.RetryPolicy {
+	attempts := LinearMaxAttempts
+	if attempts < 1 {
+		attempts = 5 // 0 would mean unlimited to Temporal
+	}
 	return &temporal.RetryPolicy{
 		InitialInterval:    time.Second,
 		BackoffCoefficient: 2,
 		MaximumInterval:    5 * time.Minute,
-		MaximumAttempts:    LinearMaxAttempts,
+		MaximumAttempts:    attempts,
 	}
 }
 

@@ -120,6 +120,7 @@ func LoadConfig() (Config, error) {
 		LinearAPIURL:       envLinearAPIURL.get(),
 		LinearSchema:       envLinearSchema.get(),
 		BootstrapToken:     envBootstrapToken.get(),
+		LinearMaxAttempts:  positiveInt(envLinearAttempts, &errs),
 		PublicURL:          strings.TrimRight(envPublicURL.get(), "/"),
 		WebhookSecretGrace: dur(envSecretGrace),
 		OAuth: linear.OAuthConfig{

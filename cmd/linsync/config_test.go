@@ -40,3 +40,17 @@ func TestRequireKeyNamesTheVariable(t *testing.T) {
 	require.ErrorContains(t, Config{}.requireKey(), "LINSYNC_SECRETS_KEY_URL")
 	require.NoError(t, Config{SecretsKeyURL: "base64key://x"}.requireKey())
 }
+
+func TestLinearMaxAttempts(t *testing.T) {
+	t.Setenv("LINSYNC_LINEAR_MAX_ATTEMPTS", "")
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, 5, cfg.LinearMaxAttempts, "never 0: Temporal would retry forever")
+	t.Setenv("LINSYNC_LINEAR_MAX_ATTEMPTS", "3")
+	cfg, err = LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, 3, cfg.LinearMaxAttempts)
+	t.Setenv("LINSYNC_LINEAR_MAX_ATTEMPTS", "0")
+	_, err = LoadConfig()
+	require.ErrorContains(t, err, "LINSYNC_LINEAR_MAX_ATTEMPTS")
+}

@@ -281,7 +281,8 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	doc, errs := gqlparser.LoadQuery(s.schema, req.Query)
+	// nil rules: every default validation rule of the GraphQL spec.
+	doc, errs := gqlparser.LoadQueryWithRules(s.schema, req.Query, nil)
 	if len(errs) > 0 {
 		s.answer(w, &rec, http.StatusBadRequest, nil, fromGQLErrors(errs)...)
 		return
