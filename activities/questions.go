@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 )
@@ -294,6 +296,11 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 	requests := 0
 	var at time.Time // zero: nothing was sent (see postgres.MergePush)
 	if send {
+		// The values go to Postgres before the call, like the pre-chosen ids: the webhook of this write may arrive
+		// before RecordPush, and without an actor only these values tell it is an echo.
+		if err := a.DB.BeginPush(ctx, q.ID, pushed, time.Now()); err != nil {
+			return 0, err
+		}
 		resp, err := linear.IssueUpdate(ctx, lc.GQL(), q.LinearIssueID, in)
 		if err != nil {
 			return 0, LinearError(ctx, fmt.Errorf("update issue of question %s: %w", q.ID, err))
@@ -392,6 +399,37 @@ func (a *Questions) RequestSync(ctx context.Context, ref QuestionRef) error {
 	}
 	return a.Sync(ctx, ref.WorkspaceID, ref.QuestionID)
 }
+
+// ResyncQuestion asks a question's workflow to write what Linear still lacks, for reconciliation of questions left
+// pending or failed (postgres.DB.UnsyncedQuestions). It is idempotent: signals coalesce in the workflow, which reads
+// the work from Postgres, and a question with nothing to write (synced, unlinked, or of another workspace) is not
+// signalled at all.
+func (a *Questions) ResyncQuestion(ctx context.Context, workspaceID, questionID string) error {
+	q, err := a.DB.FindQuestion(ctx, workspaceID, questionID)
+	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+		return temporal.NewNonRetryableApplicationError("question not found", ErrTypeQuestionNotFound, err)
+	}
+	if err != nil {
+		return err
+	}
+	if !q.Linked || (q.SyncState != postgres.SyncPending && q.SyncState != postgres.SyncFailed) {
+		return nil
+	}
+	if a.Sync == nil {
+		return temporal.NewNonRetryableApplicationError("no question syncer is configured", ErrTypeNoQuestionSyncer, nil)
+	}
+	if err := a.Sync(ctx, workspaceID, questionID); err != nil {
+		return fmt.Errorf("resync question %s: %w", questionID, err)
+	}
+	return nil
+}
+
+// Error types of ResyncQuestion: the question does not exist in the workspace; the worker was built without
+// Questions.Sync.
+const (
+	ErrTypeQuestionNotFound = "QuestionNotFound"
+	ErrTypeNoQuestionSyncer = "NoQuestionSyncer"
+)
 
 // describe renders the issue description: the question, who asked, and the link back to the app.
 func describe(q *postgres.Question, s *postgres.QuestionSettings) string {

@@ -92,6 +92,8 @@ func (a *Questions) ApplyLinearIssue(ctx context.Context, ch LinearChange) (*Lin
 			postgres.FieldPriority: strconv.Itoa(int(d.Priority)),
 		}}
 	st.Edited = editedFields(w.UpdatedFrom)
+	// An actor that is not linsync's user is someone else; a webhook without one may be our own write.
+	st.ByOther = w.Actor != nil && w.Actor.ID != ""
 	if st.TeamID == "" && d.Team != nil {
 		st.TeamID = d.Team.ID
 	}

@@ -45,6 +45,13 @@ type qHarness struct {
 
 func newQuestionHarness(t *testing.T, failAfter func(ctx context.Context, op string) error) *qHarness {
 	t.Helper()
+	return newQuestionHarnessVia(t, failAfter, nil)
+}
+
+// newQuestionHarnessVia is newQuestionHarness with the fake's webhooks sent to via(the API's webhook URL) instead,
+// for tests that tamper with deliveries on the way.
+func newQuestionHarnessVia(t *testing.T, failAfter func(ctx context.Context, op string) error, via func(target string) string) *qHarness {
+	t.Helper()
 	db := linsynctest.DB(t)
 	tc, _ := linsynctest.Temporal(t)
 	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t), Now: tickingClock()})
@@ -72,7 +79,11 @@ func newQuestionHarness(t *testing.T, failAfter func(ctx context.Context, op str
 	require.NoError(t, err)
 	_, token, err := db.CreateToken(t.Context(), ws.ID, "qa", []string{linsync.ScopeQuestionsWrite})
 	require.NoError(t, err)
-	fake.AddWebhook(srv.URL+"/webhooks/linear/"+ws.Slug, testSecret)
+	target := srv.URL + "/webhooks/linear/" + ws.Slug
+	if via != nil {
+		target = via(target)
+	}
+	fake.AddWebhook(target, testSecret)
 	return &qHarness{t: t, db: db, srv: srv, fake: fake, sd: sd, ws: ws.Slug, wsID: ws.ID, token: token, acts: acts}
 }
 

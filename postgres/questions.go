@@ -109,7 +109,9 @@ type querier interface {
 // loadFields fills q.Fields.
 func loadFields(ctx context.Context, db querier, q *Question) error {
 	rows, err := db.Query(ctx, `SELECT field, value, source, source_at, coalesce(linear_value, ''),
-		coalesce(synced_value, ''), coalesce(linear_at, 'epoch'::timestamptz) FROM question_fields WHERE question_id = $1`, q.ID)
+		coalesce(synced_value, ''), coalesce(linear_at, 'epoch'::timestamptz), pushing_value IS NOT NULL,
+		coalesce(pushing_value, ''), coalesce(pushing_linear, ''), coalesce(pushing_at, 'epoch'::timestamptz), written_at
+		FROM question_fields WHERE question_id = $1`, q.ID)
 	if err != nil {
 		return fmt.Errorf("query fields of question %s: %w", q.ID, err)
 	}
@@ -118,7 +120,8 @@ func loadFields(ctx context.Context, db querier, q *Question) error {
 	for rows.Next() {
 		var name string
 		var f FieldState
-		if err := rows.Scan(&name, &f.Value, &f.Source, &f.SourceAt, &f.LinearValue, &f.SyncedValue, &f.LinearAt); err != nil {
+		if err := rows.Scan(&name, &f.Value, &f.Source, &f.SourceAt, &f.LinearValue, &f.SyncedValue, &f.LinearAt,
+			&f.Pushing, &f.PushValue, &f.PushLinear, &f.PushAt, &f.Writes); err != nil {
 			return fmt.Errorf("scan field of question %s: %w", q.ID, err)
 		}
 		if f.LinearAt.Equal(time.Unix(0, 0)) {
@@ -134,12 +137,24 @@ func saveField(ctx context.Context, tx pgx.Tx, questionID, name string, f FieldS
 	if !f.LinearAt.IsZero() {
 		linearAt = &f.LinearAt
 	}
+	var pushValue, pushLinear *string
+	var pushAt *time.Time
+	if f.Pushing {
+		pushValue, pushLinear, pushAt = &f.PushValue, &f.PushLinear, &f.PushAt
+	}
+	writes := f.Writes
+	if writes == nil {
+		writes = []time.Time{}
+	}
 	_, err := tx.Exec(ctx, `INSERT INTO question_fields (question_id, field, value, source, source_at, linear_value,
-			synced_value, linear_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			synced_value, linear_at, pushing_value, pushing_linear, pushing_at, written_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (question_id, field) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source,
 			source_at = EXCLUDED.source_at, linear_value = EXCLUDED.linear_value, synced_value = EXCLUDED.synced_value,
-			linear_at = EXCLUDED.linear_at`,
-		questionID, name, f.Value, f.Source, f.SourceAt, f.LinearValue, f.SyncedValue, linearAt)
+			linear_at = EXCLUDED.linear_at, pushing_value = EXCLUDED.pushing_value, pushing_linear = EXCLUDED.pushing_linear,
+			pushing_at = EXCLUDED.pushing_at,
+			written_at = EXCLUDED.written_at`,
+		questionID, name, f.Value, f.Source, f.SourceAt, f.LinearValue, f.SyncedValue, linearAt, pushValue, pushLinear, pushAt, writes)
 	if err != nil {
 		return fmt.Errorf("save field %s of question %s: %w", name, questionID, err)
 	}

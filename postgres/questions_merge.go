@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,17 +43,49 @@ const (
 // LinearValue is what Linear holds as of LinearAt (Linear's clock; zero when unknown), standing for SyncedValue
 // (they differ only when Linear cannot represent the value, e.g. an assignee email that matches no Linear user).
 // The field needs a write to Linear exactly when Value != SyncedValue.
+//
+// Pushing, PushValue and PushLinear are a write in flight: stored before the Linear call (like the pre-chosen issue
+// and comment ids) and cleared when its result is recorded, so that the webhook of our own write is known by its
+// value even when it overtakes the record and its actor cannot tell. Writes are Linear's updatedAt of linsync's last
+// recorded writes of the field, so that a late webhook of one of them is known after later writes.
 type FieldState struct {
-	Value       string    `json:"value"`
-	Source      string    `json:"source"`
-	SourceAt    time.Time `json:"source_at"`
-	LinearValue string    `json:"linear_value"`
-	SyncedValue string    `json:"synced_value"`
-	LinearAt    time.Time `json:"linear_at"`
+	Value       string      `json:"value"`
+	Source      string      `json:"source"`
+	SourceAt    time.Time   `json:"source_at"`
+	LinearValue string      `json:"linear_value"`
+	SyncedValue string      `json:"synced_value"`
+	LinearAt    time.Time   `json:"linear_at"`
+	Pushing     bool        `json:"pushing,omitempty"`
+	PushValue   string      `json:"push_value,omitempty"`
+	PushLinear  string      `json:"push_linear,omitempty"`
+	PushAt      time.Time   `json:"push_at,omitzero"`
+	Writes      []time.Time `json:"-"`
 }
+
+// EchoSkew is how far Linear's clock may lag linsync's: the webhook of a write in flight is stamped after the write
+// began (PushAt, linsync's clock), so an actorless webhook with the in-flight value stamped earlier than that, less
+// EchoSkew, is a human edit, not our echo.
+const EchoSkew = time.Second
+
+// maxWrites is how many of its own writes per field linsync remembers: webhooks arrive within minutes, and a field
+// is not written that often in that time.
+const maxWrites = 8
 
 // Dirty reports whether the field holds a value Linear has not been given yet.
 func (f FieldState) Dirty() bool { return f.Value != f.SyncedValue }
+
+// Equal reports whether two states are the same (FieldState holds a slice, so == does not compile).
+func (f FieldState) Equal(g FieldState) bool {
+	return f.Value == g.Value && f.Source == g.Source && f.SourceAt.Equal(g.SourceAt) && f.LinearValue == g.LinearValue &&
+		f.SyncedValue == g.SyncedValue && f.LinearAt.Equal(g.LinearAt) && f.Pushing == g.Pushing &&
+		f.PushValue == g.PushValue && f.PushLinear == g.PushLinear && f.PushAt.Equal(g.PushAt) &&
+		slices.EqualFunc(f.Writes, g.Writes, time.Time.Equal)
+}
+
+// wrote reports whether t is the updatedAt Linear gave one of linsync's recorded writes of the field.
+func (f FieldState) wrote(t time.Time) bool {
+	return slices.ContainsFunc(f.Writes, t.Equal)
+}
 
 // AuditEntry is one recorded conflict, stale change, unlink or unmatched email.
 type AuditEntry struct {
@@ -64,18 +97,39 @@ type AuditEntry struct {
 }
 
 // MergeLinear folds in what a Linear webhook says about a field: Linear held v at t (the issue's updatedAt), and
-// edited says the webhook's updatedFrom names the field (someone edited it at exactly t). Rules, which make
-// delivery order irrelevant:
+// edited says the webhook's updatedFrom names the field (someone edited it at exactly t); byOther says the webhook's
+// actor is a Linear user or app other than linsync's (a webhook whose actor is linsync's never gets here; one without
+// an actor may be ours). Rules, which make delivery order irrelevant:
+//   - our own write (the third echo guard, by value, for webhooks whose actor cannot tell): v is the value of the
+//     write in flight, stamped after the write began (see EchoSkew) and the actor is not someone else, or t is the updatedAt of one of our recorded writes. Only
+//     what Linear holds advances; the question's value and version do not move, so a newer app edit is not
+//     overwritten by the echo of an older one.
 //   - t not after LinearAt: Linear has moved on since (a later webhook, or our own later write). The value is
 //     history, unless it is an edit newer than the edit behind the question's value: our write then overwrote a
 //     newer human edit, so the human's value wins and is written back.
+//     An edit at t to the value the field already has only advances its version to t.
 //   - v equal to the last known Linear value and not edited: nothing changed in Linear (an echo of our write, a
 //     duplicate, or a change to another field); only LinearAt advances. (Edited, it was changed away and back.)
 //   - otherwise someone edited the field in Linear by t: the later edit wins. If the app's edit is newer it stays
 //     and is written back (Value != SyncedValue); if not, the Linear value replaces it. Every edit that loses
 //     against a pending edit of the other side is a conflict and is recorded.
-func MergeLinear(f FieldState, v string, t time.Time, edited bool) (FieldState, bool, *AuditEntry) {
+func MergeLinear(f FieldState, v string, t time.Time, edited, byOther bool) (FieldState, bool, *AuditEntry) {
+	if f.Pushing && !byOther && v == f.PushLinear && !t.Before(f.PushAt.Add(-EchoSkew)) {
+		if f.LinearAt.IsZero() || t.After(f.LinearAt) {
+			f.LinearValue, f.SyncedValue, f.LinearAt = v, f.PushValue, t
+		}
+		return f, false, nil
+	}
+	if f.wrote(t) {
+		return f, false, nil
+	}
 	if !f.LinearAt.IsZero() && !t.After(f.LinearAt) {
+		if edited && v == f.Value && t.After(f.SourceAt) {
+			// The same value, edited later than the edit behind it: the field's version must advance to this edit,
+			// or a late webhook of an edit between the two would count as newer and overwrite the latest edit.
+			f.Source, f.SourceAt = SourceLinear, t
+			return f, false, nil
+		}
 		if edited && v != f.Value && t.After(f.SourceAt) {
 			old := f.Value
 			f.Value, f.Source, f.SourceAt = v, SourceLinear, t
@@ -131,16 +185,28 @@ func MergeApp(f FieldState, v string, t time.Time) (FieldState, bool, *AuditEntr
 // A zero t means nothing had to be sent (Linear already holds linearValue, e.g. "unassigned" for an email that
 // matches no Linear user): the value counts as synced only if Linear still holds that.
 func MergePush(f FieldState, pushed, linearValue string, t time.Time) FieldState {
+	f.Pushing, f.PushValue, f.PushLinear, f.PushAt = false, "", "", time.Time{}
 	if t.IsZero() {
 		if f.LinearValue == linearValue {
 			f.SyncedValue = pushed
 		}
 		return f
 	}
+	f.Writes = append(slices.Clone(f.Writes), t)
+	if len(f.Writes) > maxWrites {
+		f.Writes = f.Writes[len(f.Writes)-maxWrites:]
+	}
 	if !f.LinearAt.IsZero() && !t.After(f.LinearAt) {
 		return f
 	}
 	f.LinearValue, f.SyncedValue, f.LinearAt = linearValue, pushed, t
+	return f
+}
+
+// MarkPushing records, before the Linear call at `at` (linsync's clock), that pushed is being written and Linear
+// will hold linearValue.
+func MarkPushing(f FieldState, pushed, linearValue string, at time.Time) FieldState {
+	f.Pushing, f.PushValue, f.PushLinear, f.PushAt = true, pushed, linearValue, at
 	return f
 }
 

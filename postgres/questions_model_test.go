@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ type modelWebhook struct {
 	at     time.Time
 	ours   bool // the actor is linsync's Linear user
 	edited bool
+	// byOther: the payload names a human actor. In the actorless mode (actorGuard false) no webhook carries an
+	// actor, as with integrations and system changes, so neither guard 2 nor byOther can help.
+	byOther bool
 }
 
 // syncModel runs the merge rules (MergeApp, MergeLinear, MergePush) against an in-process Linear with a webhook
@@ -53,7 +57,9 @@ type syncModel struct {
 	log        []string
 }
 
-func (m *syncModel) tick() time.Time { m.clock = m.clock.Add(time.Millisecond); return m.clock }
+// tick advances the one clock linsync and Linear share in the model by more than EchoSkew, so the skew allowance
+// never blurs the order of two steps.
+func (m *syncModel) tick() time.Time { m.clock = m.clock.Add(2 * EchoSkew); return m.clock }
 
 func (m *syncModel) appEdit() {
 	v := "app-" + strconv.Itoa(m.rng.IntN(4))
@@ -71,11 +77,17 @@ func (m *syncModel) humanEdit() {
 	if v == m.linear {
 		return // Linear sends no webhook for a no-op edit
 	}
+	if !m.actorGuard && m.pushing && v == m.pushValue {
+		// Without an actor, a human edit to exactly the value linsync is writing at that moment is indistinguishable
+		// from the echo of that write; the value guard takes it for the echo. Production payloads carry the human
+		// actor (byOther), so this is the model's limit of the actorless mode, not an accepted production loss.
+		return
+	}
 	at := m.tick()
 	m.linear = v
 	m.edits++
 	m.lastEdit = v
-	m.queue = append(m.queue, modelWebhook{value: v, at: at, edited: true})
+	m.queue = append(m.queue, modelWebhook{value: v, at: at, edited: true, byOther: m.actorGuard})
 	m.log = append(m.log, "human edit "+v)
 }
 
@@ -89,13 +101,15 @@ func (m *syncModel) deliver() {
 	if m.rng.IntN(4) != 0 {
 		m.queue = append(m.queue[:i], m.queue[i+1:]...)
 	}
-	m.log = append(m.log, fmt.Sprintf("deliver %s@%d ours=%v", w.value, w.at.UnixMilli()%100000, w.ours))
+	m.log = append(m.log, fmt.Sprintf("deliver %s@%d ours=%v", w.value, w.at.Unix()%100000, w.ours))
 	if w.ours && m.actorGuard {
 		return
 	}
-	// Without the actor guard an echo still goes through MergeLinear, but as a snapshot: the "late edit newer than
-	// our write" rule needs to know the edit was not ours, which only the actor (or our own ids) can tell.
-	m.f, _, _ = MergeLinear(m.f, w.value, w.at, w.edited && !w.ours)
+	// Without the actor guard an echo goes through MergeLinear exactly as production sends it: edited (its
+	// updatedFrom names the field) and with no actor. The value of the write in flight (MarkPushing) and the times
+	// of recorded writes must recognise it. (The model used to pass edited=false for echoes, knowing what
+	// production cannot know; that hid the echo-before-record window.)
+	m.f, _, _ = MergeLinear(m.f, w.value, w.at, w.edited, w.byOther)
 }
 
 // pushStep advances the single in-flight push (the entity workflow runs one at a time): read, write, record.
@@ -107,6 +121,7 @@ func (m *syncModel) pushStep(t *testing.T) {
 		}
 		require.NotEqual(t, m.f.LinearValue, m.f.Value, "a push never writes what Linear is known to hold")
 		m.pushing, m.pushValue, m.pushWrote = true, m.f.Value, false
+		m.f = MarkPushing(m.f, m.pushValue, m.pushValue, m.tick()) // stored before the Linear call, as BeginPush does
 	case !m.pushWrote:
 		m.pushAt = m.tick()
 		m.linear = m.pushValue
@@ -117,15 +132,15 @@ func (m *syncModel) pushStep(t *testing.T) {
 	default:
 		m.f = MergePush(m.f, m.pushValue, m.pushValue, m.pushAt)
 		m.pushing = false
-		m.log = append(m.log, fmt.Sprintf("record %s@%d -> %+v", m.pushValue, m.pushAt.UnixMilli()%100000, m.f))
+		m.log = append(m.log, fmt.Sprintf("record %s@%d -> %+v", m.pushValue, m.pushAt.Unix()%100000, m.f))
 	}
 }
 
-func runModel(t *testing.T, seed uint64) {
+func runModel(t *testing.T, seed uint64, actorGuard bool) {
 	m := &syncModel{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), clock: time.Unix(1_700_000_000, 0)}
-	// Production always has the actor guard. Without it, an echo that overtakes the push's record step looks like a
-	// newer Linear edit (known limitation, see the report); the value guard alone covers echoes after the record.
-	m.actorGuard = true
+	// With the actor guard, our echoes are dropped and human webhooks name their actor. Without it (webhooks with a
+	// null actor), the value guard alone must hold, including for an echo that overtakes the push's record step.
+	m.actorGuard = actorGuard
 	created := m.tick()
 	m.f = FieldState{Value: "v0", Source: SourceApp, SourceAt: created, LinearValue: "v0", SyncedValue: "v0", LinearAt: created}
 	m.linear, m.lastEdit = "v0", "v0"
@@ -151,21 +166,36 @@ func runModel(t *testing.T, seed uint64) {
 			m.pushStep(t)
 		}
 	}
-	require.Equal(t, m.linear, m.f.Value, "seed %d: both sides converge; log %v", seed, m.log)
-	require.Equal(t, m.lastEdit, m.f.Value, "seed %d: the latest edit wins; log %v", seed, m.log)
-	require.LessOrEqual(t, m.writes, m.edits, "seed %d: no write without an edit behind it; log %v", seed, m.log)
+	require.Equal(t, m.linear, m.f.Value, "seed %d (actor guard %v): both sides converge; log %v", seed, actorGuard, m.log)
+	require.Equal(t, m.lastEdit, m.f.Value, "seed %d (actor guard %v): the latest edit wins; log %v", seed, actorGuard, m.log)
+	require.LessOrEqual(t, m.writes, m.edits, "seed %d (actor guard %v): no write without an edit behind it; log %v", seed, actorGuard, m.log)
 }
+
+// regressionSeeds failed once and always run: 558 lost the latest edit to a late webhook of an older one (the
+// field's version did not advance on an edit to the value it already had); 21 let an actorless echo of our own
+// write overwrite a newer app edit; 28 was reported failing once in CI.
+var regressionSeeds = []uint64{21, 28, 558}
 
 // TestQuestionSyncModel runs seeds of random interleavings of app edits, Linear edits, duplicated, delayed and
 // reordered webhooks, and split pushes, and requires convergence on both sides to the latest edit with no extra
-// writes. 300 seeds by default; more with -seeds N or LINSYNC_MODEL_SEEDS.
+// writes, with and without actors in the payloads. The seeds are fixed (0..N-1 plus regressionSeeds), so every run
+// is the same: 300 by default; more with -seeds N or LINSYNC_MODEL_SEEDS; one with LINSYNC_MODEL_SEED.
 func TestQuestionSyncModel(t *testing.T) {
 	t.Parallel()
-	n := seedCount()
-	for seed := range uint64(n) {
-		runModel(t, seed)
+	seeds := slices.Clone(regressionSeeds)
+	if one, err := strconv.ParseUint(os.Getenv("LINSYNC_MODEL_SEED"), 10, 64); err == nil {
+		seeds = []uint64{one}
+	} else {
+		for seed := range uint64(seedCount()) {
+			seeds = append(seeds, seed)
+		}
 	}
-	t.Logf("ran %d seeds", n)
+	for _, seed := range seeds {
+		for _, actorGuard := range []bool{true, false} {
+			runModel(t, seed, actorGuard)
+		}
+	}
+	t.Logf("ran %d seeds, each with and without actors", len(seeds))
 }
 
 func TestMergeRules(t *testing.T) {
@@ -174,28 +204,28 @@ func TestMergeRules(t *testing.T) {
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	base := FieldState{Value: "a", Source: SourceApp, SourceAt: at(0), LinearValue: "a", SyncedValue: "a", LinearAt: at(1)}
 
-	f, changed, audit := MergeLinear(base, "a", at(5), false)
+	f, changed, audit := MergeLinear(base, "a", at(5), false, true)
 	require.False(t, changed, "an echo of our value changes nothing")
 	require.Nil(t, audit)
 	require.Equal(t, at(5), f.LinearAt)
 
-	f, changed, audit = MergeLinear(base, "b", at(5), true)
+	f, changed, audit = MergeLinear(base, "b", at(5), true, true)
 	require.True(t, changed)
 	require.Nil(t, audit, "no conflict without a pending app edit")
 	require.Equal(t, FieldState{Value: "b", Source: SourceLinear, SourceAt: at(5), LinearValue: "b", SyncedValue: "b", LinearAt: at(5)}, f)
 
-	_, changed, audit = MergeLinear(f, "a", at(3), false)
+	_, changed, audit = MergeLinear(f, "a", at(3), false, true)
 	require.False(t, changed, "a stale webhook never overwrites")
 	require.Equal(t, AuditStaleLinear, audit.Kind)
 
 	pending, _, _ := MergeApp(base, "c", at(10))
 	require.True(t, pending.Dirty())
-	f, changed, audit = MergeLinear(pending, "b", at(8), true)
+	f, changed, audit = MergeLinear(pending, "b", at(8), true, true)
 	require.False(t, changed, "the newer app edit wins")
 	require.Equal(t, AuditConflict, audit.Kind)
 	require.True(t, f.Dirty(), "and is written back")
 
-	f, changed, audit = MergeLinear(pending, "b", at(12), true)
+	f, changed, audit = MergeLinear(pending, "b", at(12), true, true)
 	require.True(t, changed, "the newer Linear edit wins")
 	require.Equal(t, AuditConflict, audit.Kind)
 	require.False(t, f.Dirty())

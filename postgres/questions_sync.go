@@ -172,6 +172,24 @@ func (db *DB) RecordIssueCreated(ctx context.Context, questionID string, link Is
 	})
 }
 
+// BeginPush stores, before the issueUpdate, the values about to be written (see FieldState.Pushing), so that the
+// webhook of the write is recognised even if it arrives before RecordPush; at is now, on linsync's clock.
+func (db *DB) BeginPush(ctx context.Context, questionID string, pushed map[string]PushedField, at time.Time) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		q, err := lockQuestion(ctx, tx, `WHERE id::text = $1`, questionID)
+		if err != nil {
+			return err
+		}
+		for _, name := range slices.Sorted(maps.Keys(pushed)) {
+			p := pushed[name]
+			if err := saveField(ctx, tx, q.ID, name, MarkPushing(q.Fields[name], p.Value, p.LinearValue, at)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // RecordPush records a successful issueUpdate of the given fields, which Linear stamped at `at`.
 func (db *DB) RecordPush(ctx context.Context, questionID string, pushed map[string]PushedField, at time.Time) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
@@ -263,7 +281,8 @@ func (db *DB) FinishSync(ctx context.Context, questionID string) (string, error)
 	case w.Empty():
 		state = SyncSynced
 	}
-	_, err = db.pool.Exec(ctx, `UPDATE questions SET sync_state = $2,
+	// A pass that ends pending or synced is not a failure: the failure count restarts.
+	_, err = db.pool.Exec(ctx, `UPDATE questions SET sync_state = $2, sync_attempts = 0, sync_attempted_at = now(),
 		sync_reason = CASE WHEN $2 = 'unlinked' THEN sync_reason ELSE '' END WHERE id::text = $1`, questionID, state)
 	if err != nil {
 		return "", fmt.Errorf("finish sync of question %s: %w", questionID, err)
@@ -271,10 +290,12 @@ func (db *DB) FinishSync(ctx context.Context, questionID string) (string, error)
 	return state, nil
 }
 
-// MarkSyncFailed records why a question could not be written to Linear; the next change retries.
+// MarkSyncFailed records why a question could not be written to Linear and counts the failed pass; the next change
+// or reconciliation (UnsyncedQuestions) retries.
 func (db *DB) MarkSyncFailed(ctx context.Context, questionID, reason string) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE questions SET sync_state = 'failed', sync_reason = $2 WHERE id::text = $1
+		if _, err := tx.Exec(ctx, `UPDATE questions SET sync_state = 'failed', sync_reason = $2,
+			sync_attempts = sync_attempts + 1, sync_attempted_at = now() WHERE id::text = $1
 			AND linked`, questionID, reason); err != nil {
 			return fmt.Errorf("mark sync of question %s failed: %w", questionID, err)
 		}
@@ -292,7 +313,10 @@ type LinearIssueState struct {
 	UpdatedAt  time.Time
 	Values     map[string]string
 	// Edited names the fields the webhook's updatedFrom lists: edited at exactly UpdatedAt.
-	Edited  map[string]bool
+	Edited map[string]bool
+	// ByOther says the webhook's actor is someone other than linsync (a user, app or integration); without an actor
+	// the change may be linsync's own write, which the value of a write in flight then recognises.
+	ByOther bool
 	Removed bool
 }
 
@@ -352,7 +376,7 @@ func (db *DB) ApplyLinearIssue(ctx context.Context, workspaceID string, st Linea
 			if !ok {
 				continue
 			}
-			f, ch, e := MergeLinear(q.Fields[name], v, st.UpdatedAt, st.Edited[name])
+			f, ch, e := MergeLinear(q.Fields[name], v, st.UpdatedAt, st.Edited[name], st.ByOther)
 			if e != nil {
 				e.Field = name
 				if err := audit(*e); err != nil {
@@ -369,7 +393,7 @@ func (db *DB) ApplyLinearIssue(ctx context.Context, workspaceID string, st Linea
 			if f.Dirty() {
 				res.NeedsPush = true
 			}
-			if f != q.Fields[name] {
+			if !f.Equal(q.Fields[name]) {
 				if err := saveField(ctx, tx, q.ID, name, f); err != nil {
 					return err
 				}
