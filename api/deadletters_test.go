@@ -105,7 +105,7 @@ func TestFailedEventsAPI(t *testing.T) {
 	reqID := body["request_id"].(string)
 	require.Eventually(t, func() bool {
 		status, body = call(http.MethodGet, "/failed-events:replay/"+reqID, nil)
-		return status == 200 && body["done"] == body["total"]
+		return status == 200 && body["finished"] == true
 	}, 10*time.Second, 100*time.Millisecond)
 	require.Equal(t, float64(0), body["total"])
 

@@ -124,10 +124,12 @@ type ReplayInput struct {
 
 // ReplayProgress is a bulk replay's state, served by the "progress" query and returned at the end.
 type ReplayProgress struct {
-	Total   int                       `json:"total"`
-	Done    int                       `json:"done"`
-	Counts  map[string]int            `json:"counts"`
-	Results []activities.ReplayResult `json:"results"`
+	// Finished is set once every selected dead letter has been tried; Total is known from the start of the run.
+	Finished bool                      `json:"finished"`
+	Total    int                       `json:"total"`
+	Done     int                       `json:"done"`
+	Counts   map[string]int            `json:"counts"`
+	Results  []activities.ReplayResult `json:"results"`
 }
 
 // ReplayWorkflowID is the ID of a replay request; requestID is chosen by the caller (a UUID).
@@ -171,6 +173,7 @@ func ReplayDeadLetters(ctx workflow.Context, in ReplayInput) (ReplayProgress, er
 		p.Results = append(p.Results, r)
 		p.Done++
 	}
+	p.Finished = true
 	return p, nil
 }
 

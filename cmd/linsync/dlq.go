@@ -124,14 +124,16 @@ func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
 func (c *apiClient) followReplay(ctx context.Context, requestID string, stdout io.Writer) error {
 	for {
 		var p struct {
-			Total, Done int
-			Counts      map[string]int `json:"counts"`
+			Finished bool           `json:"finished"`
+			Total    int            `json:"total"`
+			Done     int            `json:"done"`
+			Counts   map[string]int `json:"counts"`
 		}
 		if err := c.do(ctx, http.MethodGet, `/failed-events:replay/`+requestID, nil, &p); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "\r%s %d/%d %v", progressBar(p.Done, p.Total, 30), p.Done, p.Total, p.Counts)
-		if p.Done >= p.Total {
+		if p.Finished {
 			fmt.Fprintln(stdout)
 			return nil
 		}
