@@ -309,6 +309,7 @@ func (s *Server) handleDisconnectLinear(c *gin.Context) {
 	}
 	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessDisconnected,
 		Outcome: postgres.AccessOutcomeOK})
+	s.afterDisconnectReconcile(c, ws.ID) // reconciliation schedule (syncstatus.go)
 	s.log.InfoContext(c, "linear disconnected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID)
 	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(out)})
 }

@@ -48,6 +48,8 @@ type Config struct {
 	WebhookSecretGrace time.Duration
 	// OAuth is Linear's OAuth application; nil disables connecting by OAuth.
 	OAuth *linear.OAuthClient
+	// MinBrokenLinkWindow is the shortest broken-link dedup window event settings accept. Default 1 min.
+	MinBrokenLinkWindow time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -135,6 +137,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	s.registerQuestionRoutes(ws)
 	s.registerEventRoutes(ws)
 	s.registerDeadLetterRoutes(ws)
+	s.registerSyncStatusRoutes(ws)
 	s.engine = e
 	return s, nil
 }

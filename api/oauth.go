@@ -191,6 +191,7 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 // POST …/webhooks retries it.
 func (s *Server) connectedAnswer(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client) gin.H {
 	out := gin.H{"connection": viewConnection(conn)}
+	s.afterConnectReconcile(ctx, ws.ID) // reconciliation schedule (syncstatus.go)
 	if s.cfg.PublicURL == "" {
 		return out
 	}

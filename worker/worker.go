@@ -21,6 +21,7 @@ type Activities struct {
 	Access     *activities.Access
 	// DeadLetters, when set, also turns on the dead-letter interceptor for every workflow.
 	DeadLetters *activities.DeadLetters
+	Reconciler  *activities.Reconciler
 }
 
 // New returns a worker for taskQueue with every workflow and activity registered. Start it with Run or Start.
@@ -32,7 +33,7 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 	for _, wf := range workflows.All() {
 		w.RegisterWorkflow(wf)
 	}
-	for _, a := range []any{acts.Deliveries, acts.Questions, acts.Events, acts.Access, acts.DeadLetters} {
+	for _, a := range []any{acts.Deliveries, acts.Questions, acts.Events, acts.Access, acts.DeadLetters, acts.Reconciler} {
 		if !isNil(a) {
 			w.RegisterActivity(a)
 		}
@@ -51,6 +52,8 @@ func isNil(a any) bool {
 	case *activities.Access:
 		return v == nil
 	case *activities.DeadLetters:
+		return v == nil
+	case *activities.Reconciler:
 		return v == nil
 	}
 	return a == nil

@@ -7,5 +7,6 @@ func All() []any {
 		FileEvent, IssueAggregator,
 		QuestionSync,
 		ReplayDeadLetters,
+		Reconcile,
 	}
 }

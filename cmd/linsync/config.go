@@ -33,6 +33,8 @@ type Config struct {
 	LinearSchema      string
 	BootstrapToken    string
 	LinearMaxAttempts int
+	// ReconcileInterval is how often each connected workspace is reconciled unless it sets its own interval.
+	ReconcileInterval time.Duration
 	// PublicURL is the base URL Linear reaches linsync at; when set, connecting registers linsync's webhook.
 	PublicURL          string
 	WebhookSecretGrace time.Duration
@@ -64,6 +66,7 @@ var (
 	envLinearSchema     = envVar{"LINEAR_SCHEMA", "../shared/linear/schema.graphql"}
 	envBootstrapToken   = envVar{"LINSYNC_BOOTSTRAP_TOKEN", ""}
 	envLinearAttempts   = envVar{"LINSYNC_LINEAR_MAX_ATTEMPTS", "5"}
+	envReconcileEvery   = envVar{"LINSYNC_RECONCILE_INTERVAL", "10m"}
 	envPublicURL        = envVar{"LINSYNC_PUBLIC_URL", ""}
 	envSecretGrace      = envVar{"LINSYNC_WEBHOOK_SECRET_GRACE", "1h"}
 	envOAuthClientID    = envVar{"LINEAR_OAUTH_CLIENT_ID", ""}
@@ -121,6 +124,7 @@ func LoadConfig() (Config, error) {
 		LinearSchema:       envLinearSchema.get(),
 		BootstrapToken:     envBootstrapToken.get(),
 		LinearMaxAttempts:  positiveInt(envLinearAttempts, &errs),
+		ReconcileInterval:  dur(envReconcileEvery),
 		PublicURL:          strings.TrimRight(envPublicURL.get(), "/"),
 		WebhookSecretGrace: dur(envSecretGrace),
 		OAuth: linear.OAuthConfig{

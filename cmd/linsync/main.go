@@ -161,6 +161,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	}
 	defer d.close()
 	g, ctx := errgroup.WithContext(ctx)
+	workflows.ReconcileEvery = cfg.ReconcileInterval
 	oauth, err := cfg.oauthClient()
 	if err != nil {
 		return err
@@ -199,6 +200,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 				return fmt.Errorf("start worker: %w", err)
 			}
 			d.log.Info("worker started", "task_queue", cfg.TaskQueue)
+			ensureReconcileSchedules(ctx, cfg, d)
 			<-ctx.Done()
 			w.Stop() // waits for activities in flight, up to WorkerStopTimeout
 			return nil
@@ -221,6 +223,10 @@ func newActivities(cfg Config, d *deps) (worker.Activities, error) {
 		return worker.Activities{}, err
 	}
 	activities.SetMetrics(am)
+	rm, err := activities.NewReconcileMetrics(d.registry)
+	if err != nil {
+		return worker.Activities{}, err
+	}
 	oauth, err := cfg.oauthClient()
 	if err != nil {
 		return worker.Activities{}, err
@@ -233,6 +239,7 @@ func newActivities(cfg Config, d *deps) (worker.Activities, error) {
 		Access:     &activities.Access{DB: d.db, Linear: clients},
 		DeadLetters: &activities.DeadLetters{DB: d.db, Temporal: d.temporal, Namespace: cfg.Temporal.Namespace,
 			UIURL: cfg.TemporalUIURL},
+		Reconciler: &activities.Reconciler{DB: d.db, Linear: clients, Temporal: d.temporal, Metrics: rm},
 	}, nil
 }
 
