@@ -47,6 +47,7 @@ const (
 	EventDomainTakeover = postgres.EventDomainTakeover
 	EventScanComplete   = postgres.EventScanComplete
 	EventKindDigest     = postgres.EventKindDigest
+	FiledPending        = postgres.FiledPending
 	FiledCreated        = postgres.FiledCreated
 	FiledCapped         = postgres.FiledCapped
 )
@@ -155,24 +156,21 @@ func DigestDedupKey(teamID string) string { return "digest:" + teamID }
 // entries are deduplicated by key, the issue id is chosen before the create, and an unchanged rendering sends
 // nothing.
 func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, error) {
-	lc, _, err := e.Linear.For(ctx, in.WorkspaceID)
-	if err != nil {
-		return nil, err
-	}
 	settings, err := e.DB.EventSettings(ctx, in.WorkspaceID)
 	if err != nil {
 		return nil, err
 	}
-	d := in.Decision
-	id := FiledIssueID(in.WorkspaceID, d.DedupKey, in.WindowStart)
-	_, added, err := e.DB.RecordFiling(ctx, postgres.FiledIssueInput{
-		ID: id, WorkspaceID: in.WorkspaceID, Kind: in.Kind, DedupKey: d.DedupKey, WindowStart: in.WindowStart,
-		WindowEnd: in.WindowEnd, TeamID: d.TeamID, RuleIndex: d.RuleIndex, Labels: d.Labels, Priority: d.Priority,
-		Entries: in.Entries,
-	})
+	// The entries are kept before anything can fail on Linear's side (even a connection that is gone), so work
+	// that fails for good is still in Postgres for the window's next run or the dead letter's replay.
+	id, added, err := e.record(ctx, in)
 	if err != nil {
 		return nil, err
 	}
+	lc, _, err := e.Linear.For(ctx, in.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	d := in.Decision
 
 	f, err := e.DB.BeginFiling(ctx, id)
 	if err != nil {
@@ -279,6 +277,62 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 	}
 	res.Status = postgres.FiledCreated
 	return res, e.complete(ctx, in)
+}
+
+// record makes sure the issue's row exists and adds in's entries to it; it returns the issue id and how many
+// entries were new.
+func (e *Events) record(ctx context.Context, in FileInput) (string, int, error) {
+	d := in.Decision
+	f, added, err := e.DB.RecordFiling(ctx, postgres.FiledIssueInput{
+		ID: FiledIssueID(in.WorkspaceID, d.DedupKey, in.WindowStart), WorkspaceID: in.WorkspaceID, Kind: in.Kind,
+		DedupKey: d.DedupKey, WindowStart: in.WindowStart, WindowEnd: in.WindowEnd, TeamID: d.TeamID,
+		RuleIndex: d.RuleIndex, Labels: d.Labels, Priority: d.Priority, Entries: in.Entries,
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	// The row's id, not one derived again: a window read back from Postgres has lost the nanoseconds its id was
+	// derived from.
+	return f.ID, added, nil
+}
+
+// RecordEntries keeps entries for their issue without talking to Linear: what an aggregator held when its filing
+// failed for good, so the window's next run (the host's next link, or the dead letter's replay) files them.
+func (e *Events) RecordEntries(ctx context.Context, in FileInput) error {
+	_, _, err := e.record(ctx, in)
+	return err
+}
+
+// WindowQuery asks for an aggregator's window in Postgres: the one starting at Start, or (Start zero) the newest
+// one that had opened by At.
+type WindowQuery struct {
+	WorkspaceID string    `json:"workspace_id"`
+	DedupKey    string    `json:"dedup_key"`
+	Start       time.Time `json:"start,omitzero"`
+	At          time.Time `json:"at"`
+}
+
+// StoredWindow is an aggregator window as Postgres keeps it.
+type StoredWindow struct {
+	Found   bool      `json:"found"`
+	Start   time.Time `json:"start,omitzero"`
+	End     time.Time `json:"end,omitzero"`
+	Status  string    `json:"status,omitempty"`
+	Entries int       `json:"entries"`
+}
+
+// FindWindow looks up the window of an aggregator's issue, so a new run for the same dedup key continues the
+// window the first entry opened instead of opening one of its own.
+func (e *Events) FindWindow(ctx context.Context, q WindowQuery) (*StoredWindow, error) {
+	f, err := e.DB.FiledWindow(ctx, q.WorkspaceID, q.DedupKey, q.Start, q.At)
+	if err != nil || f == nil {
+		return &StoredWindow{}, err
+	}
+	w := &StoredWindow{Found: true, Start: f.WindowStart, Status: f.Status, Entries: f.EntryCount}
+	if f.WindowEnd != nil {
+		w.End = *f.WindowEnd
+	}
+	return w, nil
 }
 
 func (e *Events) complete(ctx context.Context, in FileInput) error {

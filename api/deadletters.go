@@ -101,6 +101,9 @@ func (s *Server) plan(ctx context.Context, d *linsync.DeadLetter) replayPlan {
 		}
 	}
 	p.WouldReplay = true
+	if s.planEventReplay(ctx, d, &p) {
+		return p
+	}
 	if d.Kind == "LinearDelivery" {
 		var args []workflows.LinearDeliveryInput
 		if json.Unmarshal(d.Input, &args) == nil && len(args) == 1 {

@@ -187,8 +187,9 @@ func (s *Server) handlePutEventSettings(c *gin.Context) {
 		st.TitlePrefix = strings.TrimSpace(*p)
 	}
 	if w := req.BrokenLinkWindowSeconds; w != nil {
-		if *w < 60 || *w > 30*24*3600 {
-			bad("broken_link_window_seconds", "broken_link_window_seconds is 60 (a minute) to 2592000 (30 days)")
+		minWindow := int64(s.minBrokenLinkWindow() / time.Second)
+		if *w < minWindow || *w > 30*24*3600 {
+			bad("broken_link_window_seconds", fmt.Sprintf("broken_link_window_seconds is %d to 2592000 (30 days)", minWindow))
 			return
 		}
 		st.BrokenLinkWindow = time.Duration(*w) * time.Second
@@ -226,4 +227,13 @@ func (s *Server) handlePutEventSettings(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"settings": saved})
+}
+
+// minBrokenLinkWindow is the shortest broken-link window settings accept: a minute unless configured (tests close
+// windows in seconds).
+func (s *Server) minBrokenLinkWindow() time.Duration {
+	if s.cfg.MinBrokenLinkWindow >= time.Second {
+		return s.cfg.MinBrokenLinkWindow
+	}
+	return time.Minute
 }

@@ -393,3 +393,39 @@ func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int
 	}
 	return issues, next, nil
 }
+
+// FiledWindow returns the issue of dedupKey for the window that starts at start or, when start is zero, the newest
+// window that had opened by at (open or already closed); nil when there is none. The window of a host's broken
+// links lives here, not in a workflow run, so a run that failed does not take its window with it.
+func (db *DB) FiledWindow(ctx context.Context, workspaceID, dedupKey string, start, at time.Time) (*FiledIssue, error) {
+	var f FiledIssue
+	err := scanFiled(db.pool.QueryRow(ctx, `SELECT `+filedColumns+` FROM filed_issues
+		WHERE workspace_id = $1 AND dedup_key = $2
+			AND CASE WHEN $3::timestamptz IS NULL THEN window_start <= $4 ELSE window_start = $3 END
+		ORDER BY window_start DESC LIMIT 1`, workspaceID, dedupKey, nullTime(start), at), &f)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("query window of %s: %w", dedupKey, err)
+	}
+	return &f, nil
+}
+
+// HasFiledEntry reports whether the issue already holds the entry with key.
+func (db *DB) HasFiledEntry(ctx context.Context, issueID, key string) (bool, error) {
+	var ok bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM filed_issue_entries WHERE issue_id = $1 AND entry_key = $2)`,
+		issueID, key).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("query entry %s of filed issue %s: %w", key, issueID, err)
+	}
+	return ok, nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

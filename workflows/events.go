@@ -245,10 +245,6 @@ const maxSignalsPerRun = 2000
 // continue-as-new with every signal drained first. When a host's window closes, links that arrived with the close
 // open the next window (a new issue that refers to this one).
 func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error {
-	if in.WindowStart.IsZero() {
-		now := workflow.Now(ctx).UTC()
-		in.WindowStart, in.WindowEnd = now, now.Add(in.Window)
-	}
 	ch := workflow.GetSignalChannel(ctx, activities.AggregatorSignalName)
 	received := 0
 	add := func(s activities.AggregatorSignal) {
@@ -271,25 +267,29 @@ func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error 
 		}
 	}
 
+	// Signal-with-start delivers the entry that started this run as a signal: take it before deciding the window.
+	drain()
+	// fail keeps what this run holds in Postgres before the run fails for good, so nothing it was handed is lost:
+	// the window's next run (the host's next link, or the dead letter's replay) files it.
+	fail := func(err error) error {
+		drain()
+		if len(in.Pending) > 0 && !in.Capped && !in.WindowStart.IsZero() {
+			if rerr := recordPending(ctx, in); rerr != nil {
+				workflow.GetLogger(ctx).Error("keep entries of a failed aggregator", "dedup_key", in.DedupKey, "err", rerr)
+			}
+		}
+		return err
+	}
+	if err := resumeWindow(ctx, &in); err != nil {
+		return fail(err)
+	}
+
 	windowTimer := workflow.NewTimer(ctx, max(in.WindowEnd.Sub(workflow.Now(ctx)), 0))
 	var debounce workflow.Future
 	for {
 		closed, due := false, false
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
-			var s activities.AggregatorSignal
-			c.Receive(ctx, &s)
-			add(s)
-		})
-		sel.AddFuture(windowTimer, func(workflow.Future) { closed = true })
-		if debounce != nil {
-			sel.AddFuture(debounce, func(workflow.Future) { due = true })
-		}
-		sel.Select(ctx)
-		if closed {
-			break
-		}
-		drain() // whatever else already arrived goes into the same flush
+		// Entries already held (carried across continue-as-new, or the signal that started the run) are due like
+		// any others: without this they would wait for the next signal or the window's end.
 		if len(in.Pending) > 0 && debounce == nil {
 			if in.Debounce <= 0 {
 				due = true
@@ -297,9 +297,33 @@ func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error 
 				debounce = workflow.NewTimer(ctx, in.Debounce)
 			}
 		}
+		if !due {
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+				var s activities.AggregatorSignal
+				c.Receive(ctx, &s)
+				add(s)
+			})
+			sel.AddFuture(windowTimer, func(workflow.Future) { closed = true })
+			if debounce != nil {
+				sel.AddFuture(debounce, func(workflow.Future) { due = true })
+			}
+			sel.Select(ctx)
+			if closed {
+				break
+			}
+			drain() // whatever else already arrived goes into the same flush
+			if len(in.Pending) > 0 && debounce == nil {
+				if in.Debounce <= 0 {
+					due = true
+				} else {
+					debounce = workflow.NewTimer(ctx, in.Debounce)
+				}
+			}
+		}
 		if due {
 			if err := flushAggregate(ctx, &in); err != nil {
-				return err
+				return fail(err)
 			}
 			debounce = nil
 		}
@@ -312,7 +336,7 @@ func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error 
 
 	// The window is closed: what arrived before belongs to it.
 	if err := flushAggregate(ctx, &in); err != nil {
-		return err
+		return fail(err)
 	}
 	drain()
 	if len(in.Pending) == 0 {
@@ -320,11 +344,79 @@ func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error 
 	}
 	if in.Kind == activities.EventKindDigest {
 		// Capped during the digest's hour, merely delivered late: the digest still takes them.
-		return flushAggregate(ctx, &in)
+		if err := flushAggregate(ctx, &in); err != nil {
+			return fail(err)
+		}
+		return nil
 	}
 	next := activities.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, DedupKey: in.DedupKey,
 		Window: in.Window, Debounce: in.Debounce, Decision: in.Decision, Pending: in.Pending, Runs: in.Runs + 1}
 	return workflow.NewContinueAsNewError(ctx, IssueAggregator, next)
+}
+
+// resumeWindow decides the run's window. The window belongs to the dedup key and lives in Postgres, not in a run:
+// a fresh run (the first entry after a run failed for good, or the replay of its dead letter) continues the window
+// the first entry opened, so a failed run cannot split one host's day into two issues. A fresh run also files
+// what a failed run left in Postgres: the open window's entries, or a closed window that never reached Linear.
+// Only then, with no window open, does the run open one of its own.
+func resumeWindow(ctx workflow.Context, in *activities.AggregatorInput) error {
+	fresh := workflow.GetInfo(ctx).ContinuedExecutionRunID == ""
+	now := workflow.Now(ctx).UTC()
+	if fresh || in.WindowStart.IsZero() {
+		var ev *activities.Events
+		var w activities.StoredWindow
+		q := activities.WindowQuery{WorkspaceID: in.WorkspaceID, DedupKey: in.DedupKey, Start: in.WindowStart, At: now}
+		if err := workflow.ExecuteActivity(storeContext(ctx), ev.FindWindow, q).Get(ctx, &w); err != nil {
+			return fmt.Errorf("find window of %s: %w", in.DedupKey, err)
+		}
+		switch {
+		case w.Found && (w.End.After(now) || !in.WindowStart.IsZero()):
+			in.WindowStart, in.WindowEnd = w.Start.UTC(), w.End.UTC()
+			if fresh && w.Entries > 0 && len(in.Pending) == 0 {
+				if err := syncWindow(ctx, in, w); err != nil {
+					return err
+				}
+			}
+		case w.Found && fresh && w.Entries > 0 && w.Status != activities.FiledCreated:
+			// A closed window whose issue never reached Linear: file it, then open this run's own window.
+			if err := syncWindow(ctx, in, w); err != nil {
+				return err
+			}
+		}
+	}
+	if in.WindowStart.IsZero() {
+		// In microseconds, as Postgres keeps it, so the window reads back exactly as it was opened.
+		start := now.Truncate(time.Microsecond)
+		in.WindowStart, in.WindowEnd = start, start.Add(in.Window)
+	}
+	return nil
+}
+
+// syncWindow files a stored window's issue from what Postgres holds, adding nothing: it creates the issue when
+// Linear does not have it and updates it when its text is behind; when both are current it sends nothing.
+func syncWindow(ctx workflow.Context, in *activities.AggregatorInput, w activities.StoredWindow) error {
+	var ev *activities.Events
+	var res activities.FileResult
+	end := w.End.UTC()
+	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
+		WindowStart: w.Start.UTC(), WindowEnd: &end, Hour: workflow.Now(ctx).UTC().Truncate(time.Hour)}
+	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+		return fmt.Errorf("file stored window of %s: %w", in.DedupKey, err)
+	}
+	if w.Start.Equal(in.WindowStart) {
+		in.Capped = res.Status == activities.FiledCapped
+	}
+	return nil
+}
+
+// recordPending keeps the pending entries in Postgres without talking to Linear.
+func recordPending(ctx workflow.Context, in activities.AggregatorInput) error {
+	var ev *activities.Events
+	end := in.WindowEnd
+	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
+		WindowStart: in.WindowStart, WindowEnd: &end, Entries: in.Pending}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	return workflow.ExecuteActivity(storeContext(dctx), ev.RecordEntries, fin).Get(dctx, nil)
 }
 
 // flushAggregate files the pending entries: into the window's issue, or into the hour's digest once the cap was

@@ -1,0 +1,469 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linear/lineartest"
+	"github.com/linsync/linsync/linsynctest"
+	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync/worker"
+	"github.com/linsync/linsync/workflows"
+)
+
+// fHarness is the whole stack as production runs it, for failure handling: real Postgres, the Temporal dev server,
+// the API, one worker with every capability's activities and the dead letters (which turns the dead-letter
+// interceptor on), and the fake Linear connected by API key, whose webhooks come back to the API.
+type fHarness struct {
+	t        *testing.T
+	db       *postgres.DB
+	temporal client.Client
+	srv      *httptest.Server
+	fake     *lineartest.Server
+	sd       lineartest.Seeded
+	ws       string
+	wsID     string
+	// apiKey is the credential the workspace's connection holds.
+	apiKey  string
+	clients *activities.LinearClients
+	admin   string
+	token   string // questions:write and events:write
+	client  *http.Client
+}
+
+// fOptions bend the harness: a connection whose API key the fake does not know (yet), and the API's config.
+type fOptions struct {
+	unknownKey bool
+	cfg        api.Config
+}
+
+func newFailureHarness(t *testing.T, o fOptions) *fHarness {
+	t.Helper()
+	db := linsynctest.DB(t)
+	tc, _ := linsynctest.Temporal(t)
+	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t)})
+	sd := fake.Seed()
+	cfg := o.cfg
+	cfg.TaskQueue = "test-" + uuid.NewString()
+	cfg.LinearEndpoint = fake.URL()
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 5 * time.Second
+	}
+	clients := &activities.LinearClients{DB: db, Endpoint: fake.URL()}
+	w := worker.New(tc, cfg.TaskQueue, worker.Activities{
+		Deliveries:  &activities.Deliveries{DB: db},
+		Questions:   &activities.Questions{DB: db, Linear: clients, Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue)},
+		Events:      &activities.Events{DB: db, Linear: clients, Temporal: tc},
+		Access:      &activities.Access{DB: db, Linear: clients},
+		DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc, UIURL: "http://temporal-ui.test"},
+	}, sdkworker.Options{})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	reg := prometheus.NewRegistry()
+	s, err := api.New(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
+	require.NoError(t, err)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "ops", "Ops")
+	require.NoError(t, err)
+	_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID, Secret: testSecret})
+	require.NoError(t, err)
+	key := sd.APIKey
+	if o.unknownKey {
+		// A key that was rotated in Linear before linsync got the new one: every request is unauthorized.
+		key = "lin_api_rotated000000000000000000000000" + uuid.NewString()[:8]
+	}
+	_, err = db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
+		OrganizationName: "Fake", AuthKind: linsync.AuthAPIKey, Credential: key, ActorUserID: sd.Bot.ID,
+		ActorName: sd.Bot.Name, DefaultTeam: sd.Triage.ID, Priority: 3, Labels: []string{"Customer"}})
+	require.NoError(t, err)
+	_, admin, err := db.CreateToken(ctx, ws.ID, "ops-admin", []string{linsync.ScopeAdmin})
+	require.NoError(t, err)
+	_, token, err := db.CreateToken(ctx, ws.ID, "app", []string{linsync.ScopeQuestionsWrite, linsync.ScopeEventsWrite})
+	require.NoError(t, err)
+	fake.AddWebhook(srv.URL+"/webhooks/linear/"+ws.Slug, testSecret)
+	oc, _ := newOpenAPIClient(t)
+	return &fHarness{t: t, db: db, temporal: tc, srv: srv, fake: fake, sd: sd, ws: ws.Slug, wsID: ws.ID, apiKey: key,
+		clients: clients, admin: admin, token: token, client: oc}
+}
+
+// call sends a /v1 request through the OpenAPI-validating client and decodes the JSON answer.
+func (h *fHarness) call(method, path, token string, body any) (int, map[string]any) {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		require.NoError(h.t, err)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(h.t.Context(), method, h.srv.URL+"/v1/workspaces/"+h.ws+path, rd)
+	require.NoError(h.t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.client.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(h.t, err)
+	var out map[string]any
+	require.NoError(h.t, json.Unmarshal(raw, &out), "answer: %s", raw)
+	return resp.StatusCode, out
+}
+
+// fakeIssues returns the fake Linear's issues.
+func (h *fHarness) fakeIssues() []map[string]any {
+	h.t.Helper()
+	resp, err := http.Get(h.fake.BaseURL() + "/_fake/state")
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	var st struct {
+		Issues []map[string]any `json:"issues"`
+	}
+	require.NoError(h.t, json.NewDecoder(resp.Body).Decode(&st))
+	return st.Issues
+}
+
+// deadLetters lists the workspace's failed events through the API.
+func (h *fHarness) deadLetters(query string) []map[string]any {
+	h.t.Helper()
+	code, out := h.call(http.MethodGet, "/failed-events"+query, h.admin, nil)
+	require.Equal(h.t, http.StatusOK, code, "%v", out)
+	var ds []map[string]any
+	for _, d := range out["failed_events"].([]any) {
+		ds = append(ds, d.(map[string]any))
+	}
+	return ds
+}
+
+// waitDeadLetters waits until the workspace has n failed events of kind.
+func (h *fHarness) waitDeadLetters(kind string, n int) []map[string]any {
+	h.t.Helper()
+	var ds []map[string]any
+	require.Eventually(h.t, func() bool {
+		ds = h.deadLetters("?kind=" + kind)
+		return len(ds) >= n
+	}, 30*time.Second, 100*time.Millisecond, "%d dead letters of %s", n, kind)
+	require.Len(h.t, ds, n)
+	return ds
+}
+
+// runStatus is the Temporal status of a workflow's latest run.
+func (h *fHarness) runStatus(workflowID string) (enumspb.WorkflowExecutionStatus, string) {
+	h.t.Helper()
+	desc, err := h.temporal.DescribeWorkflowExecution(h.t.Context(), workflowID, "")
+	require.NoError(h.t, err)
+	info := desc.GetWorkflowExecutionInfo()
+	return info.GetStatus(), info.GetExecution().GetRunId()
+}
+
+// rateLimitStorm is one injected storm: n requests refused in one Linear style, retry allowed after wait.
+type rateLimitStorm struct {
+	status int
+	wait   time.Duration
+	n      int
+}
+
+// TestRateLimitStormDuringQuestionBurst creates 20 questions at once while the fake Linear refuses requests as
+// rate limited in both of Linear's styles (HTTP 400 + RATELIMITED + X-RateLimit-Requests-Reset, and HTTP 429 +
+// Retry-After). Every question lands in Linear exactly once; the fake's request log shows that no request of the
+// limited credential reached Linear before the allowed time, that every refused create was retried only after
+// it, and that the retry delays are jittered.
+func TestRateLimitStormDuringQuestionBurst(t *testing.T) {
+	t.Parallel()
+	h := newFailureHarness(t, fOptions{})
+	const questions = 20
+	// Warm the client's look-up caches so the burst is creates; the storm then hits issueCreate itself.
+	lc, _, err := h.clients.For(t.Context(), h.wsID)
+	require.NoError(t, err)
+	_, err = lc.LabelIDs(t.Context(), h.sd.Triage.ID, []string{"Customer"})
+	require.NoError(t, err)
+	_, err = lc.State(t.Context(), h.sd.Triage.ID, "triage")
+	require.NoError(t, err)
+	h.fake.ResetRequests()
+
+	storms := []rateLimitStorm{{http.StatusBadRequest, time.Second, 4}, {http.StatusTooManyRequests, 2 * time.Second, 4}}
+	for _, s := range storms {
+		h.fake.InjectRateLimit(lineartest.RateLimit{Requests: s.n, Status: s.status, RetryAfter: s.wait})
+	}
+	start := time.Now()
+	ids := make([]string, questions)
+	var wg sync.WaitGroup
+	for i := range questions {
+		wg.Go(func() {
+			code, out := h.call(http.MethodPost, "/questions", h.token, map[string]any{
+				"title": fmt.Sprintf("Storm question %02d", i), "asker_email": "carol@example.com",
+				"external_id": fmt.Sprintf("storm-%02d", i)})
+			if code == http.StatusCreated {
+				ids[i] = out["question"].(map[string]any)["id"].(string)
+			}
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		require.NotEmpty(t, id, "question %d was created", i)
+	}
+
+	issueOfQuestion := map[string]string{}
+	require.Eventually(t, func() bool {
+		for _, id := range ids {
+			if issueOfQuestion[id] != "" {
+				continue
+			}
+			code, out := h.call(http.MethodGet, "/questions/"+id, h.token, nil)
+			require.Equal(t, http.StatusOK, code)
+			q := out["question"].(map[string]any)
+			require.NotEqual(t, "failed", q["sync"].(map[string]any)["state"], "question %s gave up: %v", id, q["sync"])
+			if q["sync"].(map[string]any)["state"] == "synced" {
+				issueOfQuestion[id] = q["linear"].(map[string]any)["issue_id"].(string)
+			}
+		}
+		return len(issueOfQuestion) == questions
+	}, 30*time.Second, 200*time.Millisecond, "every question synced despite the storm")
+	t.Logf("%d questions synced through the storm in %v", questions, time.Since(start))
+
+	// Exactly once: one issue per question, no other issue, and one successful issueCreate per issue.
+	issues := h.fakeIssues()
+	require.Len(t, issues, questions, "one issue per question, no duplicates")
+	inFake := map[string]bool{}
+	for _, is := range issues {
+		inFake[is["id"].(string)] = true
+	}
+	for id, issueID := range issueOfQuestion {
+		require.True(t, inFake[issueID], "question %s's issue %s is in Linear", id, issueID)
+	}
+
+	reqs := h.fake.Requests()
+	limited := map[int]time.Duration{}
+	for _, s := range storms {
+		limited[s.status] = s.wait
+	}
+	created := map[string]int{}
+	var refused []lineartest.Request
+	for _, r := range reqs {
+		if r.OperationName == "IssueCreate" && r.Status == http.StatusOK {
+			created[createdID(r)]++
+		}
+		if r.Fault == "ratelimited" {
+			refused = append(refused, r)
+		}
+	}
+	for id, n := range created {
+		require.Equal(t, 1, n, "issue %s created once", id)
+	}
+	require.Len(t, refused, 8, "both storms were spent on the burst")
+	seenStatus := map[int]int{}
+	for _, r := range refused {
+		seenStatus[r.Status]++
+	}
+	require.Equal(t, map[int]int{http.StatusBadRequest: 4, http.StatusTooManyRequests: 4}, seenStatus, "both Linear styles")
+
+	// Nothing early. A request already on the wire when Linear refused another cannot have known; inFlight allows
+	// for those (they arrive within moments of the refusal). The retry of the refused request itself is causally
+	// after the refusal, so it gets no allowance at all.
+	const inFlight = 150 * time.Millisecond
+	const clockSlack = 2 * time.Millisecond // the reset header is in whole milliseconds
+	var delays []time.Duration
+	for _, r := range refused {
+		allowed := r.Time.Add(limited[r.Status] - clockSlack)
+		for _, o := range reqs {
+			if o.Auth == r.Auth && o.Time.After(r.Time.Add(inFlight)) && o.Time.Before(allowed) {
+				t.Errorf("%s sent at %s, %v after a rate limit that allowed requests only after %v",
+					o.OperationName, o.Time.Format(time.StampMilli), o.Time.Sub(r.Time), limited[r.Status])
+			}
+		}
+		if r.OperationName != "IssueCreate" {
+			continue
+		}
+		id := createdID(r)
+		next := slices.IndexFunc(reqs, func(o lineartest.Request) bool {
+			return o.OperationName == "IssueCreate" && o.Time.After(r.Time) && createdID(o) == id
+		})
+		require.GreaterOrEqual(t, next, 0, "refused create of %s was retried", id)
+		d := reqs[next].Time.Sub(r.Time)
+		require.GreaterOrEqual(t, d, limited[r.Status]-clockSlack, "create of %s retried %v after a %v rate limit", id, d, limited[r.Status])
+		delays = append(delays, d)
+	}
+	t.Logf("retry delays after a refused create: %v", delays)
+	require.GreaterOrEqual(t, len(delays), 2, "the storm refused creates, not only look-ups")
+	require.Greater(t, slices.Max(delays)-slices.Min(delays), 100*time.Millisecond, "retries are jittered, not in lockstep")
+}
+
+// createdID is the client-chosen issue id an IssueCreate request carried.
+func createdID(r lineartest.Request) string {
+	in, _ := r.Variables["input"].(map[string]any)
+	id, _ := in["id"].(string)
+	return id
+}
+
+// postEvent submits one event and requires it accepted.
+func (h *fHarness) postEvent(ev map[string]any) string {
+	h.t.Helper()
+	code, out := h.call(http.MethodPost, "/events", h.token, ev)
+	require.Equal(h.t, http.StatusAccepted, code, "%v", out)
+	return out["workflow_id"].(string)
+}
+
+// waitFailed waits until the workflow's latest run ended and requires it Failed; it returns the run id.
+func (h *fHarness) waitFailed(workflowID string) string {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.t.Context(), 30*time.Second)
+	defer cancel()
+	_ = h.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, nil)
+	st, run := h.runStatus(workflowID)
+	require.Equal(h.t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, st, "the run ends Failed, visible in the Temporal UI")
+	return run
+}
+
+// replay replays one dead letter through the API and returns the result.
+func (h *fHarness) replay(id string) map[string]any {
+	h.t.Helper()
+	code, out := h.call(http.MethodPost, "/failed-events/"+id+"/replay", h.admin, nil)
+	require.Equal(h.t, http.StatusOK, code, "%v", out)
+	return out["result"].(map[string]any)
+}
+
+// dryRun asks what replaying one dead letter would do.
+func (h *fHarness) dryRun(id string) map[string]any {
+	h.t.Helper()
+	code, out := h.call(http.MethodPost, "/failed-events/"+id+"/replay?dry_run=true", h.admin, nil)
+	require.Equal(h.t, http.StatusOK, code, "%v", out)
+	require.Equal(h.t, true, out["dry_run"])
+	plan := out["plan"].([]any)
+	require.Len(h.t, plan, 1)
+	return plan[0].(map[string]any)
+}
+
+func takeoverEvent(key, domain string) map[string]any {
+	return map[string]any{"id": key, "event": "domain.takeover_detected", "domain": domain,
+		"dangling_record": "CNAME " + domain + " -> old-bucket.s3.amazonaws.com", "detected_at": time.Now().UTC().Format(time.RFC3339),
+		"affected_short_urls": []string{"https://" + domain + "/" + key}}
+}
+
+// TestPermanentFilingFailureDeadLetterAndReplay: Linear refuses linsync's credential (rotated in Linear, not yet
+// in linsync), which no retry can fix. The event's run fails at once: exactly one dead letter, a Failed run in
+// Temporal, nothing in Linear. Once the credential works again, the replay files the issue exactly once, and a
+// second replay changes nothing.
+func TestPermanentFilingFailureDeadLetterAndReplay(t *testing.T) {
+	t.Parallel()
+	h := newFailureHarness(t, fOptions{unknownKey: true})
+	wf := h.postEvent(takeoverEvent("tk-1", "go.example.com"))
+	failedRun := h.waitFailed(wf)
+
+	ds := h.waitDeadLetters("FileEvent", 1)
+	require.Len(t, h.deadLetters(""), 1, "exactly one dead letter in the workspace")
+	dl := ds[0]
+	require.Equal(t, wf, dl["workflow_id"])
+	require.Equal(t, failedRun, dl["run_id"])
+	require.Equal(t, activities.ErrTypeLinearUnauthorized, dl["error_class"])
+	require.EqualValues(t, 1, dl["attempts"], "non-retryable: one attempt, no retries")
+	require.Equal(t, "open", dl["status"])
+	require.Contains(t, dl["temporal_ui_url"], failedRun)
+	require.Empty(t, h.fakeIssues(), "nothing reached Linear")
+	require.Zero(t, h.fake.CountRequests("IssueCreate"))
+	// Resubmitting is not how an operator repairs it; but neither does the failed run count as handled.
+	code, out := h.call(http.MethodGet, "/failed-events/"+dl["id"].(string), h.admin, nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, dl["id"], out["id"])
+
+	// The fault is cleared: Linear accepts the credential again.
+	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.apiKey))
+	plan := h.dryRun(dl["id"].(string))
+	require.Equal(t, true, plan["would_replay"])
+	require.Contains(t, plan["reason"], "has not reached Linear yet", "the failed run recorded the event before Linear refused it")
+	require.Empty(t, h.fakeIssues(), "a dry run changes nothing")
+
+	res := h.replay(dl["id"].(string))
+	require.Equal(t, activities.ReplayStarted, res["outcome"])
+	require.NotEqual(t, failedRun, res["run_id"], "the replay is a new run, linked from the dead letter")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, h.temporal.GetWorkflow(ctx, wf, res["run_id"].(string)).Get(ctx, nil))
+	issues := h.fakeIssues()
+	require.Len(t, issues, 1, "the effect happened")
+	require.Contains(t, issues[0]["title"], "go.example.com")
+	require.Equal(t, 1, h.fake.CountRequests("IssueCreate"), "exactly once")
+	got := h.deadLetters("")
+	require.Len(t, got, 1)
+	require.Equal(t, "replayed", got[0]["status"])
+	require.Equal(t, res["run_id"], got[0]["replay_run_id"])
+
+	// Replaying again starts nothing and files nothing.
+	again := h.replay(dl["id"].(string))
+	require.Equal(t, activities.ReplayAlreadyCompleted, again["outcome"])
+	require.Equal(t, res["run_id"], again["run_id"])
+	time.Sleep(500 * time.Millisecond)
+	require.Len(t, h.fakeIssues(), 1)
+	require.Equal(t, 1, h.fake.CountRequests("IssueCreate"))
+	st, _ := h.runStatus(wf)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, st)
+	// A resubmission of the event is a duplicate now.
+	code, out = h.call(http.MethodPost, "/events", h.token, takeoverEvent("tk-1", "go.example.com"))
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	require.Equal(t, "duplicate", out["status"])
+}
+
+// TestDryRunOnStaleDeadLetter: an event's filing failed for good; meanwhile a newer event for the same domain
+// filed the issue. The dead letter is now older than the issue: the dry run says the replay would not overwrite
+// the newer data (and would change nothing in Linear), and the dry run itself changes nothing.
+func TestDryRunOnStaleDeadLetter(t *testing.T) {
+	t.Parallel()
+	h := newFailureHarness(t, fOptions{unknownKey: true})
+	wf := h.postEvent(takeoverEvent("old-1", "cdn.example.com"))
+	failedRun := h.waitFailed(wf)
+	dl := h.waitDeadLetters("FileEvent", 1)[0]
+
+	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.apiKey))
+	newer := h.postEvent(takeoverEvent("new-2", "cdn.example.com"))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, h.temporal.GetWorkflow(ctx, newer, "").Get(ctx, nil))
+	issues := h.fakeIssues()
+	require.Len(t, issues, 1)
+	before := issues[0]
+	requestsBefore := h.fake.CountRequests("")
+	writesBefore := h.fake.CountRequests("IssueCreate") + h.fake.CountRequests("IssueUpdate")
+
+	plan := h.dryRun(dl["id"].(string))
+	t.Logf("dry run: %s", plan["reason"])
+	reason := plan["reason"].(string)
+	require.Contains(t, reason, "newer than this payload")
+	require.Contains(t, reason, "does not overwrite newer data")
+	require.Contains(t, reason, "changes nothing in Linear")
+	require.Contains(t, reason, before["identifier"], "names the issue in Linear")
+
+	// The dry run changed nothing: same run, dead letter open, Linear untouched (one read, no write).
+	st, run := h.runStatus(wf)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, st)
+	require.Equal(t, failedRun, run)
+	got := h.deadLetters("")
+	require.Len(t, got, 1)
+	require.Equal(t, "open", got[0]["status"])
+	require.Equal(t, requestsBefore+1, h.fake.CountRequests(""), "the dry run read the issue from Linear")
+	require.Equal(t, writesBefore, h.fake.CountRequests("IssueCreate")+h.fake.CountRequests("IssueUpdate"))
+	after := h.fakeIssues()
+	require.Len(t, after, 1)
+	require.Equal(t, before["updatedAt"], after[0]["updatedAt"])
+	require.Equal(t, before["description"], after[0]["description"])
+}
