@@ -192,6 +192,10 @@ type LinearConnection struct {
 	UpdatedAt            time.Time  `json:"updated_at"`
 }
 
+// KindQuestionPush is the dead-letter kind of a question whose push to Linear failed for good; replaying it asks
+// the question's workflow to push again.
+const KindQuestionPush = "QuestionPush"
+
 // Dead-letter statuses.
 const (
 	DeadLetterOpen     = "open"

@@ -20,6 +20,8 @@ type DeadLetters struct {
 	Namespace string
 	// UIURL is the Temporal Web UI's base URL, for the link kept with each dead letter.
 	UIURL string
+	// Resync asks a question's workflow to push again: how a QuestionPush dead letter is replayed.
+	Resync func(ctx context.Context, workspaceID, questionID string) error
 }
 
 // DeadLetterInput is what a failed run knows about itself.
@@ -73,6 +75,7 @@ const (
 	ReplayAlreadyRunning   = "already_running"
 	ReplayAlreadyCompleted = "already_completed"
 	ReplayNotFound         = "not_found"
+	ReplayResyncRequested  = "resync_requested"
 )
 
 // ReplayResult says what replaying one dead letter did.
@@ -94,6 +97,9 @@ func (a *DeadLetters) ReplayDeadLetter(ctx context.Context, workspaceID, id stri
 		return ReplayResult{}, err
 	}
 	res := ReplayResult{ID: d.ID, WorkflowID: d.WorkflowID}
+	if d.Kind == KindQuestionPush {
+		return res, a.resyncQuestion(ctx, d, &res)
+	}
 	var args []json.RawMessage
 	if err := json.Unmarshal(d.Input, &args); err != nil {
 		return res, temporal.NewNonRetryableApplicationError("stored input is not a JSON array", "DeadLetterCorrupt", err)
@@ -131,4 +137,21 @@ func (a *DeadLetters) ReplayDeadLetter(ctx context.Context, workspaceID, id stri
 	}
 	res.RunID, res.Outcome = run.GetRunID(), ReplayStarted
 	return res, a.DB.MarkReplayed(ctx, d.ID, res.RunID)
+}
+
+// resyncQuestion replays a QuestionPush dead letter: the question's workflow reads what Linear still lacks from
+// Postgres and writes it, so asking twice writes nothing twice.
+func (a *DeadLetters) resyncQuestion(ctx context.Context, d *linsync.DeadLetter, res *ReplayResult) error {
+	var refs []QuestionRef
+	if err := json.Unmarshal(d.Input, &refs); err != nil || len(refs) != 1 {
+		return temporal.NewNonRetryableApplicationError("stored input is not a question reference", "DeadLetterCorrupt", err)
+	}
+	if a.Resync == nil {
+		return temporal.NewNonRetryableApplicationError("no question syncer is configured", ErrTypeNoQuestionSyncer, nil)
+	}
+	if err := a.Resync(ctx, refs[0].WorkspaceID, refs[0].QuestionID); err != nil {
+		return err
+	}
+	res.Outcome = ReplayResyncRequested
+	return a.DB.MarkReplayed(ctx, d.ID, d.RunID)
 }

@@ -27,6 +27,8 @@ type Questions struct {
 	// error fails the attempt there. It is the seam tests use to prove a retried write creates nothing twice; nil in
 	// production.
 	AfterLinearWrite func(ctx context.Context, op string) error
+	// DeadLetters, when set, receives questions whose push failed for good (see RecordSyncFailure).
+	DeadLetters *DeadLetters
 }
 
 // QuestionRef names a question to an activity.

@@ -88,6 +88,9 @@ type replayPlan struct {
 
 func (s *Server) plan(ctx context.Context, d *linsync.DeadLetter) replayPlan {
 	p := replayPlan{ID: d.ID, Kind: d.Kind, WorkflowID: d.WorkflowID}
+	if d.Kind == linsync.KindQuestionPush {
+		return s.planQuestionPush(ctx, d, p)
+	}
 	desc, err := s.temporal.DescribeWorkflowExecution(ctx, d.WorkflowID, "")
 	if err == nil {
 		info := desc.GetWorkflowExecutionInfo()
@@ -223,4 +226,29 @@ func (s *Server) startReplay(ctx context.Context, in workflows.ReplayInput, wait
 		return p, id, linsync.Errorf(linsync.EUNAVAILABLE, "replay did not finish: %v", err)
 	}
 	return p, id, nil
+}
+
+// planQuestionPush judges a failed question push against the question as it is now: the replay asks its workflow to
+// write what Linear still lacks, which is nothing once the question is synced.
+func (s *Server) planQuestionPush(ctx context.Context, d *linsync.DeadLetter, p replayPlan) replayPlan {
+	var refs []struct {
+		WorkspaceID string `json:"workspace_id"`
+		QuestionID  string `json:"question_id"`
+	}
+	if json.Unmarshal(d.Input, &refs) != nil || len(refs) != 1 {
+		p.Reason = "the stored input is not a question reference; nothing to replay"
+		return p
+	}
+	q, err := s.db.FindQuestion(ctx, refs[0].WorkspaceID, refs[0].QuestionID)
+	switch {
+	case err != nil:
+		p.Reason = "question " + refs[0].QuestionID + " is gone; nothing to replay"
+	case q.SyncState == "synced":
+		p.Reason = "question " + q.ID + " has synced since this failure; a replay writes nothing"
+	default:
+		p.WouldReplay = true
+		p.Reason = fmt.Sprintf("asks question %s's workflow to write what Linear still lacks (sync state %s: %s)",
+			q.ID, q.SyncState, q.SyncReason)
+	}
+	return p
 }

@@ -57,10 +57,12 @@ func newQuestionHarnessVia(t *testing.T, failAfter func(ctx context.Context, op 
 	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t), Now: tickingClock()})
 	sd := fake.Seed()
 	cfg := api.Config{TaskQueue: "test-" + uuid.NewString(), LinearEndpoint: fake.URL()}
+	dls := &activities.DeadLetters{DB: db, Temporal: tc}
 	acts := &activities.Questions{DB: db, Linear: &activities.LinearClients{DB: db, Endpoint: fake.URL()},
-		Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue), AfterLinearWrite: failAfter}
-	w := worker.New(tc, cfg.TaskQueue, worker.Activities{Deliveries: &activities.Deliveries{DB: db}, Questions: acts},
-		sdkworker.Options{})
+		Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue), AfterLinearWrite: failAfter, DeadLetters: dls}
+	dls.Resync = acts.ResyncQuestion
+	w := worker.New(tc, cfg.TaskQueue, worker.Activities{Deliveries: &activities.Deliveries{DB: db}, Questions: acts,
+		DeadLetters: dls}, sdkworker.Options{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	reg := prometheus.NewRegistry()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -220,6 +221,9 @@ func (c *Client) waitBudget(ctx context.Context, op string) error {
 	if d > c.opts.MaxPause {
 		return c.fail(op, &Error{Class: ClassRateLimited, Message: "rate budget exhausted; not sent", RetryAt: now.Add(d)})
 	}
+	// Spread the waiters a little past the reset, so requests held together are not all released in the same
+	// instant and do not spend the fresh budget at once.
+	d += time.Duration(rand.Int64N(int64(d/4) + 1))
 	c.opts.Metrics.observePause(c.name, d)
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -115,6 +115,9 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef) {
 		reason := fmt.Sprintf("%s: %v", step, err)
 		workflow.GetLogger(ctx).Warn("question sync failed", "question_id", ref.QuestionID, "step", step, "err", err)
 		_ = workflow.ExecuteActivity(storeContext(ctx), a.MarkSyncFailed, ref, reason).Get(ctx, nil)
+		class, attempts := FailureClass(err)
+		_ = workflow.ExecuteActivity(storeContext(ctx), a.RecordSyncFailure, ref,
+			activities.SyncFailure{Reason: reason, ErrorClass: class, Attempts: attempts}).Get(ctx, nil)
 	}
 	// A Linear change applied meanwhile can leave new work (a newer app edit to write back), so a pass repeats
 	// while there is work, a bounded number of times.

@@ -232,14 +232,18 @@ func newActivities(cfg Config, d *deps) (worker.Activities, error) {
 		return worker.Activities{}, err
 	}
 	clients := &activities.LinearClients{DB: d.db, Endpoint: cfg.LinearAPIURL, Metrics: lm, OAuth: oauth}
+	deadLetters := &activities.DeadLetters{DB: d.db, Temporal: d.temporal, Namespace: cfg.Temporal.Namespace,
+		UIURL: cfg.TemporalUIURL}
+	questions := &activities.Questions{DB: d.db, Linear: clients, Sync: workflows.QuestionSyncer(d.temporal, cfg.TaskQueue),
+		DeadLetters: deadLetters}
+	deadLetters.Resync = questions.ResyncQuestion
 	return worker.Activities{
-		Deliveries: &activities.Deliveries{DB: d.db},
-		Questions:  &activities.Questions{DB: d.db, Linear: clients, Sync: workflows.QuestionSyncer(d.temporal, cfg.TaskQueue)},
-		Events:     &activities.Events{DB: d.db, Linear: clients, Temporal: d.temporal},
-		Access:     &activities.Access{DB: d.db, Linear: clients},
-		DeadLetters: &activities.DeadLetters{DB: d.db, Temporal: d.temporal, Namespace: cfg.Temporal.Namespace,
-			UIURL: cfg.TemporalUIURL},
-		Reconciler: &activities.Reconciler{DB: d.db, Linear: clients, Temporal: d.temporal, Metrics: rm},
+		Deliveries:  &activities.Deliveries{DB: d.db},
+		Questions:   questions,
+		Events:      &activities.Events{DB: d.db, Linear: clients, Temporal: d.temporal},
+		Access:      &activities.Access{DB: d.db, Linear: clients},
+		DeadLetters: deadLetters,
+		Reconciler:  &activities.Reconciler{DB: d.db, Linear: clients, Temporal: d.temporal, Metrics: rm},
 	}, nil
 }
 

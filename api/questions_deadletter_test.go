@@ -1,0 +1,69 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/linsync/linsync"
+)
+
+// TestQuestionPushFailureIsADeadLetter: a question whose push fails for good (Linear refuses the key) is recorded
+// with every other failure; once the fault is cleared, a replay pushes it exactly once, and replaying again writes
+// nothing.
+func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
+	t.Parallel()
+	h := newQuestionHarness(t, nil)
+	_, admin, err := h.db.CreateToken(t.Context(), h.wsID, "ops", []string{linsync.ScopeAdmin})
+	require.NoError(t, err)
+	asAdmin := func(method, path string) (int, map[string]any) {
+		t.Helper()
+		tok := h.token
+		h.token = admin
+		defer func() { h.token = tok }()
+		return h.do(method, path, nil)
+	}
+
+	h.fake.RevokeKey(h.sd.APIKey)
+	st, out := h.do(http.MethodPost, "/questions", map[string]any{"title": "Where is churn computed?", "body": "…",
+		"asker_email": h.sd.Alice.Email, "external_id": "dl-1"})
+	require.Equal(t, http.StatusCreated, st, out)
+	id := out["question"].(map[string]any)["id"].(string)
+	h.waitQuestion(id, "failed", func(q map[string]any) bool { return q["sync"].(map[string]any)["state"] == "failed" })
+
+	var dl map[string]any
+	require.Eventually(t, func() bool {
+		st, out = asAdmin(http.MethodGet, "/failed-events?kind=QuestionPush")
+		list, _ := out["failed_events"].([]any)
+		if st != 200 || len(list) != 1 {
+			return false
+		}
+		dl = list[0].(map[string]any)
+		return true
+	}, 10*time.Second, 100*time.Millisecond, "the failed push is a dead letter")
+	require.Equal(t, "LinearUnauthorized", dl["error_class"])
+	require.Contains(t, dl["error_message"], "create issue")
+	dlID := dl["id"].(string)
+
+	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
+	plan := out["plan"].([]any)[0].(map[string]any)
+	require.Equal(t, true, plan["would_replay"], plan)
+
+	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.sd.APIKey)) // the fault is cleared
+	st, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay")
+	require.Equal(t, 200, st, out)
+	require.Equal(t, "resync_requested", out["result"].(map[string]any)["outcome"])
+	h.waitQuestion(id, "synced", func(q map[string]any) bool { return q["sync"].(map[string]any)["state"] == "synced" })
+	h.quiesce(id)
+	require.Equal(t, 1, h.writes()["IssueCreate"], "the issue is created once")
+
+	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
+	require.Equal(t, false, out["plan"].([]any)[0].(map[string]any)["would_replay"], "synced since: nothing to write")
+	st, _ = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay")
+	require.Equal(t, 200, st)
+	h.quiesce(id)
+	require.Equal(t, 1, h.writes()["IssueCreate"], "replaying again writes nothing")
+	require.Zero(t, h.writes()["IssueUpdate"])
+}
