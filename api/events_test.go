@@ -258,7 +258,8 @@ func TestEventsEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, "%v", out)
 
 	issues := h.waitSettled(6, 850)
-	t.Logf("850 broken links filed and settled in %v", time.Since(start))
+	settled := time.Since(start)
+	t.Logf("850 broken links filed and settled in %v", settled)
 	byKey := map[string]postgres.FiledIssue{}
 	for _, f := range issues {
 		byKey[f.DedupKey] = f
@@ -315,8 +316,12 @@ func TestEventsEndToEnd(t *testing.T) {
 	t.Logf("Linear requests: %d issueCreate, %d issueUpdate (%d for the 800-link host), %d issueLabelCreate, %d in all",
 		h.fake.CountRequests("IssueCreate"), h.fake.CountRequests("IssueUpdate"), updates[big.ID],
 		h.fake.CountRequests("IssueLabelCreate"), h.fake.CountRequests(""))
-	require.LessOrEqual(t, updates[big.ID], 30, "800 links cost a bounded number of updates")
-	require.LessOrEqual(t, h.fake.CountRequests("IssueUpdate"), 60)
+	// Debounced at 1 s, the host's issue is rewritten at most once a second while its links keep arriving (and
+	// they arrive for as long as filing takes, which a loaded machine stretches), plus a final write: bounded by
+	// time, never by the 800 links.
+	bound := int(settled/time.Second) + 2
+	require.LessOrEqual(t, updates[big.ID], min(bound, 100), "800 links cost a bounded number of updates")
+	require.Less(t, h.fake.CountRequests("IssueUpdate"), 800/4)
 
 	// Labels were created once: every name exists once per team, and the issues carry them.
 	for _, team := range []string{sd.Plain.ID, sd.Triage.ID} {

@@ -46,6 +46,7 @@ type fHarness struct {
 	// apiKey is the credential the workspace's connection holds.
 	apiKey  string
 	clients *activities.LinearClients
+	wire    *wireLog
 	admin   string
 	token   string // questions:write and events:write
 	client  *http.Client
@@ -69,7 +70,8 @@ func newFailureHarness(t *testing.T, o fOptions) *fHarness {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 5 * time.Second
 	}
-	clients := &activities.LinearClients{DB: db, Endpoint: fake.URL()}
+	wire := &wireLog{}
+	clients := &activities.LinearClients{DB: db, Endpoint: fake.URL(), HTTPClient: &http.Client{Transport: wire}}
 	w := worker.New(tc, cfg.TaskQueue, worker.Activities{
 		Deliveries:  &activities.Deliveries{DB: db},
 		Questions:   &activities.Questions{DB: db, Linear: clients, Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue)},
@@ -105,7 +107,7 @@ func newFailureHarness(t *testing.T, o fOptions) *fHarness {
 	require.NoError(t, err)
 	fake.AddWebhook(srv.URL+"/webhooks/linear/"+ws.Slug, testSecret)
 	oc, _ := newOpenAPIClient(t)
-	return &fHarness{t: t, db: db, temporal: tc, srv: srv, fake: fake, sd: sd, ws: ws.Slug, wsID: ws.ID, apiKey: key,
+	return &fHarness{wire: wire, t: t, db: db, temporal: tc, srv: srv, fake: fake, sd: sd, ws: ws.Slug, wsID: ws.ID, apiKey: key,
 		clients: clients, admin: admin, token: token, client: oc}
 }
 
@@ -279,18 +281,22 @@ func TestRateLimitStormDuringQuestionBurst(t *testing.T) {
 	}
 	require.Equal(t, map[int]int{http.StatusBadRequest: 4, http.StatusTooManyRequests: 4}, seenStatus, "both Linear styles")
 
-	// Nothing early. A request already on the wire when Linear refused another cannot have known; inFlight allows
-	// for those (they arrive within moments of the refusal). The retry of the refused request itself is causally
-	// after the refusal, so it gets no allowance at all.
-	const inFlight = 150 * time.Millisecond
+	// Nothing early, judged where it matters, in linsync's own client: once a rate-limit answer has come back, no
+	// request of that credential leaves linsync before the allowed time. (Requests already on the wire when
+	// Linear refused another could not have known; under load they can reach the fake long after the refusal, so
+	// the client's send times are what is checked, not the fake's arrival times.)
 	const clockSlack = 2 * time.Millisecond // the reset header is in whole milliseconds
+	const handoff = 20 * time.Millisecond   // a request past the budget check when the answer landed
 	var delays []time.Duration
+	sent, answers := h.wire.snapshot()
 	for _, r := range refused {
 		allowed := r.Time.Add(limited[r.Status] - clockSlack)
-		for _, o := range reqs {
-			if o.Auth == r.Auth && o.Time.After(r.Time.Add(inFlight)) && o.Time.Before(allowed) {
-				t.Errorf("%s sent at %s, %v after a rate limit that allowed requests only after %v",
-					o.OperationName, o.Time.Format(time.StampMilli), o.Time.Sub(r.Time), limited[r.Status])
+		back := slices.IndexFunc(answers, func(a time.Time) bool { return !a.Before(r.Time) })
+		require.GreaterOrEqual(t, back, 0, "the client saw the refusal of %s", r.Time)
+		for _, at := range sent {
+			if at.After(answers[back].Add(handoff)) && at.Before(allowed) {
+				t.Errorf("a request left linsync at %s, %v after a rate-limit answer that allowed requests only after %v",
+					at.Format(time.StampMilli), at.Sub(answers[back]), limited[r.Status])
 			}
 		}
 		if r.OperationName != "IssueCreate" {
@@ -466,4 +472,39 @@ func TestDryRunOnStaleDeadLetter(t *testing.T) {
 	require.Len(t, after, 1)
 	require.Equal(t, before["updatedAt"], after[0]["updatedAt"])
 	require.Equal(t, before["description"], after[0]["description"])
+}
+
+// wireLog is the Linear client's transport in the failure tests: it notes when each request left linsync and when
+// each rate-limit answer came back, in linsync's own view.
+type wireLog struct {
+	mu      sync.Mutex
+	sent    []time.Time
+	answers []time.Time
+}
+
+func (w *wireLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	w.mu.Lock()
+	w.sent = append(w.sent, time.Now())
+	w.mu.Unlock()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	body, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if rerr == nil && (resp.StatusCode == http.StatusTooManyRequests || bytes.Contains(body, []byte("RATELIMITED"))) {
+		w.mu.Lock()
+		w.answers = append(w.answers, time.Now())
+		w.mu.Unlock()
+	}
+	return resp, rerr
+}
+
+func (w *wireLog) snapshot() (sent, answers []time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sent, answers = slices.Clone(w.sent), slices.Clone(w.answers)
+	slices.SortFunc(answers, func(a, b time.Time) int { return a.Compare(b) })
+	return sent, answers
 }

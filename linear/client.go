@@ -211,27 +211,30 @@ func (c *Client) fail(op string, e *Error) error {
 }
 
 // waitBudget paces the request when the budget runs low, and refuses it locally when the wait is longer than
-// MaxPause, so nothing is sent before Linear allows it.
+// MaxPause, so nothing is sent before Linear allows it. The budget is checked again after every pause: another
+// request may have been refused meanwhile, which moves the allowed time further out.
 func (c *Client) waitBudget(ctx context.Context, op string) error {
-	now := c.opts.Now()
-	d := c.budget.delay(now, c.opts.SlowBelow)
-	if d <= 0 {
-		return nil
-	}
-	if d > c.opts.MaxPause {
-		return c.fail(op, &Error{Class: ClassRateLimited, Message: "rate budget exhausted; not sent", RetryAt: now.Add(d)})
-	}
-	// Spread the waiters a little past the reset, so requests held together are not all released in the same
-	// instant and do not spend the fresh budget at once.
-	d += time.Duration(rand.Int64N(int64(d/4) + 1))
-	c.opts.Metrics.observePause(c.name, d)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return c.fail(op, Classify(ctx.Err()))
-	case <-t.C:
-		return nil
+	start := c.opts.Now()
+	for {
+		now := c.opts.Now()
+		d := c.budget.delay(now, c.opts.SlowBelow)
+		if d <= 0 {
+			return nil
+		}
+		if now.Add(d).Sub(start) > c.opts.MaxPause {
+			return c.fail(op, &Error{Class: ClassRateLimited, Message: "rate budget exhausted; not sent", RetryAt: now.Add(d)})
+		}
+		// Spread the waiters a little past the allowed time, so requests held together are not all released in
+		// the same instant and do not spend the fresh budget at once.
+		d += time.Duration(rand.Int64N(int64(d/4) + 1))
+		c.opts.Metrics.observePause(c.name, d)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return c.fail(op, Classify(ctx.Err()))
+		case <-t.C:
+		}
 	}
 }
 
