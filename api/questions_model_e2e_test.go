@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,7 +77,9 @@ func modelE2ESeeds() []uint64 {
 type linearGate struct {
 	fake *lineartest.Server
 	// mu is held across each issueUpdate and each scripted human edit.
-	mu      sync.Mutex
+	mu sync.Mutex
+	// waiting counts issueUpdates that reached the gate, so a test holding mu knows a push is held up.
+	waiting atomic.Int32
 	logMu   sync.Mutex
 	updates []gatedUpdate
 }
@@ -98,6 +101,7 @@ func (g *linearGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.Unmarshal(body, &req)
 	if req.OperationName == "IssueUpdate" {
+		g.waiting.Add(1)
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		id, _ := req.Variables["id"].(string)
@@ -443,7 +447,15 @@ func runModelE2E(t *testing.T, seed uint64) {
 	m.logf("reconcile: seen %d, repairs %d, resynced %d", res.Seen, len(res.Repairs), res.Resynced)
 	q := h.settle(m.qid)
 	is := h.issue(m.issueID)
+	audit := h.audit(m.qid)
+	// The trace in every message: the steps, then what linsync recorded and wrote, to tell a bug from a race.
 	trace := strings.Join(m.log, "; ")
+	for _, e := range audit {
+		trace += fmt.Sprintf("; audit %v", e)
+	}
+	for _, u := range h.gate.gated() {
+		trace += fmt.Sprintf("; issueUpdate %v", u.input)
+	}
 
 	// Both sides hold the same values.
 	st := is["state"].(map[string]any)["type"].(string)
@@ -471,7 +483,7 @@ func runModelE2E(t *testing.T, seed uint64) {
 	// No extra writes: one issueUpdate per app edit at most, plus one per conflict (a human edit that a write of
 	// linsync's overtook in Linear is written back); and never more than there were edits on both sides.
 	conflicts := 0
-	for _, e := range h.audit(m.qid) {
+	for _, e := range audit {
 		if e.(map[string]any)["kind"] == postgres.AuditConflict {
 			conflicts++
 		}
@@ -511,4 +523,49 @@ func TestQuestionsModelEndToEnd(t *testing.T) {
 			runModelE2E(t, seed)
 		})
 	}
+}
+
+// TestQuestionsStaleValueInOtherFieldsWebhook reproduces, deterministically, what seed 13 of the model test hit
+// once: a Linear webhook for an edit of another field (here the title) carries the issue's status as Linear holds
+// it, a value set earlier whose own webhook is late; linsync takes that status as edited at the title's updatedAt
+// and lets it beat the app's newer status edit, whose write to Linear was still on its way. The app edit is later
+// than the Linear status edit, so it must win ("per field, the later edit wins"; "a stale change never overwrites a
+// newer one"). The webhook's updatedFrom says the status was not edited then.
+func TestQuestionsStaleValueInOtherFieldsWebhook(t *testing.T) {
+	t.Parallel()
+	h := newModelHarness(t)
+	id := h.createQuestion(map[string]any{"title": "stale", "asker_email": "carol@example.com"})
+	issueID := issueOf(h.settle(id))
+
+	// 1. t1: a human closes the issue in Linear; the webhook is late.
+	h.fake.InjectDeliveryFault(lineartest.DeliveryFault{Mode: lineartest.DeliveryDelay, Count: 1, Delay: 3 * time.Second})
+	require.NoError(t, h.fake.Human(h.sd.Alice.Email).SetState(issueID, "canceled"))
+	time.Sleep(20 * time.Millisecond)
+
+	// 2. t2 > t1: the app moves the question to in_progress; its write to Linear is held at the gate.
+	h.gate.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			h.gate.mu.Unlock()
+		}
+	}()
+	st, out := h.do(http.MethodPatch, "/questions/"+id, map[string]any{"status": postgres.StatusInProgress})
+	require.Equal(t, http.StatusOK, st, out)
+	require.Eventually(t, func() bool { return h.gate.waiting.Load() == 1 }, 10*time.Second, 10*time.Millisecond)
+
+	// 3. t3 > t2: a human edits the title; the webhook carries the status Linear holds now (closed, set at t1) with
+	// updatedFrom naming only the title.
+	require.NoError(t, h.fake.Human(h.sd.Bob.Email).SetTitle(issueID, "stale, retitled"))
+	require.Eventually(t, func() bool { return h.get(id)["title"] == "stale, retitled" }, 10*time.Second, 20*time.Millisecond)
+
+	// 4. The write lands, the late webhook of t1 arrives, everything settles.
+	h.gate.mu.Unlock()
+	locked = false
+	time.Sleep(3500 * time.Millisecond)
+	q := h.settle(id)
+	is := h.issue(issueID)
+	require.Equal(t, postgres.DefaultStatusMap[is["state"].(map[string]any)["type"].(string)], q["status"], "both sides agree")
+	require.Equal(t, postgres.StatusInProgress, q["status"],
+		"the app's status edit (t2) is later than the Linear status edit (t1) and must win; audit: %v", h.audit(id))
 }

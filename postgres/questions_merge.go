@@ -110,6 +110,9 @@ type AuditEntry struct {
 //     An edit at t to the value the field already has only advances its version to t.
 //   - v equal to the last known Linear value and not edited: nothing changed in Linear (an echo of our write, a
 //     duplicate, or a change to another field); only LinearAt advances. (Edited, it was changed away and back.)
+//   - not edited, but changed since the last known Linear state (this webhook is about another field; the field's
+//     own webhook is late or lost): the change happened at an unknown time after LinearAt. With an app edit pending
+//     since before LinearAt the order is unknown, and the app's edit, whose time is known, is kept and written back.
 //   - otherwise someone edited the field in Linear by t: the later edit wins. If the app's edit is newer it stays
 //     and is written back (Value != SyncedValue); if not, the Linear value replaces it. Every edit that loses
 //     against a pending edit of the other side is a conflict and is recorded.
@@ -143,13 +146,23 @@ func MergeLinear(f FieldState, v string, t time.Time, edited, byOther bool) (Fie
 		}
 		return f, false, nil
 	}
-	prev := f.LinearValue
+	prev, prevAt := f.LinearValue, f.LinearAt
 	f.LinearValue, f.LinearAt = v, t
 	if v == prev && !edited {
 		return f, false, nil
 	}
 	pending := f.Value != f.SyncedValue
 	f.SyncedValue = v
+	if !edited && pending && !prevAt.After(f.SourceAt) {
+		// Linear changed the field at some time between prevAt and t, but this webhook is about another field
+		// (its own is late or lost), so when is unknown. The pending app edit's time is known and may be the later
+		// one: it stays and is written back. Had Linear's change been later, its own webhook still brings its exact
+		// time, and the history rule above lets it win then.
+		return f, false, &AuditEntry{Kind: AuditConflict, Detail: map[string]any{
+			"winner": SourceApp, "kept_value": f.Value, "kept_at": f.SourceAt, "linear_value": v,
+			"linear_changed_after": prevAt, "linear_changed_by": t,
+			"note": "Linear's change came without its own webhook, so its time is unknown; the app's newer-known edit is kept"}}
+	}
 	if t.After(f.SourceAt) {
 		old := f.Value
 		f.Value, f.Source, f.SourceAt = v, SourceLinear, t
