@@ -24,35 +24,20 @@ type DeadLetters struct {
 	Resync func(ctx context.Context, workspaceID, questionID string) error
 }
 
-// DeadLetterInput is what a failed run knows about itself.
-type DeadLetterInput struct {
-	WorkspaceID  string          `json:"workspace_id"`
-	Kind         string          `json:"kind"`
-	WorkflowID   string          `json:"workflow_id"`
-	RunID        string          `json:"run_id"`
-	TaskQueue    string          `json:"task_queue"`
-	Input        json.RawMessage `json:"input"`
-	ErrorClass   string          `json:"error_class"`
-	ErrorMessage string          `json:"error_message"`
-	Attempts     int             `json:"attempts"`
-}
-
-// RecordDeadLetter stores the failed run (once per run) and returns the dead letter's id.
-func (a *DeadLetters) RecordDeadLetter(ctx context.Context, in DeadLetterInput) (string, error) {
+// RecordDeadLetter stores a failed run, as the run describes itself (everything but the UI link, which is made
+// here), and returns the dead letter's id.
+func (a *DeadLetters) RecordDeadLetter(ctx context.Context, d linsync.DeadLetter) (string, error) {
 	ns := a.Namespace
 	if ns == "" {
 		ns = "default"
 	}
-	d, err := a.DB.RecordDeadLetter(ctx, linsync.DeadLetter{
-		WorkspaceID: in.WorkspaceID, Kind: in.Kind, WorkflowID: in.WorkflowID, RunID: in.RunID, TaskQueue: in.TaskQueue,
-		Input: in.Input, ErrorClass: in.ErrorClass, ErrorMessage: in.ErrorMessage, Attempts: in.Attempts,
-		UIURL: fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", a.UIURL, ns, in.WorkflowID, in.RunID),
-	})
+	d.UIURL = fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", a.UIURL, ns, d.WorkflowID, d.RunID)
+	stored, err := a.DB.RecordDeadLetter(ctx, d)
 	if err != nil {
 		return "", err
 	}
-	metrics.deadLetter(in.Kind, in.ErrorClass)
-	return d.ID, nil
+	metrics.deadLetter(d.Kind, d.ErrorClass)
+	return stored.ID, nil
 }
 
 // ListDeadLetterIDs returns the ids of the open dead letters matching f.

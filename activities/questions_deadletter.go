@@ -31,7 +31,7 @@ func (a *Questions) RecordSyncFailure(ctx context.Context, ref QuestionRef, f Sy
 		return err
 	}
 	info := activity.GetInfo(ctx)
-	_, err = a.DeadLetters.RecordDeadLetter(ctx, DeadLetterInput{
+	_, err = a.DeadLetters.RecordDeadLetter(ctx, linsync.DeadLetter{
 		WorkspaceID: ref.WorkspaceID, Kind: KindQuestionPush, WorkflowID: info.WorkflowExecution.ID,
 		RunID: info.WorkflowExecution.RunID, TaskQueue: info.TaskQueue, Input: input,
 		ErrorClass: f.ErrorClass, ErrorMessage: f.Reason, Attempts: f.Attempts,

@@ -47,7 +47,7 @@ func (i *deadLetterInbound) ExecuteWorkflow(ctx workflow.Context, in *intercepto
 	}
 	// JSON encoding of the workflow's own arguments is deterministic; workflowcheck cannot see that.
 	input, _ := json.Marshal(in.Args) //workflowcheck:ignore
-	dl := activities.DeadLetterInput{
+	dl := linsync.DeadLetter{
 		WorkspaceID: workspaceOfArgs(in.Args), Kind: info.WorkflowType.Name, WorkflowID: info.WorkflowExecution.ID,
 		RunID: info.WorkflowExecution.RunID, TaskQueue: info.TaskQueueName, Input: input,
 		ErrorClass: class, ErrorMessage: msg, Attempts: attempts,
