@@ -19,6 +19,7 @@ type Access struct {
 // OAuthAppRevokedInput is a verified "OAuthApp revoked" delivery.
 type OAuthAppRevokedInput struct {
 	DeliveryID     string `json:"delivery_id"`
+	WorkspaceID    string `json:"workspace_id"`
 	OrganizationID string `json:"organization_id"`
 	Body           []byte `json:"body"`
 }
@@ -46,7 +47,7 @@ func (a *Access) RevokeOAuthApp(ctx context.Context, in OAuthAppRevokedInput) (O
 		org = in.OrganizationID
 	}
 	reason := fmt.Sprintf("the Linear OAuth application was revoked in organization %s (delivery %s); connect again", org, in.DeliveryID)
-	conns, err := a.DB.RevokeOAuthConnections(ctx, org, reason)
+	conns, err := a.DB.RevokeOAuthConnections(ctx, in.WorkspaceID, org, reason)
 	if err != nil {
 		return OAuthAppRevokedResult{}, err
 	}

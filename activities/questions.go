@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ type Questions struct {
 	AfterLinearWrite func(ctx context.Context, op string) error
 	// DeadLetters, when set, receives questions whose push failed for good (see RecordSyncFailure).
 	DeadLetters *DeadLetters
+	// CallbackClient posts the signed callbacks to the Q&A app; nil means PublicHTTPClient(false, 10s), which
+	// refuses private addresses.
+	CallbackClient *http.Client
 }
 
 // QuestionRef names a question to an activity.

@@ -296,7 +296,10 @@ func (a *Questions) NotifyApp(ctx context.Context, n Notification) error {
 	req.Header.Set("webhook-id", msgID)
 	req.Header.Set("webhook-timestamp", ts)
 	req.Header.Set("webhook-signature", SignCallback(secret, msgID, ts, body))
-	hc := &http.Client{Timeout: 10 * time.Second}
+	hc := a.CallbackClient
+	if hc == nil {
+		hc = PublicHTTPClient(false, 10*time.Second)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("post callback for question %s: %w", q.ID, err)

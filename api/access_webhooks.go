@@ -127,8 +127,14 @@ func (s *Server) handleCreateWebhook(c *gin.Context) {
 	var connID string
 	if conn, err := s.db.FindConnection(c, ws.ID); err == nil {
 		connID = conn.ID
-		if req.OrganizationID == "" {
+		switch {
+		case req.OrganizationID == "":
 			req.OrganizationID = conn.OrganizationID
+		case req.OrganizationID != conn.OrganizationID:
+			// The connection proved which organization this workspace is; a webhook may not claim another.
+			s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "organization_id",
+				Message: "organization_id must be the connected Linear organization " + conn.OrganizationID})
+			return
 		}
 	} else if linsync.ErrorCode(err) != linsync.ENOTFOUND {
 		s.writeError(c, err)

@@ -196,6 +196,10 @@ var statusOf = map[string]int{
 // and shown to the caller only as "internal error".
 func (s *Server) writeError(c *gin.Context, err error) {
 	code := linsync.ErrorCode(err)
+	if code == linsync.EINTERNAL && postgres.IsUnavailable(err) {
+		s.log.WarnContext(c, "database unavailable", "path", c.FullPath(), "err", err)
+		err, code = linsync.Errorf(linsync.EUNAVAILABLE, "database unavailable; retry later"), linsync.EUNAVAILABLE
+	}
 	status, ok := statusOf[code]
 	if !ok {
 		status = http.StatusInternalServerError

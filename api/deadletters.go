@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/linsync/linsync"
@@ -195,8 +197,14 @@ func (s *Server) handleBulkReplay(c *gin.Context) {
 func (s *Server) handleBulkReplayProgress(c *gin.Context) {
 	id := workflows.ReplayWorkflowID(workspaceOf(c).ID, c.Param("request"))
 	v, err := s.temporal.QueryWorkflow(c, id, "", "progress")
-	if err != nil {
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
 		s.writeError(c, linsync.Errorf(linsync.ENOTFOUND, "replay request not found"))
+		return
+	case err != nil:
+		s.log.WarnContext(c, "query replay progress", "replay_workflow_id", id, "err", err)
+		s.writeError(c, linsync.Errorf(linsync.EUNAVAILABLE, "workflow engine unavailable; retry later"))
 		return
 	}
 	var p workflows.ReplayProgress
@@ -223,7 +231,8 @@ func (s *Server) startReplay(ctx context.Context, in workflows.ReplayInput, wait
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := run.Get(wctx, &p); err != nil {
-		return p, id, linsync.Errorf(linsync.EUNAVAILABLE, "replay did not finish: %v", err)
+		s.log.WarnContext(ctx, "replay did not finish in time", "replay_workflow_id", id, "err", err)
+		return p, id, linsync.Errorf(linsync.EUNAVAILABLE, "the replay did not finish in time; follow it as %s", id)
 	}
 	return p, id, nil
 }

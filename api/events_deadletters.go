@@ -63,7 +63,8 @@ func (s *Server) describeFilingReplay(ctx context.Context, d *linsync.DeadLetter
 	entries []activities.FiledEntry) string {
 	f, err := s.db.FiledWindow(ctx, d.WorkspaceID, dedupKey, start, s.now())
 	if err != nil {
-		return fmt.Sprintf("re-runs %s for %s (linsync's filed issues could not be read: %v)", d.Kind, dedupKey, err)
+		s.log.WarnContext(ctx, "read filed issues for a dry run", "workspace_id", d.WorkspaceID, "err", err)
+		return fmt.Sprintf("re-runs %s for %s (linsync's filed issues could not be read)", d.Kind, dedupKey)
 	}
 	if f == nil {
 		return fmt.Sprintf("no issue exists for %s: a replay files a new one", dedupKey)
@@ -72,7 +73,8 @@ func (s *Server) describeFilingReplay(ctx context.Context, d *linsync.DeadLetter
 	for _, e := range entries {
 		ok, err := s.db.HasFiledEntry(ctx, f.ID, e.Key)
 		if err != nil {
-			return fmt.Sprintf("re-runs %s for %s (linsync's filed issues could not be read: %v)", d.Kind, dedupKey, err)
+			s.log.WarnContext(ctx, "read filed issues for a dry run", "workspace_id", d.WorkspaceID, "err", err)
+			return fmt.Sprintf("re-runs %s for %s (linsync's filed issues could not be read)", d.Kind, dedupKey)
 		}
 		if !ok {
 			missing++
@@ -107,7 +109,7 @@ func (s *Server) describeFilingReplay(ctx context.Context, d *linsync.DeadLetter
 func (s *Server) linearState(ctx context.Context, workspaceID string, f *postgres.FiledIssue) string {
 	lc, _, _, err := s.linearFor(ctx, workspaceID)
 	if err != nil {
-		return "; Linear not checked: " + err.Error()
+		return "; Linear not checked: " + linsync.ErrorMessage(err)
 	}
 	r, err := linear.Issue(ctx, lc.GQL(), f.ID)
 	if err != nil {

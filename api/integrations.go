@@ -70,7 +70,7 @@ func (s *Server) handleConnectLinear(c *gin.Context) {
 	conn, err := s.db.SaveConnection(c, postgres.ConnectionInput{
 		WorkspaceID: ws.ID, OrganizationID: probe.orgID, OrganizationName: probe.orgName, AuthKind: linsync.AuthAPIKey,
 		Credential: req.APIKey, ActorUserID: probe.viewer.Id, ActorName: probe.viewer.Name,
-		DefaultTeam: req.DefaultTeamID, Priority: priority, Labels: req.Labels,
+		DefaultTeam: probe.teamID, Priority: priority, Labels: req.Labels,
 	})
 	if err != nil {
 		s.writeError(c, err)
@@ -86,6 +86,8 @@ type linearProbe struct {
 	orgID   string
 	orgName string
 	teams   []linear.TeamFields
+	// teamID is the id of the team asked for, which may have been named by its key.
+	teamID string
 }
 
 // probeLinear checks a credential against Linear: viewer, organization, teams. A refusal by Linear is a 400 that
@@ -120,6 +122,7 @@ func probeWith(ctx context.Context, lc *linear.Client, teamID string) (*linearPr
 	}
 	for _, t := range p.teams {
 		if t.Id == teamID || strings.EqualFold(t.Key, teamID) {
+			p.teamID = t.Id
 			return p, nil
 		}
 	}

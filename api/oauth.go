@@ -155,7 +155,7 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	team := st.DefaultTeamID
+	team := probe.teamID
 	if team == "" {
 		team = probe.teams[0].Id // the admin named none: Linear's first team, shown in the answer and changeable by reconnecting
 	}

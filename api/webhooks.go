@@ -49,6 +49,11 @@ func (s *Server) handleLinearWebhook(c *gin.Context) {
 		s.reject(c, err)
 		return
 	}
+	if v, ok = s.matchOrganization(body, c.GetHeader(linear.HeaderSignature), hook.OrganizationID, v, verifiers); !ok {
+		// A secret is only good for its own organization: a workspace cannot speak for another tenant's Linear.
+		s.reject(c, linsync.Errorf(linsync.ENOTFOUND, "organization %s has no Linear webhook here", hook.OrganizationID))
+		return
+	}
 	if err := linear.CheckTimestamp(int64(hook.WebhookTimestamp), received, s.cfg.WebhookTolerance); err != nil {
 		s.reject(c, err)
 		return
@@ -187,6 +192,20 @@ func (s *Server) refreshVerifiers(ctx context.Context, workspace string, vs []li
 		return s.secrets.forWorkspace(ctx, workspace, true)
 	}
 	return s.secrets.forOrganization(ctx, vs[0].OrganizationID, true)
+}
+
+// matchOrganization returns the verifying webhook registered for the body's organization: v when it is (or the body
+// names none, as IssueSLA payloads may not), else another of the candidates that also verifies.
+func (s *Server) matchOrganization(body []byte, sig, org string, v linsync.WebhookVerifier, vs []linsync.WebhookVerifier) (linsync.WebhookVerifier, bool) {
+	if org == "" || v.OrganizationID == org {
+		return v, true
+	}
+	for _, o := range vs {
+		if o.OrganizationID == org && linear.VerifySignature(body, sig, o.Secrets...) {
+			return o, true
+		}
+	}
+	return v, false
 }
 
 // senderAllowed checks the sender's address against the allowlist. X-Forwarded-For is believed only from trusted

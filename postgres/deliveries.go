@@ -10,13 +10,16 @@ import (
 )
 
 // RecordDelivery stores a handled delivery once. A second call for the same delivery id changes nothing and
-// reports false.
+// reports false, unless the delivery had failed: a redelivery or replay that ran it again records its new outcome.
 func (db *DB) RecordDelivery(ctx context.Context, d linsync.Delivery) (bool, error) {
 	tag, err := db.pool.Exec(ctx, `
 		INSERT INTO webhook_deliveries (delivery_id, workspace_id, organization_id, event_type, action, entity_id,
 			webhook_id, webhook_timestamp, workflow_id, run_id, outcome, detail, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-		ON CONFLICT (delivery_id) DO NOTHING`,
+		ON CONFLICT (delivery_id) DO UPDATE SET
+			outcome = EXCLUDED.outcome, detail = EXCLUDED.detail, run_id = EXCLUDED.run_id,
+			workflow_id = EXCLUDED.workflow_id, processed_at = now()
+		WHERE webhook_deliveries.outcome = 'failed'`,
 		d.DeliveryID, d.WorkspaceID, d.OrganizationID, d.EventType, d.Action, d.EntityID, d.WebhookID,
 		d.WebhookTimestamp, d.WorkflowID, d.RunID, d.Outcome, d.Detail, d.ReceivedAt)
 	if err != nil {

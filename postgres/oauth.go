@@ -191,13 +191,14 @@ func (db *DB) DisconnectConnection(ctx context.Context, workspaceID, reason stri
 	return &c, nil
 }
 
-// RevokeOAuthConnections marks every active OAuth connection of a Linear organization revoked with reason and
-// returns them; it is idempotent (already revoked connections are left as they are).
-func (db *DB) RevokeOAuthConnections(ctx context.Context, organizationID, reason string) ([]*linsync.LinearConnection, error) {
+// RevokeOAuthConnections marks the workspace's active OAuth connection to a Linear organization revoked with
+// reason and returns it; it is idempotent (an already revoked connection is left as it is). Only the workspace whose
+// webhook carried the revocation is touched: a delivery never acts on another tenant's connection.
+func (db *DB) RevokeOAuthConnections(ctx context.Context, workspaceID, organizationID, reason string) ([]*linsync.LinearConnection, error) {
 	rows, err := db.pool.Query(ctx, `UPDATE linear_connections
 		SET status = 'revoked', status_reason = $2, credential_version = credential_version + 1, updated_at = now()
-		WHERE organization_id = $1 AND auth_kind = 'oauth' AND status = 'active'
-		RETURNING `+connectionColumns, organizationID, reason)
+		WHERE organization_id = $1 AND workspace_id::text = $3 AND auth_kind = 'oauth' AND status = 'active'
+		RETURNING `+connectionColumns, organizationID, reason, workspaceID)
 	if err != nil {
 		return nil, fmt.Errorf("revoke oauth connections of organization %s: %w", organizationID, err)
 	}

@@ -120,3 +120,10 @@ func isCheckViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23514"
 }
+
+// IsUnavailable reports whether err means the database could not be reached or did not answer in time: the caller
+// should be told to retry (503), not that linsync failed.
+func IsUnavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
+}

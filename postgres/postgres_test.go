@@ -85,6 +85,20 @@ func TestRecordDeliveryOnce(t *testing.T) {
 	got, err := db.FindDelivery(ctx, d.DeliveryID)
 	require.NoError(t, err)
 	require.Equal(t, linsync.OutcomeProcessed, got.Outcome)
+	failed := d
+	failed.DeliveryID, failed.Outcome = uuid.NewString(), linsync.OutcomeFailed
+	_, err = db.RecordDelivery(ctx, failed)
+	require.NoError(t, err)
+	rerun := failed
+	rerun.Outcome, rerun.RunID = linsync.OutcomeProcessed, "run-2"
+	updated, err := db.RecordDelivery(ctx, rerun)
+	require.NoError(t, err)
+	require.True(t, updated, "a failed delivery that ran again records its new outcome")
+	got, err = db.FindDelivery(ctx, failed.DeliveryID)
+	require.NoError(t, err)
+	require.Equal(t, linsync.OutcomeProcessed, got.Outcome)
+	require.Equal(t, "run-2", got.RunID)
+
 	d.Outcome = "bogus"
 	d.DeliveryID = uuid.NewString()
 	_, err = db.RecordDelivery(ctx, d)

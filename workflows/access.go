@@ -19,7 +19,7 @@ func handleOAuthAppRevoked(ctx workflow.Context, in LinearDeliveryInput) (string
 	var a *activities.Access
 	var res activities.OAuthAppRevokedResult
 	err := workflow.ExecuteActivity(storeContext(ctx), a.RevokeOAuthApp, activities.OAuthAppRevokedInput{
-		DeliveryID: in.DeliveryID, OrganizationID: in.OrganizationID, Body: in.Body,
+		DeliveryID: in.DeliveryID, WorkspaceID: in.WorkspaceID, OrganizationID: in.OrganizationID, Body: in.Body,
 	}).Get(ctx, &res)
 	if err != nil {
 		return "", "", fmt.Errorf("revoke oauth connections of organization %s: %w", in.OrganizationID, err)

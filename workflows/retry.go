@@ -31,8 +31,10 @@ func linearRetryPolicy() *temporal.RetryPolicy {
 // linearContext is the activity context for calls to Linear; startToClose bounds one attempt.
 func linearContext(ctx workflow.Context, startToClose time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    startToClose,
-		ScheduleToCloseTimeout: 30 * time.Minute,
+		StartToCloseTimeout: startToClose,
+		// Long enough for every attempt to wait out Linear's hourly rate-limit window (NextRetryDelay takes the
+		// reset time, which may be most of an hour away); MaximumAttempts is what ends a failing call.
+		ScheduleToCloseTimeout: 6 * time.Hour,
 		RetryPolicy:            linearRetryPolicy(),
 	})
 }

@@ -33,6 +33,8 @@ type Config struct {
 	LinearSchema      string
 	BootstrapToken    string
 	LinearMaxAttempts int
+	// AllowPrivateCallbacks lets callbacks to the Q&A app reach private and loopback addresses.
+	AllowPrivateCallbacks bool
 	// ReconcileInterval is how often each connected workspace is reconciled unless it sets its own interval.
 	ReconcileInterval time.Duration
 	// PublicURL is the base URL Linear reaches linsync at; when set, connecting registers linsync's webhook.
@@ -66,6 +68,7 @@ var (
 	envLinearSchema     = envVar{"LINEAR_SCHEMA", "../shared/linear/schema.graphql"}
 	envBootstrapToken   = envVar{"LINSYNC_BOOTSTRAP_TOKEN", ""}
 	envLinearAttempts   = envVar{"LINSYNC_LINEAR_MAX_ATTEMPTS", "5"}
+	envPrivateCallbacks = envVar{"LINSYNC_ALLOW_PRIVATE_CALLBACKS", "false"}
 	envReconcileEvery   = envVar{"LINSYNC_RECONCILE_INTERVAL", "10m"}
 	envPublicURL        = envVar{"LINSYNC_PUBLIC_URL", ""}
 	envSecretGrace      = envVar{"LINSYNC_WEBHOOK_SECRET_GRACE", "1h"}
@@ -109,24 +112,25 @@ func LoadConfig() (Config, error) {
 		return out
 	}
 	cfg := Config{
-		HTTPAddr:           envHTTPAddr.get(),
-		DatabaseURL:        envDatabaseURL.get(),
-		SecretsKeyURL:      envSecretsKeyURL.get(),
-		TaskQueue:          envTaskQueue.get(),
-		WebhookTolerance:   dur(envWebhookTolerance),
-		WebhookAllowedIPs:  prefixes(envAllowedIPs),
-		TrustedProxies:     prefixes(envTrustedProxies),
-		StartTimeout:       dur(envStartTimeout),
-		ShutdownGrace:      dur(envShutdownGrace),
-		LogFormat:          envLogFormat.get(),
-		TemporalUIURL:      strings.TrimRight(envTemporalUIURL.get(), "/"),
-		LinearAPIURL:       envLinearAPIURL.get(),
-		LinearSchema:       envLinearSchema.get(),
-		BootstrapToken:     envBootstrapToken.get(),
-		LinearMaxAttempts:  positiveInt(envLinearAttempts, &errs),
-		ReconcileInterval:  dur(envReconcileEvery),
-		PublicURL:          strings.TrimRight(envPublicURL.get(), "/"),
-		WebhookSecretGrace: dur(envSecretGrace),
+		HTTPAddr:              envHTTPAddr.get(),
+		DatabaseURL:           envDatabaseURL.get(),
+		SecretsKeyURL:         envSecretsKeyURL.get(),
+		TaskQueue:             envTaskQueue.get(),
+		WebhookTolerance:      dur(envWebhookTolerance),
+		WebhookAllowedIPs:     prefixes(envAllowedIPs),
+		TrustedProxies:        prefixes(envTrustedProxies),
+		StartTimeout:          dur(envStartTimeout),
+		ShutdownGrace:         dur(envShutdownGrace),
+		LogFormat:             envLogFormat.get(),
+		TemporalUIURL:         strings.TrimRight(envTemporalUIURL.get(), "/"),
+		LinearAPIURL:          envLinearAPIURL.get(),
+		LinearSchema:          envLinearSchema.get(),
+		BootstrapToken:        envBootstrapToken.get(),
+		LinearMaxAttempts:     positiveInt(envLinearAttempts, &errs),
+		AllowPrivateCallbacks: boolVar(envPrivateCallbacks, &errs),
+		ReconcileInterval:     dur(envReconcileEvery),
+		PublicURL:             strings.TrimRight(envPublicURL.get(), "/"),
+		WebhookSecretGrace:    dur(envSecretGrace),
 		OAuth: linear.OAuthConfig{
 			ClientID: envOAuthClientID.get(), ClientSecret: envOAuthSecret.get(), RedirectURL: envOAuthRedirect.get(),
 			Scopes: strings.FieldsFunc(envOAuthScopes.get(), func(r rune) bool { return r == ',' || r == ' ' }),
@@ -193,4 +197,12 @@ func positiveInt(v envVar, errs *[]string) int {
 		*errs = append(*errs, fmt.Sprintf("%s must be a whole number from 1 to 100", v.name))
 	}
 	return n
+}
+
+func boolVar(v envVar, errs *[]string) bool {
+	b, err := strconv.ParseBool(v.get())
+	if err != nil {
+		*errs = append(*errs, fmt.Sprintf("%s must be true or false", v.name))
+	}
+	return b
 }

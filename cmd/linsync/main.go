@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -235,7 +236,7 @@ func newActivities(cfg Config, d *deps) (worker.Activities, error) {
 	deadLetters := &activities.DeadLetters{DB: d.db, Temporal: d.temporal, Namespace: cfg.Temporal.Namespace,
 		UIURL: cfg.TemporalUIURL}
 	questions := &activities.Questions{DB: d.db, Linear: clients, Sync: workflows.QuestionSyncer(d.temporal, cfg.TaskQueue),
-		DeadLetters: deadLetters}
+		DeadLetters: deadLetters, CallbackClient: activities.PublicHTTPClient(cfg.AllowPrivateCallbacks, 10*time.Second)}
 	deadLetters.Resync = questions.ResyncQuestion
 	return worker.Activities{
 		Deliveries:  &activities.Deliveries{DB: d.db},
