@@ -3,44 +3,26 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
-	"github.com/linsync/linsync/postgres"
-	"github.com/linsync/linsync/worker"
 )
 
 // accessEnv is the real API (with a public URL, so it registers webhooks) in front of real Postgres and Temporal,
 // with the fake Linear at the network edge, its OAuth authorization server enabled, and every log line captured.
+// Tests make their own workspaces.
 type accessEnv struct {
-	t       *testing.T
-	db      *postgres.DB
-	tc      client.Client
-	srv     *httptest.Server
-	fake    *lineartest.Server
-	sd      lineartest.Seeded
-	oauth   *linear.OAuthClient
-	client  *http.Client // validates /v1 traffic against the OpenAPI document
-	wire    *openAPITransport
-	logs    *syncBuffer
-	clients *activities.LinearClients
+	*stack
+	oauth *linear.OAuthClient
 }
 
 type accessOptions struct {
@@ -71,45 +53,28 @@ const oauthClientID = "linsync-test-client"
 
 func newAccessEnv(t *testing.T, o accessOptions) *accessEnv {
 	t.Helper()
-	e := &accessEnv{t: t, db: linsynctest.DB(t), logs: &syncBuffer{}}
-	e.tc, _ = linsynctest.Temporal(t)
-	e.fake = lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t)})
-	e.sd = e.fake.Seed()
-	var handler http.Handler
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(e.srv.Close)
-
-	app := o.oauthApp
-	app.ClientID, app.ClientSecret = oauthClientID, "linsync-test-secret"
-	app.RedirectURIs = []string{e.srv.URL + "/v1/oauth/linear/callback"}
-	e.fake.EnableOAuth(app)
-	var err error
-	e.oauth, err = linear.NewOAuthClient(linear.OAuthConfig{ClientID: app.ClientID, ClientSecret: app.ClientSecret,
-		RedirectURL: app.RedirectURIs[0], Scopes: []string{"read", "write", "admin"}, Actor: "app",
-		AuthorizeURL: e.fake.BaseURL() + "/oauth/authorize", TokenURL: e.fake.BaseURL() + "/oauth/token",
-		RevokeURL: e.fake.BaseURL() + "/oauth/revoke"})
-	require.NoError(t, err)
-
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := api.Config{TaskQueue: "test-" + uuid.NewString(), LinearEndpoint: e.fake.URL(), OAuth: e.oauth,
-		WebhookSecretGrace: o.grace, SecretCacheTTL: time.Millisecond, PublicURL: e.srv.URL}
-	if o.noPublicURL {
-		cfg.PublicURL = ""
-	}
-	e.clients = &activities.LinearClients{DB: e.db, Endpoint: e.fake.URL(), OAuth: e.oauth}
+	e := &accessEnv{}
+	so := stackOptions{captureLogs: true, prepare: func(s *stack, cfg *api.Config) {
+		app := o.oauthApp
+		app.ClientID, app.ClientSecret = oauthClientID, "linsync-test-secret"
+		app.RedirectURIs = []string{s.srv.URL + "/v1/oauth/linear/callback"}
+		s.fake.EnableOAuth(app)
+		var err error
+		e.oauth, err = linear.NewOAuthClient(linear.OAuthConfig{ClientID: app.ClientID, ClientSecret: app.ClientSecret,
+			RedirectURL: app.RedirectURIs[0], Scopes: []string{"read", "write", "admin"}, Actor: "app",
+			AuthorizeURL: s.fake.BaseURL() + "/oauth/authorize", TokenURL: s.fake.BaseURL() + "/oauth/token",
+			RevokeURL: s.fake.BaseURL() + "/oauth/revoke"})
+		require.NoError(t, err)
+		s.clients.OAuth = e.oauth
+		cfg.OAuth, cfg.WebhookSecretGrace, cfg.SecretCacheTTL, cfg.PublicURL = e.oauth, o.grace, time.Millisecond, s.srv.URL
+		if o.noPublicURL {
+			cfg.PublicURL = ""
+		}
+	}}
 	if o.worker {
-		w := worker.New(e.tc, cfg.TaskQueue, worker.Activities{
-			Deliveries: &activities.Deliveries{DB: e.db},
-			Access:     &activities.Access{DB: e.db, Linear: e.clients},
-		}, sdkworker.Options{})
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Stop)
+		so.worker = stackWorker{deliveries: true, access: true}
 	}
-	reg := prometheus.NewRegistry()
-	s, err := api.New(cfg, e.db, e.tc, log, reg, reg)
-	require.NoError(t, err)
-	handler = s.Handler()
-	e.client, e.wire = newOpenAPIClient(t)
+	e.stack = newStack(t, so)
 	return e
 }
 
@@ -131,25 +96,14 @@ func (e *accessEnv) call(method, path, token string, body any) (int, map[string]
 
 func (e *accessEnv) do(hc *http.Client, method, path, token string, body any) (int, map[string]any) {
 	e.t.Helper()
-	var rd io.Reader
+	var header []string
 	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(e.t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(e.t.Context(), method, e.srv.URL+path, rd)
-	require.NoError(e.t, err)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		header = append(header, "Content-Type", "application/json")
 	}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		header = append(header, "Authorization", "Bearer "+token)
 	}
-	resp, err := hc.Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
+	resp, raw := e.request(hc, method, path, body, header...)
 	var out map[string]any
 	_ = json.Unmarshal(raw, &out)
 	if out == nil {

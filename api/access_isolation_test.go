@@ -179,7 +179,7 @@ func TestSecretsNeverInLogsOrResponses(t *testing.T) {
 
 	logs := e.logs.String()
 	require.Contains(t, logs, "linear webhook registered", "the logs were captured")
-	responses := string(joinBodies(e.wire.Bodies()))
+	responses := string(joinBodies(e.apiWire.Bodies()))
 	require.Contains(t, responses, "secret_last4")
 	for name, s := range secrets {
 		require.NotEmpty(t, s, name)

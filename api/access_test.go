@@ -58,7 +58,7 @@ func TestConnectRegistersWebhookThatVerifies(t *testing.T) {
 	status, list := e.call(http.MethodGet, "/v1/workspaces/acme/integrations/linear/webhooks", tok, nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, list["webhooks"], 1)
-	require.NotContains(t, e.logs.String()+string(joinBodies(e.wire.Bodies())), lh.Secret)
+	require.NotContains(t, e.logs.String()+string(joinBodies(e.apiWire.Bodies())), lh.Secret)
 
 	// Connecting again keeps the one webhook.
 	e.connectAPIKey(ws, tok)
@@ -195,7 +195,7 @@ func TestOAuthConnectAndDisconnect(t *testing.T) {
 	callback, body := e.connectOAuth(ws, tok)
 	conn := body["connection"].(map[string]any)
 	require.Equal(t, "oauth", conn["auth_kind"])
-	require.Equal(t, e.sd.Plain.Key, conn["default_team_id"])
+	require.Equal(t, e.sd.Plain.ID, conn["default_team_id"], "named by its key, stored by its id")
 	require.Equal(t, e.sd.Bot.ID, conn["actor_user_id"])
 	require.NotNil(t, body["webhook"])
 	require.Equal(t, 1, e.fake.OAuthStats().CodeExchanges)

@@ -1,110 +1,55 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
-	"github.com/linsync/linsync/worker"
 )
 
 // eventsHarness is the real stack for events: Postgres, a Temporal dev server, the API, a worker with the Events
 // activities, and the fake Linear connected to the workspace by API key.
 type eventsHarness struct {
-	t      *testing.T
-	db     *postgres.DB
-	fake   *lineartest.Server
-	seed   lineartest.Seeded
-	srv    *httptest.Server
-	wsID   string
+	*stack
 	token  string // events:write
 	admin  string
 	reader *linear.Client
-	// client validates every request and response against the OpenAPI document; plain sends what it is given.
-	client *http.Client
-	plain  bool
+	// plain sends what it is given instead of going through stack.client, which validates every request and
+	// response against the OpenAPI document.
+	plain bool
 }
 
 func newEventsHarness(t *testing.T) *eventsHarness {
 	t.Helper()
-	db := linsynctest.DB(t)
-	tc, _ := linsynctest.Temporal(t)
-	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t)})
-	sd := fake.Seed()
-	cfg := api.Config{TaskQueue: "test-" + uuid.NewString(), LinearEndpoint: fake.URL(), StartTimeout: 5 * time.Second}
-	clients := &activities.LinearClients{DB: db, Endpoint: fake.URL()}
-	w := worker.New(tc, cfg.TaskQueue, worker.Activities{Events: &activities.Events{DB: db, Linear: clients, Temporal: tc}},
-		sdkworker.Options{})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	reg := prometheus.NewRegistry()
-	s, err := api.New(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
+	s := newStack(t, stackOptions{cfg: api.Config{StartTimeout: 5 * time.Second}, worker: stackWorker{events: true},
+		workspace: "links", workspaceName: "Links",
+		connect: &stackConnection{orgName: "Fake", labels: []string{"short-link", "auto-filed"}},
+		tokens:  []stackToken{{"scanner", []string{linsync.ScopeEventsWrite}}, {"admin", []string{linsync.ScopeAdmin}}}})
+	reader, err := linear.New(linear.Options{Credential: linear.Credential{APIKey: s.sd.APIKey}, Endpoint: s.fake.URL()})
 	require.NoError(t, err)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-
-	ctx := t.Context()
-	ws, err := db.CreateWorkspace(ctx, "links", "Links")
-	require.NoError(t, err)
-	_, err = db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
-		OrganizationName: "Fake", AuthKind: linsync.AuthAPIKey, Credential: sd.APIKey, ActorUserID: sd.Bot.ID,
-		ActorName: sd.Bot.Name, DefaultTeam: sd.Triage.ID, Priority: 3, Labels: []string{"short-link", "auto-filed"}})
-	require.NoError(t, err)
-	_, tok, err := db.CreateToken(ctx, ws.ID, "scanner", []string{linsync.ScopeEventsWrite})
-	require.NoError(t, err)
-	_, adm, err := db.CreateToken(ctx, ws.ID, "admin", []string{linsync.ScopeAdmin})
-	require.NoError(t, err)
-	reader, err := linear.New(linear.Options{Credential: linear.Credential{APIKey: sd.APIKey}, Endpoint: fake.URL()})
-	require.NoError(t, err)
-	oc, _ := newOpenAPIClient(t)
-	return &eventsHarness{t: t, db: db, fake: fake, seed: sd, srv: srv, wsID: ws.ID, token: tok, admin: adm, reader: reader, client: oc}
+	return &eventsHarness{stack: s, token: s.tokens["scanner"], admin: s.tokens["admin"], reader: reader}
 }
 
 // call sends a JSON request and decodes the JSON answer.
 func (h *eventsHarness) call(method, path, token string, body any, header ...string) (int, map[string]any) {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		require.NoError(h.t, err)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(h.t.Context(), method, h.srv.URL+"/v1/workspaces/links"+path, rd)
-	require.NoError(h.t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
 	cl := h.client
 	if h.plain {
 		cl = http.DefaultClient
 	}
-	resp, err := cl.Do(req)
-	require.NoError(h.t, err)
-	defer resp.Body.Close()
+	resp, raw := h.request(cl, method, "/v1/workspaces/links"+path, body,
+		append([]string{"Authorization", "Bearer " + token, "Content-Type", "application/json"}, header...)...)
 	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
 	require.NoError(h.t, json.Unmarshal(raw, &out), "answer: %s", raw)
 	return resp.StatusCode, out
 }
@@ -202,7 +147,7 @@ func brokenEvent(key, host, path, failure string, tags ...string) map[string]any
 func TestEventsEndToEnd(t *testing.T) {
 	t.Parallel()
 	h := newEventsHarness(t)
-	sd := h.seed
+	sd := h.sd
 	h.settings(map[string]any{"debounce_ms": 1000})
 
 	code, out := h.call(http.MethodPut, "/routing-rules", h.admin, map[string]any{"rules": []map[string]any{
@@ -491,7 +436,7 @@ func TestEventsIntakeValidation(t *testing.T) {
 		rules []map[string]any
 		field string
 	}{
-		{[]map[string]any{{"tag_glob": "campaign-[", "team_id": h.seed.Triage.ID}}, "rules[0].tag_glob"},
+		{[]map[string]any{{"tag_glob": "campaign-[", "team_id": h.sd.Triage.ID}}, "rules[0].tag_glob"},
 		{[]map[string]any{{"tag_glob": "docs-*", "team_id": "NOPE"}}, "rules[0].team_id"},
 		{[]map[string]any{{"default": true}, {"tag_glob": "x*"}}, "rules[0].default"},
 		{[]map[string]any{{"labels": []string{"x"}}}, "rules[0]"},

@@ -6,50 +6,30 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
-	"github.com/linsync/linsync/postgres"
-	"github.com/linsync/linsync/worker"
-	"github.com/linsync/linsync/workflows"
 )
 
 // fHarness is the whole stack as production runs it, for failure handling: real Postgres, the Temporal dev server,
 // the API, one worker with every capability's activities and the dead letters (which turns the dead-letter
-// interceptor on), and the fake Linear connected by API key, whose webhooks come back to the API.
+// interceptor on), and the fake Linear connected by API key (stack.apiKey), whose webhooks come back to the API.
 type fHarness struct {
-	t        *testing.T
-	db       *postgres.DB
-	temporal client.Client
-	srv      *httptest.Server
-	fake     *lineartest.Server
-	sd       lineartest.Seeded
-	ws       string
-	wsID     string
-	// apiKey is the credential the workspace's connection holds.
-	apiKey  string
-	clients *activities.LinearClients
-	wire    *wireLog
-	admin   string
-	token   string // questions:write and events:write
-	client  *http.Client
+	*stack
+	wire  *wireLog // every request the activities sent to Linear, and its answer
+	admin string
+	token string // questions:write and events:write
 }
 
 // fOptions bend the harness: a connection whose API key the fake does not know (yet), and the API's config.
@@ -60,75 +40,28 @@ type fOptions struct {
 
 func newFailureHarness(t *testing.T, o fOptions) *fHarness {
 	t.Helper()
-	db := linsynctest.DB(t)
-	tc, _ := linsynctest.Temporal(t)
-	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t)})
-	sd := fake.Seed()
 	cfg := o.cfg
-	cfg.TaskQueue = "test-" + uuid.NewString()
-	cfg.LinearEndpoint = fake.URL()
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 5 * time.Second
 	}
-	wire := &wireLog{}
-	clients := &activities.LinearClients{DB: db, Endpoint: fake.URL(), HTTPClient: &http.Client{Transport: wire}}
-	w := worker.New(tc, cfg.TaskQueue, worker.Activities{
-		Deliveries:  &activities.Deliveries{DB: db},
-		Questions:   &activities.Questions{DB: db, Linear: clients, Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue)},
-		Events:      &activities.Events{DB: db, Linear: clients, Temporal: tc},
-		Access:      &activities.Access{DB: db, Linear: clients},
-		DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc, UIURL: "http://temporal-ui.test"},
-	}, sdkworker.Options{})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	reg := prometheus.NewRegistry()
-	s, err := api.New(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
-	require.NoError(t, err)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-
-	ctx := t.Context()
-	ws, err := db.CreateWorkspace(ctx, "ops", "Ops")
-	require.NoError(t, err)
-	_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID, Secret: testSecret})
-	require.NoError(t, err)
-	key := sd.APIKey
+	conn := &stackConnection{orgName: "Fake", labels: []string{"Customer"}}
 	if o.unknownKey {
 		// A key that was rotated in Linear before linsync got the new one: every request is unauthorized.
-		key = "lin_api_rotated000000000000000000000000" + uuid.NewString()[:8]
+		conn.apiKey = "lin_api_rotated000000000000000000000000" + uuid.NewString()[:8]
 	}
-	_, err = db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
-		OrganizationName: "Fake", AuthKind: linsync.AuthAPIKey, Credential: key, ActorUserID: sd.Bot.ID,
-		ActorName: sd.Bot.Name, DefaultTeam: sd.Triage.ID, Priority: 3, Labels: []string{"Customer"}})
-	require.NoError(t, err)
-	_, admin, err := db.CreateToken(ctx, ws.ID, "ops-admin", []string{linsync.ScopeAdmin})
-	require.NoError(t, err)
-	_, token, err := db.CreateToken(ctx, ws.ID, "app", []string{linsync.ScopeQuestionsWrite, linsync.ScopeEventsWrite})
-	require.NoError(t, err)
-	fake.AddWebhook(srv.URL+"/webhooks/linear/"+ws.Slug, testSecret)
-	oc, _ := newOpenAPIClient(t)
-	return &fHarness{wire: wire, t: t, db: db, temporal: tc, srv: srv, fake: fake, sd: sd, ws: ws.Slug, wsID: ws.ID, apiKey: key,
-		clients: clients, admin: admin, token: token, client: oc}
+	wire := &wireLog{}
+	s := newStack(t, stackOptions{cfg: cfg, linearTransport: wire, worker: everyCapability,
+		workspace: "ops", workspaceName: "Ops", webhook: webhookStored, connect: conn,
+		tokens: []stackToken{{"ops-admin", []string{linsync.ScopeAdmin}},
+			{"app", []string{linsync.ScopeQuestionsWrite, linsync.ScopeEventsWrite}}}, deliver: true})
+	return &fHarness{stack: s, wire: wire, admin: s.tokens["ops-admin"], token: s.tokens["app"]}
 }
 
 // call sends a /v1 request through the OpenAPI-validating client and decodes the JSON answer.
 func (h *fHarness) call(method, path, token string, body any) (int, map[string]any) {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		require.NoError(h.t, err)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(h.t.Context(), method, h.srv.URL+"/v1/workspaces/"+h.ws+path, rd)
-	require.NoError(h.t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.client.Do(req)
-	require.NoError(h.t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(h.t, err)
+	resp, raw := h.request(h.client, method, "/v1/workspaces/"+h.ws+path, body,
+		"Authorization", "Bearer "+token, "Content-Type", "application/json")
 	var out map[string]any
 	require.NoError(h.t, json.Unmarshal(raw, &out), "answer: %s", raw)
 	return resp.StatusCode, out

@@ -10,6 +10,7 @@ import (
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
 	"github.com/linsync/linsync/linsynctest"
+	"github.com/linsync/linsync/postgres"
 )
 
 // TestFakeLinearWebhooksPassIngress closes the loop between the fake Linear and linsync's own ingress: the
@@ -19,10 +20,14 @@ func TestFakeLinearWebhooksPassIngress(t *testing.T) {
 	h := newHarness(t, api.Config{}, nil, true)
 	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t)})
 	sd := fake.Seed()
+	// The workspace's webhook for the fake's organization, with the secret the fake signs with.
+	_, err := h.db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: h.wsID, OrganizationID: sd.OrganizationID, Secret: testSecret})
+	require.NoError(t, err)
 	fake.AddWebhook(h.srv.URL+"/webhooks/linear/"+h.ws, testSecret)
 
 	alice := fake.Human(sd.Alice.Email)
-	issueID, err := alice.CreateIssue(sd.Triage.ID, "Checkout is slow")
+	var issueID string
+	issueID, err = alice.CreateIssue(sd.Triage.ID, "Checkout is slow")
 	require.NoError(t, err)
 	require.NoError(t, alice.SetState(issueID, "started"))
 	_, err = alice.Comment(issueID, "Looking into it")

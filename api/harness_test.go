@@ -5,26 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linsynctest"
-	"github.com/linsync/linsync/postgres"
-	"github.com/linsync/linsync/worker"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -36,49 +29,19 @@ const (
 )
 
 // harness is a real API in front of a real Temporal dev server and a real Postgres database, with a worker on a
-// task queue of its own.
+// task queue of its own (every capability's activities, as production registers them) and a workspace whose webhook
+// is stored for testOrg; no Linear.
 type harness struct {
-	t         *testing.T
-	db        *postgres.DB
-	temporal  client.Client
-	srv       *httptest.Server
-	reg       *prometheus.Registry
-	ws        string // workspace slug
-	wsID      string
-	hookID    string
-	taskQueue string
+	*stack
 }
 
 func newHarness(t *testing.T, cfg api.Config, tc client.Client, withWorker bool) *harness {
 	t.Helper()
-	db := linsynctest.DB(t)
-	if tc == nil {
-		tc, _ = linsynctest.Temporal(t)
-	}
-	cfg.TaskQueue = "test-" + uuid.NewString()
+	o := stackOptions{cfg: cfg, temporal: tc, noLinear: true, workspace: "acme", workspaceName: "Acme", webhook: webhookStored}
 	if withWorker {
-		// Every capability's activities, as production registers them: deliveries reach their handlers.
-		clients := &activities.LinearClients{DB: db}
-		w := worker.New(tc, cfg.TaskQueue, worker.Activities{
-			Deliveries:  &activities.Deliveries{DB: db},
-			Questions:   &activities.Questions{DB: db, Linear: clients, Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue)},
-			Access:      &activities.Access{DB: db, Linear: clients},
-			DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc},
-		}, sdkworker.Options{})
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Stop)
+		o.worker = stackWorker{deliveries: true, questions: true, access: true, deadLetters: true}
 	}
-	reg := prometheus.NewRegistry()
-	s, err := api.New(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
-	require.NoError(t, err)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-
-	ws, err := db.CreateWorkspace(t.Context(), "acme", "Acme")
-	require.NoError(t, err)
-	hook, err := db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: testOrg, Secret: testSecret})
-	require.NoError(t, err)
-	return &harness{t: t, db: db, temporal: tc, srv: srv, reg: reg, ws: ws.Slug, wsID: ws.ID, hookID: hook.ID, taskQueue: cfg.TaskQueue}
+	return &harness{stack: newStack(t, o)}
 }
 
 // delivery is one webhook request as Linear would send it; tests bend one part at a time.

@@ -1,45 +1,28 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
-	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
-	"github.com/linsync/linsync/worker"
-	"github.com/linsync/linsync/workflows"
 )
 
 // qHarness is the whole loop: the API and a worker with the question activities on a real Temporal dev server and
 // a real Postgres, the workspace connected to the fake Linear, whose webhooks post back to the API.
 type qHarness struct {
-	t     *testing.T
-	db    *postgres.DB
-	srv   *httptest.Server
-	fake  *lineartest.Server
-	sd    lineartest.Seeded
-	ws    string
-	wsID  string
-	token string
+	*stack
+	token string // questions:write
 	acts  *activities.Questions
 }
 
@@ -52,41 +35,11 @@ func newQuestionHarness(t *testing.T, failAfter func(ctx context.Context, op str
 // for tests that tamper with deliveries on the way.
 func newQuestionHarnessVia(t *testing.T, failAfter func(ctx context.Context, op string) error, via func(target string) string) *qHarness {
 	t.Helper()
-	db := linsynctest.DB(t)
-	tc, _ := linsynctest.Temporal(t)
-	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t), Now: tickingClock()})
-	sd := fake.Seed()
-	cfg := api.Config{TaskQueue: "test-" + uuid.NewString(), LinearEndpoint: fake.URL()}
-	dls := &activities.DeadLetters{DB: db, Temporal: tc}
-	acts := &activities.Questions{DB: db, Linear: &activities.LinearClients{DB: db, Endpoint: fake.URL()},
-		Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue), AfterLinearWrite: failAfter, DeadLetters: dls}
-	dls.Resync = acts.ResyncQuestion
-	w := worker.New(tc, cfg.TaskQueue, worker.Activities{Deliveries: &activities.Deliveries{DB: db}, Questions: acts,
-		DeadLetters: dls}, sdkworker.Options{})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	reg := prometheus.NewRegistry()
-	s, err := api.New(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
-	require.NoError(t, err)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-
-	ws, err := db.CreateWorkspace(t.Context(), "qa", "QA")
-	require.NoError(t, err)
-	_, err = db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID, Secret: testSecret})
-	require.NoError(t, err)
-	_, err = db.SaveConnection(t.Context(), postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
-		AuthKind: linsync.AuthAPIKey, Credential: sd.APIKey, ActorUserID: sd.Bot.ID, ActorName: sd.Bot.Name,
-		DefaultTeam: sd.Triage.ID, Priority: 3, Labels: []string{"Customer"}})
-	require.NoError(t, err)
-	_, token, err := db.CreateToken(t.Context(), ws.ID, "qa", []string{linsync.ScopeQuestionsWrite})
-	require.NoError(t, err)
-	target := srv.URL + "/webhooks/linear/" + ws.Slug
-	if via != nil {
-		target = via(target)
-	}
-	fake.AddWebhook(target, testSecret)
-	return &qHarness{t: t, db: db, srv: srv, fake: fake, sd: sd, ws: ws.Slug, wsID: ws.ID, token: token, acts: acts}
+	s := newStack(t, stackOptions{linear: lineartest.Options{Now: tickingClock()}, afterLinearWrite: failAfter,
+		worker:    stackWorker{deliveries: true, questions: true, deadLetters: true, questionDeadLetters: true},
+		workspace: "qa", workspaceName: "QA", webhook: webhookStored, connect: &stackConnection{labels: []string{"Customer"}},
+		tokens: []stackToken{{"qa", []string{linsync.ScopeQuestionsWrite}}}, deliver: true, via: via})
+	return &qHarness{stack: s, token: s.tokens["qa"], acts: s.acts.Questions}
 }
 
 // tickingClock is the wall clock, advanced at least a millisecond per reading: Linear stamps updatedAt in
@@ -108,21 +61,9 @@ func tickingClock() func() time.Time {
 
 func (h *qHarness) do(method, path string, body any) (int, map[string]any) {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(h.t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(h.t.Context(), method, h.srv.URL+"/v1/workspaces/"+h.ws+path, rd)
-	require.NoError(h.t, err)
-	req.Header.Set("Authorization", "Bearer "+h.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(h.t, err)
-	defer resp.Body.Close()
+	resp, raw := h.request(http.DefaultClient, method, "/v1/workspaces/"+h.ws+path, body,
+		"Authorization", "Bearer "+h.token, "Content-Type", "application/json")
 	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
 	require.NoError(h.t, json.Unmarshal(raw, &out), string(raw))
 	return resp.StatusCode, out
 }

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -19,19 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/activities"
-	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
-	"github.com/linsync/linsync/worker"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -170,47 +160,19 @@ func fakeIssue(ctx context.Context, fake *lineartest.Server, id string) (map[str
 type mHarness struct {
 	*qHarness
 	gate *linearGate
-	tc   client.Client
-	tq   string
 }
 
-// newModelHarness builds the question loop as newQuestionHarness does; it cannot reuse it because the Linear
-// endpoint of the activities must be the gate and the worker must also run the Reconciler.
+// newModelHarness builds the question loop as newQuestionHarness does, but the API and the activities reach Linear
+// through the gate and the worker also runs the Reconciler (without the dead letters).
 func newModelHarness(t *testing.T) *mHarness {
 	t.Helper()
-	db := linsynctest.DB(t)
-	tc, _ := linsynctest.Temporal(t)
-	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t), Now: tickingClock()})
-	sd := fake.Seed()
-	gate := &linearGate{fake: fake}
-	gsrv := httptest.NewServer(gate)
-	t.Cleanup(gsrv.Close)
-	cfg := api.Config{TaskQueue: "test-" + uuid.NewString(), LinearEndpoint: gsrv.URL}
-	clients := &activities.LinearClients{DB: db, Endpoint: gsrv.URL}
-	acts := &activities.Questions{DB: db, Linear: clients, Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue)}
-	w := worker.New(tc, cfg.TaskQueue, worker.Activities{Deliveries: &activities.Deliveries{DB: db}, Questions: acts,
-		Reconciler: &activities.Reconciler{DB: db, Linear: clients, Temporal: tc}}, sdkworker.Options{})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	reg := prometheus.NewRegistry()
-	s, err := api.New(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
-	require.NoError(t, err)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-
-	ws, err := db.CreateWorkspace(t.Context(), "qm", "Model")
-	require.NoError(t, err)
-	_, err = db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID, Secret: testSecret})
-	require.NoError(t, err)
-	_, err = db.SaveConnection(t.Context(), postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
-		AuthKind: linsync.AuthAPIKey, Credential: sd.APIKey, ActorUserID: sd.Bot.ID, ActorName: sd.Bot.Name,
-		DefaultTeam: sd.Triage.ID, Priority: 3})
-	require.NoError(t, err)
-	_, token, err := db.CreateToken(t.Context(), ws.ID, "qm", []string{linsync.ScopeQuestionsWrite})
-	require.NoError(t, err)
-	fake.AddWebhook(srv.URL+"/webhooks/linear/"+ws.Slug, testSecret)
-	q := &qHarness{t: t, db: db, srv: srv, fake: fake, sd: sd, ws: ws.Slug, wsID: ws.ID, token: token, acts: acts}
-	return &mHarness{qHarness: q, gate: gate, tc: tc, tq: cfg.TaskQueue}
+	var gate *linearGate
+	s := newStack(t, stackOptions{linear: lineartest.Options{Now: tickingClock()},
+		linearFront: func(fake *lineartest.Server) http.Handler { gate = &linearGate{fake: fake}; return gate },
+		worker:      stackWorker{deliveries: true, questions: true, reconciler: true},
+		workspace:   "qm", workspaceName: "Model", webhook: webhookStored, connect: &stackConnection{},
+		tokens: []stackToken{{"qm", []string{linsync.ScopeQuestionsWrite}}}, deliver: true})
+	return &mHarness{qHarness: &qHarness{stack: s, token: s.tokens["qm"], acts: s.acts.Questions}, gate: gate}
 }
 
 // settle waits until every webhook is delivered and processed, the question is synced, and nothing moves for one
@@ -244,14 +206,7 @@ func (h *mHarness) settle(id string) map[string]any {
 // reconcile runs the workspace's Reconcile workflow once, as its schedule would.
 func (h *mHarness) reconcile() workflows.ReconcileResult {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(h.t.Context(), 30*time.Second)
-	defer cancel()
-	run, err := h.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ReconcileWorkflowID(h.wsID) + ":" + uuid.NewString(),
-		TaskQueue: h.tq}, workflows.Reconcile, workflows.ReconcileInput{WorkspaceID: h.wsID})
-	require.NoError(h.t, err)
-	var res workflows.ReconcileResult
-	require.NoError(h.t, run.Get(ctx, &res))
-	return res
+	return h.runReconcile(30 * time.Second)
 }
 
 // modelRun is one seed: the generator, what it did, and the latest edit of each field.

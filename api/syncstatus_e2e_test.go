@@ -2,101 +2,51 @@ package api_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
-	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
-	"github.com/linsync/linsync/worker"
 	"github.com/linsync/linsync/workflows"
 )
 
 // rHarness is the question loop of qHarness plus reconciliation: the worker also runs the Reconciler, whose
-// metrics go to reg, and the API's token is an admin's (sync-status is an admin route).
+// metrics go to workerReg, the workspace's webhook is managed as connecting registers it, and the API's token is an
+// admin's (sync-status is an admin route).
 type rHarness struct {
 	*qHarness
-	tc  client.Client
-	tq  string
-	reg *prometheus.Registry
 }
 
 func newReconcileHarness(t *testing.T, opts lineartest.Options) *rHarness {
 	t.Helper()
-	db := linsynctest.DB(t)
-	tc, _ := linsynctest.Temporal(t)
-	opts.SchemaPath, opts.Now = linsynctest.LinearSchemaPath(t), tickingClock()
-	fake := lineartest.Start(t, opts)
-	sd := fake.Seed()
-	cfg := api.Config{TaskQueue: "test-" + uuid.NewString(), LinearEndpoint: fake.URL()}
-	reg := prometheus.NewRegistry()
-	rm, err := activities.NewReconcileMetrics(reg)
-	require.NoError(t, err)
-	clients := &activities.LinearClients{DB: db, Endpoint: fake.URL()}
-	qs := &activities.Questions{DB: db, Linear: clients, Sync: workflows.QuestionSyncer(tc, cfg.TaskQueue)}
-	w := worker.New(tc, cfg.TaskQueue, worker.Activities{Deliveries: &activities.Deliveries{DB: db}, Questions: qs,
-		Reconciler: &activities.Reconciler{DB: db, Linear: clients, Temporal: tc, Metrics: rm}}, sdkworker.Options{})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	apiReg := prometheus.NewRegistry()
-	s, err := api.New(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), apiReg, apiReg)
-	require.NoError(t, err)
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-
-	ws, err := db.CreateWorkspace(t.Context(), "rc", "Reconcile")
-	require.NoError(t, err)
-	conn, err := db.SaveConnection(t.Context(), postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
-		AuthKind: linsync.AuthAPIKey, Credential: sd.APIKey, ActorUserID: sd.Bot.ID, ActorName: sd.Bot.Name,
-		DefaultTeam: sd.Triage.ID, Priority: 3})
-	require.NoError(t, err)
-	// linsync's webhook as connecting registers it: managed, with Linear's id stored.
-	whID := fake.AddWebhook(srv.URL+"/webhooks/linear/"+ws.Slug, testSecret)
-	_, err = db.RegisterLinearWebhook(t.Context(), postgres.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: conn.ID,
-		OrganizationID: sd.OrganizationID, LinearWebhookID: whID, Managed: true, URL: srv.URL + "/webhooks/linear/" + ws.Slug,
-		ResourceTypes: []string{"Issue", "Comment"}, Secret: testSecret})
-	require.NoError(t, err)
-	_, token, err := db.CreateToken(t.Context(), ws.ID, "admin", []string{linsync.ScopeAdmin})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = workflows.DeleteReconcileSchedule(context.Background(), tc, ws.ID) })
-	q := &qHarness{t: t, db: db, srv: srv, fake: fake, sd: sd, ws: ws.Slug, wsID: ws.ID, token: token, acts: qs}
-	return &rHarness{qHarness: q, tc: tc, tq: cfg.TaskQueue, reg: reg}
+	opts.Now = tickingClock()
+	s := newStack(t, stackOptions{linear: opts, worker: stackWorker{deliveries: true, questions: true, reconciler: true},
+		workspace: "rc", workspaceName: "Reconcile", webhook: webhookManaged, connect: &stackConnection{},
+		tokens: []stackToken{{"admin", []string{linsync.ScopeAdmin}}}})
+	t.Cleanup(func() { _ = workflows.DeleteReconcileSchedule(context.Background(), s.temporal, s.wsID) })
+	return &rHarness{qHarness: &qHarness{stack: s, token: s.tokens["admin"], acts: s.acts.Questions}}
 }
 
 // reconcile runs the workspace's Reconcile workflow once, as its schedule would, and returns what it did.
 func (h *rHarness) reconcile() workflows.ReconcileResult {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(h.t.Context(), time.Minute)
-	defer cancel()
-	run, err := h.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ReconcileWorkflowID(h.wsID) + ":" + uuid.NewString(),
-		TaskQueue: h.tq}, workflows.Reconcile, workflows.ReconcileInput{WorkspaceID: h.wsID})
-	require.NoError(h.t, err)
-	var res workflows.ReconcileResult
-	require.NoError(h.t, run.Get(ctx, &res))
-	return res
+	return h.runReconcile(time.Minute)
 }
 
 func (h *rHarness) counter(name string, labels ...string) float64 {
 	h.t.Helper()
 	switch name {
 	case "linsync_webhooks_reenabled_total":
-		return gatherValue(h.t, h.reg, name, nil)
+		return gatherValue(h.t, h.workerReg, name, nil)
 	default:
-		return gatherValue(h.t, h.reg, name, map[string]string{"kind": labels[0]})
+		return gatherValue(h.t, h.workerReg, name, map[string]string{"kind": labels[0]})
 	}
 }
 
@@ -276,21 +226,21 @@ func TestReconcileSettingAndSchedule(t *testing.T) {
 	require.Equal(t, http.StatusOK, st, out)
 	require.InDelta(t, 120, out["interval_seconds"], 0)
 	require.Equal(t, false, out["default"])
-	desc, err := h.tc.ScheduleClient().GetHandle(t.Context(), workflows.ReconcileScheduleID(h.wsID)).Describe(t.Context())
+	desc, err := h.temporal.ScheduleClient().GetHandle(t.Context(), workflows.ReconcileScheduleID(h.wsID)).Describe(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, 2*time.Minute, desc.Schedule.Spec.Intervals[0].Every)
 
 	st, out = h.do(http.MethodPut, "/reconcile", map[string]any{"interval_seconds": 0})
 	require.Equal(t, http.StatusOK, st, out)
 	require.Equal(t, true, out["default"])
-	desc, err = h.tc.ScheduleClient().GetHandle(t.Context(), workflows.ReconcileScheduleID(h.wsID)).Describe(t.Context())
+	desc, err = h.temporal.ScheduleClient().GetHandle(t.Context(), workflows.ReconcileScheduleID(h.wsID)).Describe(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, workflows.ReconcileEvery, desc.Schedule.Spec.Intervals[0].Every)
 
 	// Disconnecting removes the schedule.
 	st, out = h.do(http.MethodDelete, "/integrations/linear", nil)
 	require.Equal(t, http.StatusOK, st, out)
-	_, err = h.tc.ScheduleClient().GetHandle(t.Context(), workflows.ReconcileScheduleID(h.wsID)).Describe(t.Context())
+	_, err = h.temporal.ScheduleClient().GetHandle(t.Context(), workflows.ReconcileScheduleID(h.wsID)).Describe(t.Context())
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "not found") || strings.Contains(err.Error(), "NotFound"), err.Error())
 }

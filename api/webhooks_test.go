@@ -20,6 +20,7 @@ import (
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linsynctest"
+	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -168,6 +169,20 @@ func TestSharedPayloadsRunAndRecordOnce(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(linsynctest.SharedPath(t, "linear", "payloads"), "*.json"))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(files), 10)
+	// The payloads come from several Linear organizations; the workspace has a webhook for each, as it would if
+	// it had connected them all (a webhook only speaks for its own organization).
+	orgs := map[string]bool{testOrg: true}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		hook, err := linear.DecodeWebhook(raw)
+		require.NoError(t, err)
+		if org := hook.OrganizationID; org != "" && !orgs[org] {
+			orgs[org] = true
+			_, err = h.db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: h.wsID, OrganizationID: org, Secret: testSecret})
+			require.NoError(t, err)
+		}
+	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			raw, err := os.ReadFile(f)
@@ -315,3 +330,24 @@ func (quiet) Debug(string, ...any) {}
 func (quiet) Info(string, ...any)  {}
 func (quiet) Warn(string, ...any)  {}
 func (quiet) Error(string, ...any) {}
+
+// TestWebhookOnlySpeaksForItsOrganization: a workspace's secret cannot sign for another Linear organization, on
+// either route, so one tenant cannot act on another's data (e.g. an OAuthApp revocation).
+func TestWebhookOnlySpeaksForItsOrganization(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, api.Config{}, nil, false)
+	other := "0b7c1a52-0000-4000-8000-00000000beef"
+	for _, path := range []string{"/webhooks/linear/" + h.ws, "/webhooks/linear"} {
+		body := []byte(`{"type":"OAuthApp","action":"revoked","organizationId":"` + other + `","oauthClientId":"c1","webhookTimestamp":` +
+			strconv.FormatInt(time.Now().UnixMilli(), 10) + `}`)
+		d := h.signedAt(path, body)
+		status, resp := h.post(d)
+		require.Equal(t, http.StatusNotFound, status, "%s: %v", path, resp)
+		h.requireNotStarted(d.id)
+	}
+	// The same body for the workspace's own organization is accepted.
+	body := []byte(`{"type":"OAuthApp","action":"revoked","organizationId":"` + testOrg + `","oauthClientId":"c1","webhookTimestamp":` +
+		strconv.FormatInt(time.Now().UnixMilli(), 10) + `}`)
+	status, resp := h.post(h.signedAt("/webhooks/linear/"+h.ws, body))
+	require.Equal(t, http.StatusOK, status, "%v", resp)
+}

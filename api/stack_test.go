@@ -1,0 +1,304 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linear/lineartest"
+	"github.com/linsync/linsync/linsynctest"
+	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync/worker"
+	"github.com/linsync/linsync/workflows"
+)
+
+// stack is linsync as production runs it, for one test: a fresh Postgres database, the shared Temporal dev server,
+// a worker on a task queue of its own, the API behind httptest, and (unless told otherwise) the fake Linear at the
+// network edge. Every api harness is a thin layer over one.
+type stack struct {
+	t         *testing.T
+	db        *postgres.DB
+	temporal  client.Client
+	taskQueue string
+	srv       *httptest.Server
+	// reg holds the API's metrics; workerReg the worker's (reconciliation's counters).
+	reg       *prometheus.Registry
+	workerReg *prometheus.Registry
+	fake      *lineartest.Server // nil with stackOptions.noLinear
+	sd        lineartest.Seeded
+	clients   *activities.LinearClients
+	acts      worker.Activities // what the worker runs; all nil without a worker
+	ws        string            // workspace slug; "" when the stack made none
+	wsID      string
+	hookID    string // the stored Linear webhook of the workspace, if any
+	apiKey    string // the credential the workspace's connection holds, if connected
+	tokens    map[string]string
+	// client validates every /v1 request and response against the OpenAPI document; apiWire is its transport.
+	client  *http.Client
+	apiWire *openAPITransport
+	logs    *syncBuffer // the API's log lines, with stackOptions.captureLogs
+}
+
+// stackWorker picks the activity structs the stack's worker runs, built as cmd/linsync builds them; the zero value
+// runs no worker at all.
+type stackWorker struct {
+	deliveries, questions, events, access, reconciler bool
+	// deadLetters also turns the dead-letter interceptor on for every workflow.
+	deadLetters bool
+	// questionDeadLetters hands questions whose push failed for good to the dead letters, which replay them by a
+	// resync.
+	questionDeadLetters bool
+}
+
+// everyCapability is the worker production runs.
+var everyCapability = stackWorker{deliveries: true, questions: true, events: true, access: true, deadLetters: true}
+
+// stackWebhook is how the workspace's Linear webhook is known to linsync.
+type stackWebhook int
+
+const (
+	webhookNone stackWebhook = iota
+	// webhookStored is a webhook row added by hand (for the fake's organization, or testOrg without the fake).
+	webhookStored
+	// webhookManaged is the webhook as connecting registers it: the fake's, managed, with Linear's id stored.
+	webhookManaged
+)
+
+// stackConnection is the workspace's connection to the fake Linear by API key, stored as connecting stores it.
+type stackConnection struct {
+	// apiKey is the credential; "" is the seeded key the fake knows.
+	apiKey  string
+	orgName string
+	labels  []string
+}
+
+// stackToken is an API token made for the workspace, found in stack.tokens by name.
+type stackToken struct {
+	name   string
+	scopes []string
+}
+
+// stackOptions bend the stack where the harnesses differ.
+type stackOptions struct {
+	// cfg is the API's config; the stack sets TaskQueue and, with the fake, LinearEndpoint.
+	cfg api.Config
+	// temporal replaces the shared dev server's client (a dead one, say).
+	temporal client.Client
+	// noLinear leaves the fake Linear out; linear are the fake's options (SchemaPath is set).
+	noLinear bool
+	linear   lineartest.Options
+	// linearFront, when set, stands in front of the fake: the API and the activities reach Linear through it.
+	linearFront func(fake *lineartest.Server) http.Handler
+	// linearTransport carries the activities' Linear requests.
+	linearTransport http.RoundTripper
+	// afterLinearWrite is activities.Questions.AfterLinearWrite.
+	afterLinearWrite func(ctx context.Context, op string) error
+	// prepare runs once the fake, the Linear clients and the API's URL exist, before the worker and the API are
+	// built: the last word on their config.
+	prepare func(s *stack, cfg *api.Config)
+	worker  stackWorker
+	// captureLogs keeps the API's log lines (JSON, debug and up) in stack.logs instead of dropping them.
+	captureLogs bool
+
+	// workspace is the slug of a workspace to create (none when ""); workspaceName its name (default the slug).
+	workspace     string
+	workspaceName string
+	webhook       stackWebhook
+	connect       *stackConnection
+	tokens        []stackToken
+	// deliver has the fake send its webhooks to the API's webhook URL, or to via(that URL) when via is set; a
+	// managed webhook delivers by itself.
+	deliver bool
+	via     func(target string) string
+}
+
+func newStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	s := &stack{t: t, db: linsynctest.DB(t), temporal: o.temporal, taskQueue: "test-" + uuid.NewString(),
+		reg: prometheus.NewRegistry(), workerReg: prometheus.NewRegistry(), tokens: map[string]string{}}
+	if s.temporal == nil {
+		s.temporal, _ = linsynctest.Temporal(t)
+	}
+	cfg := o.cfg
+	cfg.TaskQueue = s.taskQueue
+	s.clients = &activities.LinearClients{DB: s.db}
+	if !o.noLinear {
+		opts := o.linear
+		opts.SchemaPath = linsynctest.LinearSchemaPath(t)
+		s.fake = lineartest.Start(t, opts)
+		s.sd = s.fake.Seed()
+		endpoint := s.fake.URL()
+		if o.linearFront != nil {
+			front := httptest.NewServer(o.linearFront(s.fake))
+			t.Cleanup(front.Close)
+			endpoint = front.URL
+		}
+		cfg.LinearEndpoint, s.clients.Endpoint = endpoint, endpoint
+	}
+	if o.linearTransport != nil {
+		s.clients.HTTPClient = &http.Client{Transport: o.linearTransport}
+	}
+	// The API is built after its server, so that its config can name its own URL.
+	var handler http.Handler
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(s.srv.Close)
+	if o.prepare != nil {
+		o.prepare(s, &cfg)
+	}
+	s.startWorker(o)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.captureLogs {
+		s.logs = &syncBuffer{}
+		log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a, err := api.New(cfg, s.db, s.temporal, log, s.reg, s.reg)
+	require.NoError(t, err)
+	handler = a.Handler()
+	if o.workspace != "" {
+		s.setUpWorkspace(o)
+	}
+	s.client, s.apiWire = newOpenAPIClient(t)
+	return s
+}
+
+// startWorker runs the activities o.worker asks for, if any.
+func (s *stack) startWorker(o stackOptions) {
+	s.t.Helper()
+	if o.worker == (stackWorker{}) {
+		return
+	}
+	ow := o.worker
+	if ow.deliveries {
+		s.acts.Deliveries = &activities.Deliveries{DB: s.db}
+	}
+	if ow.questions {
+		s.acts.Questions = &activities.Questions{DB: s.db, Linear: s.clients,
+			Sync: workflows.QuestionSyncer(s.temporal, s.taskQueue), AfterLinearWrite: o.afterLinearWrite}
+	}
+	if ow.events {
+		s.acts.Events = &activities.Events{DB: s.db, Linear: s.clients, Temporal: s.temporal}
+	}
+	if ow.access {
+		s.acts.Access = &activities.Access{DB: s.db, Linear: s.clients}
+	}
+	if ow.deadLetters {
+		s.acts.DeadLetters = &activities.DeadLetters{DB: s.db, Temporal: s.temporal, UIURL: "http://temporal-ui.test"}
+		if ow.questionDeadLetters {
+			s.acts.Questions.DeadLetters = s.acts.DeadLetters
+			s.acts.DeadLetters.Resync = s.acts.Questions.ResyncQuestion
+		}
+	}
+	if ow.reconciler {
+		rm, err := activities.NewReconcileMetrics(s.workerReg)
+		require.NoError(s.t, err)
+		s.acts.Reconciler = &activities.Reconciler{DB: s.db, Linear: s.clients, Temporal: s.temporal, Metrics: rm}
+	}
+	w := worker.New(s.temporal, s.taskQueue, s.acts, sdkworker.Options{})
+	require.NoError(s.t, w.Start())
+	s.t.Cleanup(w.Stop)
+}
+
+// setUpWorkspace creates o.workspace with its webhook, connection and tokens, and points the fake's webhooks at it.
+func (s *stack) setUpWorkspace(o stackOptions) {
+	s.t.Helper()
+	ctx := s.t.Context()
+	name := o.workspaceName
+	if name == "" {
+		name = o.workspace
+	}
+	ws, err := s.db.CreateWorkspace(ctx, o.workspace, name)
+	require.NoError(s.t, err)
+	s.ws, s.wsID = ws.Slug, ws.ID
+	org := testOrg
+	if s.fake != nil {
+		org = s.sd.OrganizationID
+	}
+	if o.webhook == webhookStored {
+		hook, err := s.db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: org, Secret: testSecret})
+		require.NoError(s.t, err)
+		s.hookID = hook.ID
+	}
+	var conn *linsync.LinearConnection
+	if c := o.connect; c != nil {
+		s.apiKey = c.apiKey
+		if s.apiKey == "" {
+			s.apiKey = s.sd.APIKey
+		}
+		conn, err = s.db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: org,
+			OrganizationName: c.orgName, AuthKind: linsync.AuthAPIKey, Credential: s.apiKey, ActorUserID: s.sd.Bot.ID,
+			ActorName: s.sd.Bot.Name, DefaultTeam: s.sd.Triage.ID, Priority: 3, Labels: c.labels})
+		require.NoError(s.t, err)
+	}
+	target := s.srv.URL + "/webhooks/linear/" + ws.Slug
+	if o.webhook == webhookManaged {
+		require.NotNil(s.t, conn, "a managed webhook belongs to a connection")
+		whID := s.fake.AddWebhook(target, testSecret)
+		hook, err := s.db.RegisterLinearWebhook(ctx, postgres.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: conn.ID,
+			OrganizationID: org, LinearWebhookID: whID, Managed: true, URL: target,
+			ResourceTypes: []string{"Issue", "Comment"}, Secret: testSecret})
+		require.NoError(s.t, err)
+		s.hookID = hook.ID
+	}
+	for _, tok := range o.tokens {
+		_, secret, err := s.db.CreateToken(ctx, ws.ID, tok.name, tok.scopes)
+		require.NoError(s.t, err)
+		s.tokens[tok.name] = secret
+	}
+	if o.deliver {
+		if o.via != nil {
+			target = o.via(target)
+		}
+		s.fake.AddWebhook(target, testSecret)
+	}
+}
+
+// runReconcile runs the workspace's Reconcile workflow once, as its schedule would, and returns what it did.
+func (s *stack) runReconcile(timeout time.Duration) workflows.ReconcileResult {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(s.t.Context(), timeout)
+	defer cancel()
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ReconcileWorkflowID(s.wsID) + ":" + uuid.NewString(),
+		TaskQueue: s.taskQueue}, workflows.Reconcile, workflows.ReconcileInput{WorkspaceID: s.wsID})
+	require.NoError(s.t, err)
+	var res workflows.ReconcileResult
+	require.NoError(s.t, run.Get(ctx, &res))
+	return res
+}
+
+// request sends method path (below the API's URL) through hc with body as JSON (none when nil) and the header pairs
+// given, and returns the response with its body read.
+func (s *stack) request(hc *http.Client, method, path string, body any, header ...string) (*http.Response, []byte) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(s.t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(s.t.Context(), method, s.srv.URL+path, rd)
+	require.NoError(s.t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := hc.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	return resp, raw
+}
