@@ -299,7 +299,7 @@ func TestEventsEndToEnd(t *testing.T) {
 			"flagged": []map[string]any{{"short_url": "https://s.example.me/a", "failure_type": "http_4xx"}, {"short_url": "https://s.example.me/b", "failure_type": "parked_domain"}}},
 		{"id": "n1", "event": "link.created", "link_id": "new-1", "short_url": "https://s.example.me/new"},
 	}, "accepted")
-	issues = h.waitSettled(10, 854)
+	h.waitSettled(10, 854)
 	h.batch([]map[string]any{click("c3", "spike", 9000, 14.7)}, "accepted") // same link, band and hour: same issue
 	require.Eventually(t, func() bool { return h.fake.CountRequests("IssueUpdate") >= 1 }, 30*time.Second, 200*time.Millisecond)
 	require.Equal(t, 4, h.fake.CountRequests("IssueCreate"), "click spike, cliff, takeover and scan; link.created was not asked for")

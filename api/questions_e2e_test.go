@@ -212,7 +212,7 @@ func TestQuestionsEndToEnd(t *testing.T) {
 	h.fake.ResetRequests()
 	st, out = h.do(http.MethodPatch, "/questions/"+id, map[string]any{"priority": 1, "status": "in_progress"})
 	require.Equal(t, http.StatusOK, st, out)
-	q = h.waitQuestion(id, "pushed", func(q map[string]any) bool { return h.fake.CountRequests("IssueUpdate") == 1 })
+	h.waitQuestion(id, "pushed", func(q map[string]any) bool { return h.fake.CountRequests("IssueUpdate") == 1 })
 	h.quiesce(id)
 	require.Equal(t, map[string]int{"IssueUpdate": 1}, h.writes(), "one request per change, no echo write")
 	require.Equal(t, 1, h.fake.CountRequests(""))
@@ -228,7 +228,7 @@ func TestQuestionsEndToEnd(t *testing.T) {
 	require.NoError(t, alice.SetTitle(issueID, "Churn table location"))
 	_, err = alice.Comment(issueID, "See the data catalog entry.")
 	require.NoError(t, err)
-	q = h.waitQuestion(id, "Linear edits applied", func(q map[string]any) bool {
+	h.waitQuestion(id, "Linear edits applied", func(q map[string]any) bool {
 		return q["status"] == "answered" && q["assignee_email"] == h.sd.Alice.Email && q["priority"] == float64(4) &&
 			q["title"] == "Churn table location"
 	})
@@ -309,7 +309,7 @@ func TestQuestionsSameFieldBothSides(t *testing.T) {
 	st, _ = h.do(http.MethodPatch, "/questions/"+id, map[string]any{"title": "from the app"})
 	require.Equal(t, http.StatusOK, st)
 	require.NoError(t, alice.SetTitle(issueID, "from Linear"))
-	q = h.quiesce(id)
+	h.quiesce(id)
 	h.waitQuestion(id, "Linear title", func(q map[string]any) bool { return q["title"] == "from Linear" })
 	q = h.quiesce(id)
 	require.Equal(t, "from Linear", h.issue(issueID)["title"])

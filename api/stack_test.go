@@ -72,6 +72,7 @@ var everyCapability = stackWorker{deliveries: true, questions: true, events: tru
 type stackWebhook int
 
 const (
+	// webhookNone (the zero value) registers no webhook.
 	webhookNone stackWebhook = iota
 	// webhookStored is a webhook row added by hand (for the fake's organization, or testOrg without the fake).
 	webhookStored
@@ -228,7 +229,9 @@ func (s *stack) setUpWorkspace(o stackOptions) {
 	if s.fake != nil {
 		org = s.sd.OrganizationID
 	}
-	if o.webhook == webhookStored {
+	switch o.webhook {
+	case webhookNone:
+	case webhookStored:
 		hook, err := s.db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: org, Secret: testSecret})
 		require.NoError(s.t, err)
 		s.hookID = hook.ID
