@@ -189,7 +189,9 @@ func (s *stack) startWorker(o stackOptions) {
 	}
 	if ow.questions {
 		s.acts.Questions = &activities.Questions{DB: s.db, Linear: s.clients,
-			Sync: workflows.QuestionSyncer(s.temporal, s.taskQueue), AfterLinearWrite: o.afterLinearWrite}
+			Sync: workflows.QuestionSyncer(s.temporal, s.taskQueue), AfterLinearWrite: o.afterLinearWrite,
+			// Test apps listen on loopback, which production refuses unless configured.
+			CallbackClient: activities.PublicHTTPClient(true, 5*time.Second)}
 	}
 	if ow.events {
 		s.acts.Events = &activities.Events{DB: s.db, Linear: s.clients, Temporal: s.temporal}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"fmt"
+	enumspb "go.temporal.io/api/enums/v1"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -183,6 +184,15 @@ func init() {
 	deliveryRoutes["Comment/remove"] = questionCommentDelivery
 }
 
+// QuestionCallbackWorkflowID is the workflow ID of the callback that tells the app about one Linear delivery.
+func QuestionCallbackWorkflowID(deliveryID string) string { return "question-callback:" + deliveryID }
+
+// NotifyQuestionApp tells the Q&A app that a question changed because of Linear, retrying for about an hour.
+func NotifyQuestionApp(ctx workflow.Context, n activities.Notification) error {
+	var a *activities.Questions
+	return workflow.ExecuteActivity(callbackContext(ctx), a.NotifyApp, n).Get(ctx, nil)
+}
+
 func questionIssueDelivery(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
 	var a *activities.Questions
 	return applyQuestionChange(ctx, in, a.ApplyLinearIssue)
@@ -211,9 +221,17 @@ func applyQuestionChange(ctx workflow.Context, in LinearDeliveryInput, apply any
 	if len(res.Changed) > 0 {
 		n := activities.Notification{WorkspaceID: in.WorkspaceID, QuestionID: res.QuestionID, ExternalID: res.ExternalID,
 			DeliveryID: in.DeliveryID, Changed: res.Changed}
-		if err := workflow.ExecuteActivity(callbackContext(ctx), a.NotifyApp, n).Get(ctx, nil); err != nil {
-			// The change is applied; an app that cannot be reached reads it later. Say so on the delivery.
-			return res.Outcome, res.Detail + "; callback failed: " + err.Error(), nil
+		// The callback runs as a workflow of its own, left running when the delivery ends: a slow or unreachable app
+		// must not hold the delivery (and its record) for the hour its retries may take. A failed callback becomes a
+		// dead letter like any other failure.
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        QuestionCallbackWorkflowID(in.DeliveryID),
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		})
+		child := workflow.ExecuteChildWorkflow(cctx, NotifyQuestionApp, n)
+		if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+			// The change is applied; an app that was not told reads it later. Say so on the delivery.
+			return res.Outcome, res.Detail + "; callback not started: " + err.Error(), nil
 		}
 	}
 	if res.Outcome == "" {

@@ -17,3 +17,13 @@ func TestQuestionWorkflowID(t *testing.T) {
 		require.Equal(t, tc.want, QuestionWorkflowID(tc.ws, tc.q))
 	}
 }
+
+func TestQuestionCallbackWorkflowID(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"234d1a4e-b617-4388-90fe-adc3633d6b72": "question-callback:234d1a4e-b617-4388-90fe-adc3633d6b72",
+		"x": "question-callback:x",
+	} {
+		require.Equal(t, want, QuestionCallbackWorkflowID(in))
+	}
+}

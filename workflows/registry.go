@@ -8,5 +8,6 @@ func All() []any {
 		QuestionSync,
 		ReplayDeadLetters,
 		Reconcile,
+		NotifyQuestionApp,
 	}
 }
