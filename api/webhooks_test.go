@@ -251,7 +251,8 @@ func TestWebhookMatchedByOrganizationAndUnknownTypeRecorded(t *testing.T) {
 func TestWebhookSecretRotationGrace(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, api.Config{SecretCacheTTL: time.Second}, nil, false)
-	require.NoError(t, h.db.RotateLinearWebhookSecret(t.Context(), h.hookID, "new-secret", time.Hour))
+	_, err := h.db.RotateLinearWebhookSecretWith(t.Context(), h.wsID, h.hookID, "new-secret", time.Hour, nil)
+	require.NoError(t, err)
 	time.Sleep(1100 * time.Millisecond) // let the API's cached secrets age past the refresh floor
 
 	newSigned := h.signed(issueBody(testOrg, time.Now()))
@@ -262,7 +263,8 @@ func TestWebhookSecretRotationGrace(t *testing.T) {
 	status, resp = h.post(h.signed(issueBody(testOrg, time.Now())))
 	require.Equal(t, 200, status, "the previous secret is accepted during the grace window: %v", resp)
 
-	require.NoError(t, h.db.RotateLinearWebhookSecret(t.Context(), h.hookID, "newer-secret", time.Millisecond))
+	_, err = h.db.RotateLinearWebhookSecretWith(t.Context(), h.wsID, h.hookID, "newer-secret", time.Millisecond, nil)
+	require.NoError(t, err)
 	time.Sleep(1100 * time.Millisecond)
 	stale := h.signed(issueBody(testOrg, time.Now()))
 	stale.signature = linear.Sign([]byte("new-secret"), stale.body)

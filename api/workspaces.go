@@ -27,12 +27,7 @@ func (s *Server) handleCreateWorkspace(c *gin.Context) {
 	if req.Name == "" {
 		req.Name = req.Slug
 	}
-	ws, err := s.db.CreateWorkspace(c, req.Slug, req.Name)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	tok, secret, err := s.db.CreateToken(c, ws.ID, "admin", []string{linsync.ScopeAdmin})
+	ws, tok, secret, err := s.db.CreateWorkspaceWithToken(c, req.Slug, req.Name, "admin", []string{linsync.ScopeAdmin})
 	if err != nil {
 		s.writeError(c, err)
 		return

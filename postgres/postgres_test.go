@@ -60,11 +60,17 @@ func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1"})
 	require.Equal(t, linsync.EINVALID, linsync.ErrorCode(err), "a webhook needs a secret")
 
-	require.NoError(t, db.RotateLinearWebhookSecret(ctx, hook.ID, "lin_wh_next", time.Hour))
+	_, err = db.RotateLinearWebhookSecretWith(ctx, ws.ID, hook.ID, "lin_wh_next", time.Hour, nil)
+	require.NoError(t, err)
 	byWS, err = db.WebhookVerifiersForWorkspace(ctx, ws.ID)
 	require.NoError(t, err)
 	require.Equal(t, [][]byte{[]byte("lin_wh_next"), []byte("lin_wh_supersecret1234")}, byWS[0].Secrets, "current first, previous during grace")
-	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(db.RotateLinearWebhookSecret(ctx, uuid.NewString(), "x", time.Hour)))
+	_, err = db.RotateLinearWebhookSecretWith(ctx, ws.ID, uuid.NewString(), "x", time.Hour, nil)
+	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err))
+	other, err := db.CreateWorkspace(ctx, "other", "Other")
+	require.NoError(t, err)
+	_, err = db.RotateLinearWebhookSecretWith(ctx, other.ID, hook.ID, "x", time.Hour, nil)
+	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err), "another workspace cannot rotate it")
 }
 
 func TestRecordDeliveryOnce(t *testing.T) {
@@ -109,4 +115,21 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()
 	db := linsynctest.DB(t)
 	require.NoError(t, db.Migrate(t.Context()), "the template is already migrated; migrating again is a no-op")
+}
+
+func TestCreateWorkspaceWithTokenIsAtomic(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, tok, secret, err := db.CreateWorkspaceWithToken(ctx, "acme", "Acme", "admin", []string{linsync.ScopeAdmin})
+	require.NoError(t, err)
+	got, gotWS, err := db.Authenticate(ctx, secret)
+	require.NoError(t, err)
+	require.Equal(t, tok.ID, got.ID)
+	require.Equal(t, ws.ID, gotWS.ID)
+
+	_, _, _, err = db.CreateWorkspaceWithToken(ctx, "beta", "Beta", "admin", []string{"no-such-scope"})
+	require.Equal(t, linsync.EUNPROCESSABLE, linsync.ErrorCode(err))
+	_, err = db.FindWorkspace(ctx, "beta")
+	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err), "a failed token leaves no workspace behind")
 }

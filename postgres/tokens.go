@@ -27,6 +27,10 @@ func HashToken(token string) []byte {
 
 // CreateToken creates an API token for a workspace and returns it with its secret, which is never stored.
 func (db *DB) CreateToken(ctx context.Context, workspaceID, name string, scopes []string) (*linsync.APIToken, string, error) {
+	return createToken(ctx, db.pool, workspaceID, name, scopes)
+}
+
+func createToken(ctx context.Context, q queryRower, workspaceID, name string, scopes []string) (*linsync.APIToken, string, error) {
 	if name == "" {
 		return nil, "", &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "name", Message: "name is required"}
 	}
@@ -45,7 +49,7 @@ func (db *DB) CreateToken(ctx context.Context, workspaceID, name string, scopes 
 	}
 	secret := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
 	t := &linsync.APIToken{ID: uuid.NewString(), WorkspaceID: workspaceID, Name: name, Scopes: scopes, Last4: envelope.Last4(secret)}
-	err := db.pool.QueryRow(ctx, `
+	err := q.QueryRow(ctx, `
 		INSERT INTO api_tokens (id, workspace_id, name, scopes, token_hash, token_last4)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`,
 		t.ID, workspaceID, name, scopes, HashToken(secret), t.Last4).Scan(&t.CreatedAt)

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -14,8 +13,38 @@ import (
 
 // CreateWorkspace creates a workspace with a unique slug.
 func (db *DB) CreateWorkspace(ctx context.Context, slug, name string) (*linsync.Workspace, error) {
+	return createWorkspace(ctx, db.pool, slug, name)
+}
+
+// CreateWorkspaceWithToken creates a workspace and its first token in one transaction, so a failure leaves neither
+// (and a retry is not refused as a conflict without ever having shown the token). The token's secret is returned
+// once.
+func (db *DB) CreateWorkspaceWithToken(ctx context.Context, slug, name, tokenName string, scopes []string) (*linsync.Workspace, *linsync.APIToken, string, error) {
+	var ws *linsync.Workspace
+	var tok *linsync.APIToken
+	var secret string
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		if ws, err = createWorkspace(ctx, tx, slug, name); err != nil {
+			return err
+		}
+		tok, secret, err = createToken(ctx, tx, ws.ID, tokenName, scopes)
+		return err
+	})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return ws, tok, secret, nil
+}
+
+// queryRower is a pool or a transaction.
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func createWorkspace(ctx context.Context, q queryRower, slug, name string) (*linsync.Workspace, error) {
 	ws := &linsync.Workspace{ID: uuid.NewString(), Slug: slug, Name: name}
-	err := db.pool.QueryRow(ctx,
+	err := q.QueryRow(ctx,
 		`INSERT INTO workspaces (id, slug, name) VALUES ($1, $2, $3) RETURNING created_at`,
 		ws.ID, slug, name).Scan(&ws.CreatedAt)
 	switch {
@@ -73,27 +102,6 @@ func (db *DB) AddLinearWebhook(ctx context.Context, in LinearWebhookInput) (*lin
 		return nil, fmt.Errorf("insert linear webhook for workspace %s: %w", in.WorkspaceID, err)
 	}
 	return wh, nil
-}
-
-// RotateLinearWebhookSecret makes secret current at once and keeps the previous secret valid for grace.
-func (db *DB) RotateLinearWebhookSecret(ctx context.Context, id, secret string, grace time.Duration) error {
-	ct, err := db.cipher.Encrypt(ctx, []byte(secret))
-	if err != nil {
-		return fmt.Errorf("encrypt webhook secret: %w", err)
-	}
-	tag, err := db.pool.Exec(ctx, `
-		UPDATE linear_webhooks
-		SET previous_secret_ciphertext = secret_ciphertext,
-		    previous_secret_expires_at = now() + $3 * interval '1 millisecond',
-		    secret_ciphertext = $2, secret_last4 = $4, updated_at = now()
-		WHERE id = $1`, id, ct, grace.Milliseconds(), envelope.Last4(secret))
-	if err != nil {
-		return fmt.Errorf("rotate secret of linear webhook %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return linsync.Errorf(linsync.ENOTFOUND, "linear webhook not found")
-	}
-	return nil
 }
 
 // WebhookVerifiersForWorkspace returns the verifiers of the workspace whose id or slug is key.

@@ -54,7 +54,7 @@ func workspaceCmd(ctx context.Context, cfg Config, args []string, stdout io.Writ
 		return err
 	}
 	defer db.Close()
-	ws, err := db.CreateWorkspace(ctx, *slug, *name)
+	ws, _, adminToken, err := db.CreateWorkspaceWithToken(ctx, *slug, *name, "admin (created by the CLI)", []string{linsync.ScopeAdmin})
 	if err != nil {
 		return err
 	}
@@ -62,11 +62,7 @@ func workspaceCmd(ctx context.Context, cfg Config, args []string, stdout io.Writ
 		WorkspaceID: ws.ID, OrganizationID: *org, TeamID: *team, Secret: *secret,
 	})
 	if err != nil {
-		return err
-	}
-	_, adminToken, err := db.CreateToken(ctx, ws.ID, "admin (created by the CLI)", []string{linsync.ScopeAdmin})
-	if err != nil {
-		return err
+		return fmt.Errorf("store the webhook secret of workspace %s (its admin token is %s): %w", ws.Slug, adminToken, err)
 	}
 	fmt.Fprintf(stdout, "workspace created\n  id:            %s\n  slug:          %s\n  organization:  %s\n", ws.ID, ws.Slug, hook.OrganizationID)
 	fmt.Fprintf(stdout, "  webhook URLs:  /webhooks/linear/%s  or  /webhooks/linear (matched by organizationId)\n", ws.Slug)
