@@ -316,8 +316,11 @@ type ReconcileReport struct {
 	WatermarkTo   time.Time `json:"watermark_to"`
 	IssuesSeen    int       `json:"issues_seen"`
 	Repairs       []Repair  `json:"repairs,omitempty"`
-	Reenabled     []string  `json:"reenabled,omitempty"`
-	Resynced      int       `json:"resynced"`
+	// MoreRepairs counts repairs beyond those described in Repairs; RepairCounts counts every repair by kind.
+	MoreRepairs  int            `json:"more_repairs,omitempty"`
+	RepairCounts map[string]int `json:"repair_counts,omitempty"`
+	Reenabled    []string       `json:"reenabled,omitempty"`
+	Resynced     int            `json:"resynced"`
 }
 
 // FinishReconcile advances the watermark (everything up to it is applied), stores the run in the workspace's
@@ -327,9 +330,12 @@ func (a *Reconciler) FinishReconcile(ctx context.Context, r ReconcileReport) err
 	if err := a.DB.AdvanceReconcileWatermark(ctx, r.WorkspaceID, r.WatermarkTo); err != nil {
 		return err
 	}
-	counts := map[string]int{}
-	for _, rep := range r.Repairs {
-		counts[rep.Kind]++
+	counts := r.RepairCounts
+	if counts == nil {
+		counts = map[string]int{}
+		for _, rep := range r.Repairs {
+			counts[rep.Kind]++
+		}
 	}
 	repaired, err := json.Marshal(r.Repairs)
 	if err != nil {

@@ -33,8 +33,14 @@ type ReconcileProgress struct {
 	Newest    time.Time           `json:"newest"`
 	Seen      int                 `json:"seen"`
 	Repairs   []activities.Repair `json:"repairs,omitempty"`
-	Reenabled []string            `json:"reenabled,omitempty"`
+	// MoreRepairs counts repairs past the first maxRepairDetails; RepairCounts counts them all by kind.
+	MoreRepairs  int            `json:"more_repairs,omitempty"`
+	RepairCounts map[string]int `json:"repair_counts,omitempty"`
+	Reenabled    []string       `json:"reenabled,omitempty"`
 }
+
+// maxRepairDetails bounds how many repairs a run describes one by one.
+const maxRepairDetails = 200
 
 // ReconcileResult says what a run did.
 type ReconcileResult struct {
@@ -42,8 +48,10 @@ type ReconcileResult struct {
 	Watermark time.Time           `json:"watermark"`
 	Seen      int                 `json:"seen"`
 	Repairs   []activities.Repair `json:"repairs,omitempty"`
-	Reenabled []string            `json:"reenabled,omitempty"`
-	Resynced  int                 `json:"resynced"`
+	// MoreRepairs counts repairs past the first maxRepairDetails.
+	MoreRepairs int      `json:"more_repairs,omitempty"`
+	Reenabled   []string `json:"reenabled,omitempty"`
+	Resynced    int      `json:"resynced"`
 }
 
 // Reconcile repairs what a workspace's webhooks missed. It re-enables linsync's webhook when Linear disabled it,
@@ -91,7 +99,19 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 			if err != nil {
 				return nil, err
 			}
-			st.Repairs = append(st.Repairs, repairs...)
+			// The run's record keeps the first maxRepairDetails repairs in detail and counts the rest, so a run
+			// that repairs a great deal never outgrows a workflow payload across continue-as-new.
+			for _, r := range repairs {
+				if st.RepairCounts == nil {
+					st.RepairCounts = map[string]int{}
+				}
+				st.RepairCounts[r.Kind]++
+				if len(st.Repairs) < maxRepairDetails {
+					st.Repairs = append(st.Repairs, r)
+				} else {
+					st.MoreRepairs++
+				}
+			}
 		}
 		if page.Next == "" {
 			break
@@ -110,11 +130,11 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 	info := workflow.GetInfo(ctx)
 	report := activities.ReconcileReport{WorkspaceID: in.WorkspaceID, WorkflowID: info.WorkflowExecution.ID,
 		RunID: info.FirstRunID, StartedAt: st.StartedAt, WatermarkFrom: st.Watermark, WatermarkTo: st.Newest,
-		IssuesSeen: st.Seen, Repairs: st.Repairs, Reenabled: st.Reenabled, Resynced: resynced}
+		IssuesSeen: st.Seen, Repairs: st.Repairs, MoreRepairs: st.MoreRepairs, RepairCounts: st.RepairCounts, Reenabled: st.Reenabled, Resynced: resynced}
 	if err := workflow.ExecuteActivity(storeContext(ctx), r.FinishReconcile, report).Get(ctx, nil); err != nil {
 		return nil, fmt.Errorf("finish reconciliation of workspace %s: %w", in.WorkspaceID, err)
 	}
-	return &ReconcileResult{Connected: true, Watermark: st.Newest, Seen: st.Seen, Repairs: st.Repairs,
+	return &ReconcileResult{Connected: true, Watermark: st.Newest, Seen: st.Seen, Repairs: st.Repairs, MoreRepairs: st.MoreRepairs,
 		Reenabled: st.Reenabled, Resynced: resynced}, nil
 }
 
