@@ -150,11 +150,23 @@ func FiledIssueID(workspaceID, dedupKey string, windowStart time.Time) string {
 // DigestDedupKey is the dedup key of a team's hourly digest.
 func DigestDedupKey(teamID string) string { return "digest:" + teamID }
 
+// maxFilingRounds bounds how often one attempt files an issue again because entries arrived while it wrote; past
+// it the attempt fails and its retry carries on, so a stream of entries cannot keep one attempt forever.
+const maxFilingRounds = 5
+
 // FileEntries records entries for an issue and brings Linear in step: the first call creates the issue (when the
 // team's hourly cap allows; otherwise it reports capped and the caller sends the entries to the digest), later
 // calls update its title, description and labels in place when the rendered text changed. It is idempotent:
 // entries are deduplicated by key, the issue id is chosen before the create, and an unchanged rendering sends
 // nothing.
+//
+// No transaction is open while Linear is called: each round reads what to send in one short transaction
+// (PrepareFiling), calls Linear, and records the result in one statement only if its version is still the newest
+// (FinishFiling). Writers of one issue are serialised by a lease, not a lock: a host's broken links and a team's
+// hourly digest have one writer by design (their single-threaded aggregator workflow), but click thresholds,
+// takeovers and scans are filed by one FileEvent workflow per event, so two events of one link, band and hour can
+// file the same issue at once. The writer that holds the lease files every entry recorded before it finishes;
+// another writer leaves its entries, already in Postgres, to it.
 func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, error) {
 	settings, err := e.DB.EventSettings(ctx, in.WorkspaceID)
 	if err != nil {
@@ -170,113 +182,128 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 	if err != nil {
 		return nil, err
 	}
-	d := in.Decision
-
-	f, err := e.DB.BeginFiling(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Rollback(ctx)
-	res := &FileResult{IssueID: id, Added: added}
+	info := activity.GetInfo(ctx)
 	hour := in.Hour.UTC().Truncate(time.Hour)
-	digestID := FiledIssueID(in.WorkspaceID, DigestDedupKey(f.Issue.TeamID), hour)
-	// Digests and takeovers are never capped: the digest is where capped events go, and a domain takeover is a
-	// security incident that must not wait in a list.
-	if f.Issue.Status == postgres.FiledPending && in.Kind != postgres.EventKindDigest && in.Kind != postgres.EventDomainTakeover {
-		granted, err := f.ReserveSlot(ctx, hour, settings.CreationCapPerHour)
+	req := postgres.FilingRequest{ID: id, Writer: fmt.Sprintf("%s/%s/%d", info.WorkflowExecution.RunID, info.ActivityID, info.Attempt),
+		LeaseUntil: info.Deadline, Hour: hour, CapPerHour: settings.CreationCapPerHour,
+		// Digests and takeovers are never capped: the digest is where capped events go, and a domain takeover is a
+		// security incident that must not wait in a list.
+		Uncapped: in.Kind == postgres.EventKindDigest || in.Kind == postgres.EventDomainTakeover,
+		DigestID: func(teamID string) string { return FiledIssueID(in.WorkspaceID, DigestDedupKey(teamID), hour) }}
+	if req.LeaseUntil.IsZero() {
+		req.LeaseUntil = time.Now().Add(time.Minute)
+	}
+	// A round that fails gives its lease up at once; after its deadline too (hence no cancellation), since a lease
+	// left behind would only keep the next writer out until it expires.
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := e.DB.ReleaseFiling(rctx, id, req.Writer); err != nil {
+			activity.GetLogger(ctx).Warn("release filed issue", "issue_id", id, "err", err)
+		}
+	}()
+
+	res := &FileResult{IssueID: id, Added: added, Status: postgres.FiledCreated}
+	for round := 1; ; round++ {
+		p, err := e.DB.PrepareFiling(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		if !granted {
-			if err := f.MarkCapped(ctx, digestID); err != nil {
-				return nil, err
-			}
+		res.Identifier, res.URL = p.Issue.Identifier, p.Issue.URL
+		if p.Issue.Status == postgres.FiledCapped {
+			res.Status, res.DigestID = postgres.FiledCapped, *p.Issue.DigestIssueID
+			activity.GetLogger(ctx).Info("creation cap reached; entries go to the digest", "workspace_id", in.WorkspaceID,
+				"team_id", p.Issue.TeamID, "dedup_key", in.Decision.DedupKey, "digest_id", res.DigestID)
+			// The event is complete only once the digest holds it; the caller forwards it and completes it then.
+			return res, nil
 		}
-	}
-	if f.Issue.Status == postgres.FiledCapped {
-		if err := f.Commit(ctx); err != nil {
+		if p.Busy {
+			// The lease holder files our entries: they were recorded before this round, so its FinishFiling sees
+			// them as Behind and it files again, or it finished first and this round would have taken the lease.
+			activity.GetLogger(ctx).Info("issue is being filed by another writer; it files these entries too",
+				"issue_id", id, "dedup_key", in.Decision.DedupKey)
+			break
+		}
+		fin, err := e.send(ctx, lc, in, settings, p, req.Writer, res)
+		if err != nil {
 			return nil, err
 		}
-		res.Status, res.DigestID = postgres.FiledCapped, digestID
-		activity.GetLogger(ctx).Info("creation cap reached; entries go to the digest", "workspace_id", in.WorkspaceID,
-			"team_id", f.Issue.TeamID, "dedup_key", d.DedupKey, "digest_id", digestID)
-		// The event is complete only once the digest holds it; the caller forwards it and completes it then.
-		return res, nil
+		out, err := e.DB.FinishFiling(ctx, fin)
+		if err != nil {
+			return nil, err
+		}
+		if !out.Behind {
+			break
+		}
+		if round >= maxFilingRounds {
+			return nil, temporal.NewApplicationErrorWithOptions("entries keep arriving while the issue is filed; filing again",
+				"FilingBehind", temporal.ApplicationErrorOptions{NextRetryDelay: time.Second})
+		}
 	}
+	return res, e.complete(ctx, in)
+}
 
-	entries, err := f.Entries(ctx)
-	if err != nil {
-		return nil, err
-	}
-	prev, err := f.Previous(ctx)
-	if err != nil {
-		return nil, err
-	}
-	title, body := RenderIssue(IssueView{Kind: in.Kind, Prefix: settings.TitlePrefix, WindowStart: f.Issue.WindowStart,
-		WindowEnd: f.Issue.WindowEnd, Entries: entries, Previous: prev, CapPerHour: settings.CreationCapPerHour})
-	hash := renderHash(title, body, f.Issue.Priority)
-	labelsChanged := !sameLabels(f.Issue.Labels, f.Issue.AppliedLabels)
+// send brings Linear up to the plan: it creates the issue when Linear does not have it, updates it when its
+// rendering or labels changed, and sends nothing otherwise. It runs with no transaction open; what it returns is
+// recorded by FinishFiling.
+func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, settings postgres.EventSettings,
+	p *postgres.FilingPlan, writer string, res *FileResult) (postgres.FilingResult, error) {
+	f, key := p.Issue, in.Decision.DedupKey
+	title, body := RenderIssue(IssueView{Kind: in.Kind, Prefix: settings.TitlePrefix, WindowStart: f.WindowStart,
+		WindowEnd: f.WindowEnd, Entries: p.Entries, Previous: p.Previous, CapPerHour: settings.CreationCapPerHour})
+	fin := postgres.FilingResult{ID: f.ID, Writer: writer, Version: f.ContentVersion, Title: title,
+		Hash: renderHash(title, body, f.Priority), Labels: f.Labels}
+	labelsChanged := !sameLabels(f.Labels, f.AppliedLabels)
 
 	switch {
-	case f.Issue.Status == postgres.FiledPending:
-		labelIDs, err := lc.LabelIDs(ctx, f.Issue.TeamID, f.Issue.Labels)
+	case f.Status == postgres.FiledPending:
+		labelIDs, err := lc.LabelIDs(ctx, f.TeamID, f.Labels)
 		if err != nil {
-			return nil, LinearError(ctx, err)
+			return fin, LinearError(ctx, err)
 		}
 		issue, err := CreateOrFetch(ctx, func(ctx context.Context) (*linear.IssueFields, error) {
-			r, err := linear.IssueCreate(ctx, lc.GQL(), linear.IssueCreateInput{ID: id, TeamID: f.Issue.TeamID, Title: title,
-				Description: body, Priority: f.Issue.Priority, LabelIDs: labelIDs})
+			r, err := linear.IssueCreate(ctx, lc.GQL(), linear.IssueCreateInput{ID: f.ID, TeamID: f.TeamID, Title: title,
+				Description: body, Priority: f.Priority, LabelIDs: labelIDs})
 			if err != nil {
 				return nil, err
 			}
 			return &r.IssueCreate.Issue.IssueFields, nil
 		}, func(ctx context.Context) (*linear.IssueFields, error) {
-			r, err := linear.Issue(ctx, lc.GQL(), id)
+			r, err := linear.Issue(ctx, lc.GQL(), f.ID)
 			if err != nil {
 				return nil, err
 			}
 			return &r.Issue.IssueFields, nil
 		})
 		if err != nil {
-			return nil, LinearError(ctx, fmt.Errorf("create issue %s: %w", d.DedupKey, err))
+			return fin, LinearError(ctx, fmt.Errorf("create issue %s: %w", key, err))
 		}
 		if issue.Title != title || issue.Description == nil || *issue.Description != body {
 			// An earlier attempt created the issue from fewer entries; bring it up to date now.
-			if _, err := linear.IssueUpdate(ctx, lc.GQL(), id, linear.IssueUpdateInput{Title: linear.Value(title),
+			if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, linear.IssueUpdateInput{Title: linear.Value(title),
 				Description: linear.Value(body), LabelIDs: linear.Value(labelIDs)}); err != nil {
-				return nil, LinearError(ctx, fmt.Errorf("update issue %s: %w", d.DedupKey, err))
+				return fin, LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
 			}
 			res.Updated = true
 		}
-		if err := f.MarkApplied(ctx, issue.Identifier, issue.Url, title, hash, f.Issue.Labels); err != nil {
-			return nil, err
-		}
+		fin.Identifier, fin.URL = issue.Identifier, issue.Url
 		res.Created, res.Identifier, res.URL = true, issue.Identifier, issue.Url
-	case hash != f.Issue.AppliedHash || labelsChanged:
+	case fin.Hash != f.AppliedHash || labelsChanged:
 		upd := linear.IssueUpdateInput{Title: linear.Value(title), Description: linear.Value(body),
-			Priority: linear.Value(f.Issue.Priority)}
+			Priority: linear.Value(f.Priority)}
 		if labelsChanged {
-			labelIDs, err := lc.LabelIDs(ctx, f.Issue.TeamID, f.Issue.Labels)
+			labelIDs, err := lc.LabelIDs(ctx, f.TeamID, f.Labels)
 			if err != nil {
-				return nil, LinearError(ctx, err)
+				return fin, LinearError(ctx, err)
 			}
 			upd.LabelIDs = linear.Value(labelIDs)
 		}
-		if _, err := linear.IssueUpdate(ctx, lc.GQL(), id, upd); err != nil {
-			return nil, LinearError(ctx, fmt.Errorf("update issue %s: %w", d.DedupKey, err))
+		if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, upd); err != nil {
+			return fin, LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
 		}
-		if err := f.MarkApplied(ctx, "", "", title, hash, f.Issue.Labels); err != nil {
-			return nil, err
-		}
-		res.Updated, res.Identifier, res.URL = true, f.Issue.Identifier, f.Issue.URL
-	default:
-		res.Identifier, res.URL = f.Issue.Identifier, f.Issue.URL
+		res.Updated = true
 	}
-	if err := f.Commit(ctx); err != nil {
-		return nil, err
-	}
-	res.Status = postgres.FiledCreated
-	return res, e.complete(ctx, in)
+	return fin, nil
 }
 
 // record makes sure the issue's row exists and adds in's entries to it; it returns the issue id and how many

@@ -45,6 +45,9 @@ type FiledIssue struct {
 	AppliedHash     string     `json:"-"`
 	AppliedLabels   []string   `json:"-"`
 	EntryCount      int        `json:"entry_count"`
+	// ContentVersion counts changes to what the issue renders from; AppliedVersion is the one Linear last got.
+	ContentVersion int64 `json:"-"`
+	AppliedVersion int64 `json:"-"`
 	// Links are the short links of the issue's entries, in arrival order (filled by ListFiledIssues).
 	Links     []string  `json:"links"`
 	CreatedAt time.Time `json:"created_at"`
@@ -80,12 +83,12 @@ type FiledIssueInput struct {
 
 const filedColumns = `id::text, workspace_id::text, kind, dedup_key, window_start, window_end, team_id, rule_index,
 	label_names, priority, status, digest_issue_id::text, previous_issue_id::text, identifier, url, title,
-	applied_hash, applied_labels, entry_count, created_at, updated_at`
+	applied_hash, applied_labels, entry_count, content_version, applied_version, created_at, updated_at`
 
 func scanFiled(r pgx.Row, f *FiledIssue) error {
 	err := r.Scan(&f.ID, &f.WorkspaceID, &f.Kind, &f.DedupKey, &f.WindowStart, &f.WindowEnd, &f.TeamID,
 		&f.RuleIndex, &f.Labels, &f.Priority, &f.Status, &f.DigestIssueID, &f.PreviousIssueID, &f.Identifier,
-		&f.URL, &f.Title, &f.AppliedHash, &f.AppliedLabels, &f.EntryCount, &f.CreatedAt, &f.UpdatedAt)
+		&f.URL, &f.Title, &f.AppliedHash, &f.AppliedLabels, &f.EntryCount, &f.ContentVersion, &f.AppliedVersion, &f.CreatedAt, &f.UpdatedAt)
 	f.WindowStart = f.WindowStart.UTC()
 	if f.WindowEnd != nil {
 		w := f.WindowEnd.UTC()
@@ -130,11 +133,12 @@ func (db *DB) RecordFiling(ctx context.Context, in FiledIssueInput) (*FiledIssue
 	merged := MergeLabels(f.Labels, in.Labels)
 	prio := MoreUrgent(f.Priority, in.Priority)
 	if len(merged) != len(f.Labels) || prio != f.Priority {
-		if _, err := tx.Exec(ctx, `UPDATE filed_issues SET label_names = $2, priority = $3, updated_at = now()
-			WHERE id = $1`, f.ID, merged, prio); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE filed_issues SET label_names = $2, priority = $3,
+			content_version = content_version + 1, updated_at = now() WHERE id = $1`, f.ID, merged, prio); err != nil {
 			return nil, 0, fmt.Errorf("merge labels of filed issue %s: %w", f.ID, err)
 		}
 		f.Labels, f.Priority = merged, prio
+		f.ContentVersion++
 	}
 
 	added := 0
@@ -162,8 +166,9 @@ func (db *DB) RecordFiling(ctx context.Context, in FiledIssueInput) (*FiledIssue
 		}
 		added = int(tag.RowsAffected())
 		if added > 0 {
-			if err := tx.QueryRow(ctx, `UPDATE filed_issues SET entry_count = entry_count + $2, updated_at = now()
-				WHERE id = $1 RETURNING entry_count`, f.ID, added).Scan(&f.EntryCount); err != nil {
+			if err := tx.QueryRow(ctx, `UPDATE filed_issues SET entry_count = entry_count + $2,
+				content_version = content_version + 1, updated_at = now()
+				WHERE id = $1 RETURNING entry_count, content_version`, f.ID, added).Scan(&f.EntryCount, &f.ContentVersion); err != nil {
 				return nil, 0, fmt.Errorf("count entries of filed issue %s: %w", f.ID, err)
 			}
 		}
@@ -200,44 +205,170 @@ func MoreUrgent(a, b int) int {
 	return min(a, b)
 }
 
-// Filing is a filed issue locked for one round of talking to Linear: only one worker at a time renders and writes
-// an issue, so a slower writer can never overwrite a newer description with an older one.
-type Filing struct {
-	tx    pgx.Tx
-	Issue FiledIssue
+// FilingRequest asks to file an issue in Linear: to be its writer for one round, after the hourly cap allows it.
+type FilingRequest struct {
+	ID string
+	// Writer names one attempt of one activity; LeaseUntil is that attempt's deadline, after which its lease no
+	// longer keeps others out (a crashed attempt blocks no one past it).
+	Writer     string
+	LeaseUntil time.Time
+	// Hour and CapPerHour are the creation cap a new issue counts against; Uncapped skips it (digests, takeovers).
+	Hour       time.Time
+	CapPerHour int
+	Uncapped   bool
+	// DigestID names the digest of the issue's team for the hour, where a capped issue's entries go.
+	DigestID func(teamID string) string
 }
 
-// BeginFiling locks the filed issue id until Commit or Rollback.
-func (db *DB) BeginFiling(ctx context.Context, id string) (*Filing, error) {
+// FilingPlan is one round of filing, read in one short transaction: what to render and send to Linear.
+type FilingPlan struct {
+	Issue FiledIssue
+	// Busy means another writer holds the issue's lease: it files every entry recorded before it finishes (see
+	// FinishFiling), so the caller sends nothing.
+	Busy     bool
+	Entries  []FiledEntry
+	Previous *FiledIssue
+}
+
+// PrepareFiling reserves the issue's creation slot (or marks it capped), takes the writer lease when no other live
+// writer holds it, and reads what to render, all in one short transaction that commits before anything is sent to
+// Linear: no transaction or row lock is held across a Linear call. The lease, not a lock, keeps a second writer
+// from overwriting a newer description with an older one.
+func (db *DB) PrepareFiling(ctx context.Context, req FilingRequest) (*FilingPlan, error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("begin filing %s: %w", id, err)
+		return nil, fmt.Errorf("begin filing %s: %w", req.ID, err)
 	}
-	f := &Filing{tx: tx}
-	if err := scanFiled(tx.QueryRow(ctx, `SELECT `+filedColumns+` FROM filed_issues WHERE id = $1 FOR UPDATE`, id), &f.Issue); err != nil {
-		_ = tx.Rollback(ctx)
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+
+	p := &FilingPlan{}
+	f := &p.Issue
+	var writer string
+	var until *time.Time
+	err = tx.QueryRow(ctx, `SELECT `+filedColumns+`, writer, writer_until FROM filed_issues WHERE id = $1 FOR UPDATE`, req.ID).Scan(
+		&f.ID, &f.WorkspaceID, &f.Kind, &f.DedupKey, &f.WindowStart, &f.WindowEnd, &f.TeamID, &f.RuleIndex, &f.Labels,
+		&f.Priority, &f.Status, &f.DigestIssueID, &f.PreviousIssueID, &f.Identifier, &f.URL, &f.Title, &f.AppliedHash,
+		&f.AppliedLabels, &f.EntryCount, &f.ContentVersion, &f.AppliedVersion, &f.CreatedAt, &f.UpdatedAt, &writer, &until)
+	if err != nil {
 		return nil, notFound(err, "filed issue")
 	}
-	return f, nil
+	f.WindowStart = f.WindowStart.UTC()
+	if f.WindowEnd != nil {
+		w := f.WindowEnd.UTC()
+		f.WindowEnd = &w
+	}
+
+	if f.Status == FiledPending && !req.Uncapped {
+		granted, err := reserveSlot(ctx, tx, f, req.Hour, req.CapPerHour)
+		if err != nil {
+			return nil, err
+		}
+		if !granted {
+			digestID := req.DigestID(f.TeamID)
+			if _, err := tx.Exec(ctx, `UPDATE filed_issues SET status = 'capped', digest_issue_id = $2, updated_at = now()
+				WHERE id = $1`, f.ID, digestID); err != nil {
+				return nil, fmt.Errorf("mark filed issue %s capped: %w", f.ID, err)
+			}
+			f.Status, f.DigestIssueID = FiledCapped, &digestID
+		}
+	}
+	switch {
+	case f.Status == FiledCapped:
+	case writer != "" && writer != req.Writer && until != nil && until.After(time.Now()):
+		p.Busy = true
+	default:
+		if _, err := tx.Exec(ctx, `UPDATE filed_issues SET writer = $2, writer_until = $3 WHERE id = $1`,
+			f.ID, req.Writer, req.LeaseUntil); err != nil {
+			return nil, fmt.Errorf("take writer lease of filed issue %s: %w", f.ID, err)
+		}
+		if p.Entries, err = filedEntries(ctx, tx, f.ID); err != nil {
+			return nil, err
+		}
+		if p.Previous, err = previousFiled(ctx, tx, f); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit filing %s: %w", f.ID, err)
+	}
+	return p, nil
 }
 
-// Commit keeps what the filing recorded and releases the lock.
-func (f *Filing) Commit(ctx context.Context) error {
-	if err := f.tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit filing %s: %w", f.Issue.ID, err)
+// FilingResult is what one round of filing brought Linear up to.
+type FilingResult struct {
+	ID     string
+	Writer string
+	// Version is the content version the round rendered (FilingPlan.Issue.ContentVersion).
+	Version int64
+	// Identifier and URL are set when the round created the issue.
+	Identifier string
+	URL        string
+	Title      string
+	Hash       string
+	Labels     []string
+}
+
+// FinishOutcome says what FinishFiling recorded.
+type FinishOutcome struct {
+	// Recorded is false when a newer version was already recorded: the round's write may have reached Linear after
+	// the newer one, so what Linear shows is forgotten and the next round sends the newest again.
+	Recorded bool
+	// Behind is true when the issue has content Linear does not show yet (entries recorded while the round wrote,
+	// or a lost compare-and-set): the caller files again.
+	Behind bool
+}
+
+// FinishFiling records a round's result only when its version is still the newest (compare-and-set), and releases
+// the writer's lease in the same statement, so an entry recorded while the round wrote is either seen as Behind
+// here or finds the lease free and is filed by its own writer.
+func (db *DB) FinishFiling(ctx context.Context, r FilingResult) (FinishOutcome, error) {
+	labels := r.Labels
+	if labels == nil {
+		labels = []string{}
+	}
+	var out FinishOutcome
+	var content, applied int64
+	// Every SET reads the row as it is when locked by this statement, so the comparison and the write are one step.
+	err := db.pool.QueryRow(ctx, `
+		UPDATE filed_issues SET
+			status = CASE WHEN applied_version <= $2 THEN 'created' ELSE status END,
+			identifier = CASE WHEN applied_version <= $2 AND $4 <> '' THEN $4 ELSE identifier END,
+			url = CASE WHEN applied_version <= $2 AND $5 <> '' THEN $5 ELSE url END,
+			title = CASE WHEN applied_version <= $2 THEN $6 ELSE title END,
+			applied_hash = CASE WHEN applied_version <= $2 THEN $7 ELSE '' END,
+			applied_labels = CASE WHEN applied_version <= $2 THEN $8 ELSE applied_labels END,
+			applied_version = GREATEST(applied_version, $2),
+			writer = CASE WHEN writer = $3 THEN '' ELSE writer END,
+			writer_until = CASE WHEN writer = $3 THEN NULL ELSE writer_until END,
+			updated_at = now()
+		WHERE id = $1
+		RETURNING content_version, applied_version`,
+		r.ID, r.Version, r.Writer, r.Identifier, r.URL, r.Title, r.Hash, labels).Scan(&content, &applied)
+	if err != nil {
+		return out, notFound(err, "filed issue")
+	}
+	// applied_version only grows, so it equals the round's version exactly when the round was the newest.
+	out.Recorded = applied == r.Version
+	out.Behind = !out.Recorded || content > applied
+	return out, nil
+}
+
+// ReleaseFiling gives up writer's lease of the issue, if it still holds it: a round that failed lets the next
+// writer in at once instead of at its deadline.
+func (db *DB) ReleaseFiling(ctx context.Context, id, writer string) error {
+	if _, err := db.pool.Exec(ctx, `UPDATE filed_issues SET writer = '', writer_until = NULL WHERE id = $1 AND writer = $2`,
+		id, writer); err != nil {
+		return fmt.Errorf("release filed issue %s: %w", id, err)
 	}
 	return nil
 }
 
-// Rollback releases the lock, keeping nothing; after Commit it does nothing.
-func (f *Filing) Rollback(ctx context.Context) { _ = f.tx.Rollback(ctx) }
-
-// Entries returns the issue's entries in arrival order.
-func (f *Filing) Entries(ctx context.Context) ([]FiledEntry, error) {
-	rows, err := f.tx.Query(ctx, `SELECT entry_key, event_key, source_key, short_url, event, added_at
-		FROM filed_issue_entries WHERE issue_id = $1 ORDER BY seq`, f.Issue.ID)
+// filedEntries returns the issue's entries in arrival order.
+func filedEntries(ctx context.Context, tx pgx.Tx, id string) ([]FiledEntry, error) {
+	rows, err := tx.Query(ctx, `SELECT entry_key, event_key, source_key, short_url, event, added_at
+		FROM filed_issue_entries WHERE issue_id = $1 ORDER BY seq`, id)
 	if err != nil {
-		return nil, fmt.Errorf("query entries of filed issue %s: %w", f.Issue.ID, err)
+		return nil, fmt.Errorf("query entries of filed issue %s: %w", id, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FiledEntry, error) {
 		var e FiledEntry
@@ -248,81 +379,55 @@ func (f *Filing) Entries(ctx context.Context) ([]FiledEntry, error) {
 		return e, json.Unmarshal(raw, &e.Event)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scan entries of filed issue %s: %w", f.Issue.ID, err)
+		return nil, fmt.Errorf("scan entries of filed issue %s: %w", id, err)
 	}
 	return out, nil
 }
 
-// Previous returns the issue of the window before this one, or nil.
-func (f *Filing) Previous(ctx context.Context) (*FiledIssue, error) {
-	if f.Issue.PreviousIssueID == nil {
+// previousFiled returns the issue of the window before f's, or nil.
+func previousFiled(ctx context.Context, tx pgx.Tx, f *FiledIssue) (*FiledIssue, error) {
+	if f.PreviousIssueID == nil {
 		return nil, nil
 	}
 	var p FiledIssue
-	if err := scanFiled(f.tx.QueryRow(ctx, `SELECT `+filedColumns+` FROM filed_issues WHERE id = $1`, *f.Issue.PreviousIssueID), &p); err != nil {
+	if err := scanFiled(tx.QueryRow(ctx, `SELECT `+filedColumns+` FROM filed_issues WHERE id = $1`, *f.PreviousIssueID), &p); err != nil {
 		return nil, notFound(err, "previous filed issue")
 	}
 	return &p, nil
 }
 
-// ReserveSlot asks for one of the team's cap new issues in hour. The answer is kept per issue, so asking again
+// reserveSlot asks for one of the team's cap new issues in hour. The answer is kept per issue, so asking again
 // (a retried activity) gives the same answer and counts once; the counter row serialises concurrent requests.
-func (f *Filing) ReserveSlot(ctx context.Context, hour time.Time, capPerHour int) (bool, error) {
+// The slot is committed before issueCreate is sent: a create that fails and is retried keeps its slot.
+func reserveSlot(ctx context.Context, tx pgx.Tx, f *FiledIssue, hour time.Time, capPerHour int) (bool, error) {
 	var granted bool
-	err := f.tx.QueryRow(ctx, `SELECT granted FROM issue_creation_slots WHERE issue_id = $1`, f.Issue.ID).Scan(&granted)
+	err := tx.QueryRow(ctx, `SELECT granted FROM issue_creation_slots WHERE issue_id = $1`, f.ID).Scan(&granted)
 	if err == nil {
 		return granted, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("query creation slot of %s: %w", f.Issue.ID, err)
+		return false, fmt.Errorf("query creation slot of %s: %w", f.ID, err)
 	}
 	var issued int
-	err = f.tx.QueryRow(ctx, `
+	err = tx.QueryRow(ctx, `
 		INSERT INTO issue_creation_counts (workspace_id, team_id, hour, issued) VALUES ($1, $2, $3, 0)
 		ON CONFLICT (workspace_id, team_id, hour) DO UPDATE SET issued = issue_creation_counts.issued
-		RETURNING issued`, f.Issue.WorkspaceID, f.Issue.TeamID, hour).Scan(&issued)
+		RETURNING issued`, f.WorkspaceID, f.TeamID, hour).Scan(&issued)
 	if err != nil {
-		return false, fmt.Errorf("lock creation count of team %s: %w", f.Issue.TeamID, err)
+		return false, fmt.Errorf("lock creation count of team %s: %w", f.TeamID, err)
 	}
 	granted = issued < capPerHour
 	if granted {
-		if _, err := f.tx.Exec(ctx, `UPDATE issue_creation_counts SET issued = issued + 1
-			WHERE workspace_id = $1 AND team_id = $2 AND hour = $3`, f.Issue.WorkspaceID, f.Issue.TeamID, hour); err != nil {
-			return false, fmt.Errorf("count creation for team %s: %w", f.Issue.TeamID, err)
+		if _, err := tx.Exec(ctx, `UPDATE issue_creation_counts SET issued = issued + 1
+			WHERE workspace_id = $1 AND team_id = $2 AND hour = $3`, f.WorkspaceID, f.TeamID, hour); err != nil {
+			return false, fmt.Errorf("count creation for team %s: %w", f.TeamID, err)
 		}
 	}
-	if _, err := f.tx.Exec(ctx, `INSERT INTO issue_creation_slots (issue_id, team_id, hour, granted) VALUES ($1, $2, $3, $4)`,
-		f.Issue.ID, f.Issue.TeamID, hour, granted); err != nil {
-		return false, fmt.Errorf("record creation slot of %s: %w", f.Issue.ID, err)
+	if _, err := tx.Exec(ctx, `INSERT INTO issue_creation_slots (issue_id, team_id, hour, granted) VALUES ($1, $2, $3, $4)`,
+		f.ID, f.TeamID, hour, granted); err != nil {
+		return false, fmt.Errorf("record creation slot of %s: %w", f.ID, err)
 	}
 	return granted, nil
-}
-
-// MarkCapped records that the cap sent the issue's events to a digest, digestID (the hour's digest; it may not
-// exist yet, hence no foreign key).
-func (f *Filing) MarkCapped(ctx context.Context, digestID string) error {
-	if _, err := f.tx.Exec(ctx, `UPDATE filed_issues SET status = 'capped', digest_issue_id = $2, updated_at = now()
-		WHERE id = $1`, f.Issue.ID, digestID); err != nil {
-		return fmt.Errorf("mark filed issue %s capped: %w", f.Issue.ID, err)
-	}
-	f.Issue.Status, f.Issue.DigestIssueID = FiledCapped, &digestID
-	return nil
-}
-
-// MarkApplied records what Linear now shows for the issue: created (with its identifier and URL) or updated.
-func (f *Filing) MarkApplied(ctx context.Context, identifier, url, title, hash string, labels []string) error {
-	if labels == nil {
-		labels = []string{}
-	}
-	_, err := f.tx.Exec(ctx, `UPDATE filed_issues SET status = 'created',
-		identifier = CASE WHEN $2 = '' THEN identifier ELSE $2 END, url = CASE WHEN $3 = '' THEN url ELSE $3 END,
-		title = $4, applied_hash = $5, applied_labels = $6, updated_at = now() WHERE id = $1`,
-		f.Issue.ID, identifier, url, title, hash, labels)
-	if err != nil {
-		return fmt.Errorf("mark filed issue %s applied: %w", f.Issue.ID, err)
-	}
-	f.Issue.Status = FiledCreated
-	return nil
 }
 
 // filedCursor is the position after the last issue of a page: newest first, ties broken by id.

@@ -243,7 +243,8 @@ const maxSignalsPerRun = 2000
 // capped events for an hour) and files them debounced: the first flush creates the issue, later ones update it in
 // place, so a burst of 800 links costs one create and a few updates. Its whole state is its input, carried across
 // continue-as-new with every signal drained first. When a host's window closes, links that arrived with the close
-// open the next window (a new issue that refers to this one).
+// open the next window (a new issue that refers to this one). One run at a time per workflow ID makes it the only
+// writer of its issues (a host's windows, a team's hourly digest), so its filings never race each other in Linear.
 func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error {
 	ch := workflow.GetSignalChannel(ctx, activities.AggregatorSignalName)
 	received := 0
