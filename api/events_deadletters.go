@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
@@ -44,10 +43,10 @@ func (s *Server) planEventReplay(ctx context.Context, d *linsync.DeadLetter, p *
 			return true
 		}
 		entry := workflows.EventEntry(in.Key, in.Event)
-		p.Reason = s.describeFilingReplay(ctx, d, dec.DedupKey, dec.WindowStart, []activities.FiledEntry{entry})
+		p.Reason = s.describeFilingReplay(ctx, d, dec.DedupKey, dec.WindowStart, []workflows.FiledEntry{entry})
 		return true
-	case activities.AggregatorWorkflowName:
-		var args []activities.AggregatorInput
+	case workflows.AggregatorWorkflowName:
+		var args []workflows.AggregatorInput
 		if json.Unmarshal(d.Input, &args) != nil || len(args) != 1 {
 			return false
 		}
@@ -60,7 +59,7 @@ func (s *Server) planEventReplay(ctx context.Context, d *linsync.DeadLetter, p *
 
 // describeFilingReplay says what replaying the filing of entries into the issue of dedupKey would do.
 func (s *Server) describeFilingReplay(ctx context.Context, d *linsync.DeadLetter, dedupKey string, start time.Time,
-	entries []activities.FiledEntry) string {
+	entries []workflows.FiledEntry) string {
 	f, err := s.db.FiledWindow(ctx, d.WorkspaceID, dedupKey, start, s.now())
 	if err != nil {
 		s.log.WarnContext(ctx, "read filed issues for a dry run", "workspace_id", d.WorkspaceID, "err", err)

@@ -22,7 +22,7 @@ func TestQuestionCallbackWorkflowID(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
 		"234d1a4e-b617-4388-90fe-adc3633d6b72": "question-callback:234d1a4e-b617-4388-90fe-adc3633d6b72",
-		"x": "question-callback:x",
+		"x":                                    "question-callback:x",
 	} {
 		require.Equal(t, want, QuestionCallbackWorkflowID(in))
 	}
