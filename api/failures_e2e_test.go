@@ -219,7 +219,7 @@ func TestRateLimitStormDuringQuestionBurst(t *testing.T) {
 	// Linear refused another could not have known; under load they can reach the fake long after the refusal, so
 	// the client's send times are what is checked, not the fake's arrival times.)
 	const clockSlack = 2 * time.Millisecond // the reset header is in whole milliseconds
-	const handoff = 20 * time.Millisecond   // a request past the budget check when the answer landed
+	const handoff = 50 * time.Millisecond   // a request past the budget check when the answer landed (scheduling)
 	var delays []time.Duration
 	sent, answers := h.wire.snapshot()
 	for _, r := range refused {
