@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/Khan/genqlient/graphql"
+
+	"github.com/linsync/linsync/envelope"
 )
 
 // DefaultEndpoint is Linear's GraphQL endpoint.
@@ -46,10 +48,7 @@ func (c Credential) Redacted() string {
 	if c.AccessToken != "" {
 		s = c.AccessToken
 	}
-	if len(s) <= 4 {
-		return "…"
-	}
-	return "…" + s[len(s)-4:]
+	return envelope.Last4(s)
 }
 
 // Options configure a Client. Only Credential is required.
