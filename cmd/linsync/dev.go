@@ -88,6 +88,10 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 	if err := ensureDevWorkspace(ctx, cfg, fake); err != nil {
 		return err
 	}
+	token, err := ensureDevToken(ctx, cfg, filepath.Join(*dir, "admin.token"))
+	if err != nil {
+		return err
+	}
 	if fake != nil {
 		printFakeLinearHelp(stdout, fake.url, fake.seed, fake.hookID, devWebhookSecret)
 	}
@@ -95,6 +99,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 		"temporal_ui", fmt.Sprintf("http://localhost:%d", *uiPort),
 		"api", "http://localhost"+cfg.HTTPAddr,
 		"dev_workspace", devWorkspace, "dev_organization", devOrganization)
+	fmt.Fprintf(stdout, "\nAdmin token of workspace %q (kept in %s): %s\n", devWorkspace, filepath.Join(*dir, "admin.token"), token)
 	fmt.Fprintf(stdout, "\nlinsync dev stack: API on %s, Temporal UI on http://localhost:%d\n"+
 		"Workspace %q (organization %q) verifies webhooks signed with %q; see the README for a signed curl.\n\n",
 		cfg.HTTPAddr, *uiPort, devWorkspace, devOrganization, devWebhookSecret)
@@ -259,6 +264,39 @@ func portOf(addr string) string {
 		return addr[i:]
 	}
 	return ":8080"
+}
+
+// ensureDevToken returns the dev workspace's admin token kept in path, creating one the first time (or when the
+// database was reset), so a newcomer can call the /v1 API at once. Development only: production tokens are shown once
+// and never written anywhere.
+func ensureDevToken(ctx context.Context, cfg Config, path string) (string, error) {
+	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	if err != nil {
+		return "", err
+	}
+	defer keeper.Close()
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	if b, err := os.ReadFile(path); err == nil {
+		if _, ws, err := db.Authenticate(ctx, strings.TrimSpace(string(b))); err == nil && ws.Slug == devWorkspace {
+			return strings.TrimSpace(string(b)), nil
+		}
+	}
+	ws, err := db.FindWorkspace(ctx, devWorkspace)
+	if err != nil {
+		return "", err
+	}
+	_, token, err := db.CreateToken(ctx, ws.ID, "dev admin", []string{linsync.ScopeAdmin})
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save dev admin token: %w", err)
+	}
+	return token, nil
 }
 
 func ensureDevWorkspace(ctx context.Context, cfg Config, fake *devFake) error {
