@@ -58,7 +58,7 @@ func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err))
 
 	_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1"})
-	require.Equal(t, linsync.EINVALID, linsync.ErrorCode(err), "a webhook needs a secret")
+	require.Equal(t, linsync.EUNPROCESSABLE, linsync.ErrorCode(err), "a webhook needs a secret")
 
 	_, err = db.RotateLinearWebhookSecretWith(ctx, ws.ID, hook.ID, "lin_wh_next", time.Hour, nil)
 	require.NoError(t, err)

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/envelope"
 )
 
 // CreateWorkspace creates a workspace with a unique slug.
@@ -82,26 +81,13 @@ type LinearWebhookInput struct {
 
 // AddLinearWebhook stores a Linear webhook with its signing secret encrypted.
 func (db *DB) AddLinearWebhook(ctx context.Context, in LinearWebhookInput) (*linsync.LinearWebhook, error) {
-	if in.Secret == "" {
-		return nil, &linsync.Error{Code: linsync.EINVALID, Field: "secret", Message: "webhook secret is required"}
-	}
-	if in.OrganizationID == "" {
-		return nil, &linsync.Error{Code: linsync.EINVALID, Field: "organization_id", Message: "Linear organization id is required"}
-	}
-	ct, err := db.cipher.Encrypt(ctx, []byte(in.Secret))
+	w, err := db.RegisterLinearWebhook(ctx, WebhookRegistration{WorkspaceID: in.WorkspaceID, OrganizationID: in.OrganizationID,
+		TeamID: in.TeamID, LinearWebhookID: in.LinearWebhookID, Secret: in.Secret})
 	if err != nil {
-		return nil, fmt.Errorf("encrypt webhook secret: %w", err)
+		return nil, err
 	}
-	wh := &linsync.LinearWebhook{ID: uuid.NewString(), WorkspaceID: in.WorkspaceID, OrganizationID: in.OrganizationID,
-		TeamID: in.TeamID, LinearWebhookID: in.LinearWebhookID, SecretLast4: envelope.Last4(in.Secret)}
-	err = db.pool.QueryRow(ctx, `
-		INSERT INTO linear_webhooks (id, workspace_id, organization_id, team_id, linear_webhook_id, secret_ciphertext, secret_last4)
-		VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6, $7) RETURNING created_at`,
-		wh.ID, wh.WorkspaceID, wh.OrganizationID, wh.TeamID, wh.LinearWebhookID, ct, wh.SecretLast4).Scan(&wh.CreatedAt)
-	if err != nil {
-		return nil, fmt.Errorf("insert linear webhook for workspace %s: %w", in.WorkspaceID, err)
-	}
-	return wh, nil
+	return &linsync.LinearWebhook{ID: w.ID, WorkspaceID: w.WorkspaceID, OrganizationID: w.OrganizationID, TeamID: w.TeamID,
+		LinearWebhookID: w.LinearWebhookID, SecretLast4: w.SecretLast4, CreatedAt: w.CreatedAt}, nil
 }
 
 // WebhookVerifiersForWorkspace returns the verifiers of the workspace whose id or slug is key.

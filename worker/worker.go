@@ -9,9 +9,6 @@ import (
 	"github.com/linsync/linsync/workflows"
 )
 
-// DefaultTaskQueue is the task queue linsync's workflows and activities run on unless configured otherwise.
-const DefaultTaskQueue = "linsync"
-
 // Activities holds the activity structs the worker registers; each carries its own dependencies. Nil ones are
 // skipped, so tests register only what they exercise.
 type Activities struct {

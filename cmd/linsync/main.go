@@ -191,7 +191,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	}
 	if role == "worker" || role == "all" {
 		workflows.LinearMaxAttempts = int32(cfg.LinearMaxAttempts)
-		acts, err := newActivities(cfg, d)
+		acts, err := newActivities(cfg, d, oauth)
 		if err != nil {
 			return err
 		}
@@ -214,7 +214,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	return err
 }
 
-func newActivities(cfg Config, d *deps) (worker.Activities, error) {
+func newActivities(cfg Config, d *deps, oauth *linear.OAuthClient) (worker.Activities, error) {
 	lm, err := linear.NewMetrics(d.registry)
 	if err != nil {
 		return worker.Activities{}, err
@@ -225,10 +225,6 @@ func newActivities(cfg Config, d *deps) (worker.Activities, error) {
 	}
 	activities.SetMetrics(am)
 	rm, err := activities.NewReconcileMetrics(d.registry)
-	if err != nil {
-		return worker.Activities{}, err
-	}
-	oauth, err := cfg.oauthClient()
 	if err != nil {
 		return worker.Activities{}, err
 	}
