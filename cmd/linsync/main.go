@@ -150,7 +150,8 @@ func temporalMetrics(reg *prometheus.Registry) client.MetricsHandler {
 		CachedReporter:  reporter,
 		Separator:       tallyprom.DefaultSeparator,
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
-	}, 0)
+	}, time.Second) // tally hands values to the reporter on this interval; 0 would never report a count
+
 	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
 }
 
