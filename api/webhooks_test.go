@@ -298,6 +298,10 @@ func TestTemporalDownAnswers503(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, status, "body: %v", resp)
 	require.Equal(t, "unavailable", errorCode(resp))
 	require.Equal(t, before+1, h.webhookCount("unavailable"))
+	ready, err := http.Get(h.srv.URL + "/readyz")
+	require.NoError(t, err)
+	ready.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, ready.StatusCode, "not ready while Temporal is down")
 
 	srv, err = linsynctest.StartDevServer(context.Background(), hostPort, dbFile)
 	require.NoError(t, err)

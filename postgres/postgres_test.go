@@ -133,3 +133,33 @@ func TestCreateWorkspaceWithTokenIsAtomic(t *testing.T) {
 	_, err = db.FindWorkspace(ctx, "beta")
 	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err), "a failed token leaves no workspace behind")
 }
+
+func TestTokensHashedScopedRevocableAndLastUsed(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	tok, secret, err := db.CreateToken(ctx, ws.ID, "scanner", []string{linsync.ScopeEventsWrite})
+	require.NoError(t, err)
+	require.Nil(t, tok.LastUsedAt)
+
+	var stored []byte
+	require.NoError(t, db.Pool().QueryRow(ctx, `SELECT token_hash FROM api_tokens WHERE id = $1`, tok.ID).Scan(&stored))
+	require.Equal(t, postgres.HashToken(secret), stored, "only the hash is stored")
+
+	got, _, err := db.Authenticate(ctx, secret)
+	require.NoError(t, err)
+	require.True(t, got.HasScope(linsync.ScopeEventsWrite))
+	require.False(t, got.HasScope(linsync.ScopeQuestionsWrite))
+	list, err := db.ListTokens(ctx, ws.ID)
+	require.NoError(t, err)
+	require.NotNil(t, list[0].LastUsedAt, "use is recorded")
+
+	require.NoError(t, db.RevokeToken(ctx, ws.ID, tok.ID))
+	_, _, err = db.Authenticate(ctx, secret)
+	require.Equal(t, linsync.EUNAUTHORIZED, linsync.ErrorCode(err), "a revoked token no longer works")
+	other, err := db.CreateWorkspace(ctx, "other", "Other")
+	require.NoError(t, err)
+	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(db.RevokeToken(ctx, other.ID, tok.ID)), "another workspace's token is not found")
+}
