@@ -2,10 +2,8 @@
 SHELL := /bin/bash
 GO ?= go
 TEMPORAL_CLI := .cache/bin/temporal
-export LINEAR_SCHEMA ?= $(abspath ../shared/linear/schema.graphql)
 
-
-.PHONY: help dev test test-race generate lint bench postgres temporal fuzz clean
+.PHONY: help dev test test-race generate schema lint bench postgres temporal fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,8 +17,11 @@ test: postgres temporal ## run every unit and integration test against real Post
 test-race: postgres temporal ## the tests with the race detector
 	$(GO) test -count=1 -race ./...
 
-generate: ## regenerate the genqlient client from $$LINEAR_SCHEMA
+generate: ## regenerate the genqlient client from the vendored linear/schema.graphql
 	cd linear && $(GO) tool genqlient
+
+schema: ## refresh linear/schema.graphql from Linear's public SDK, then regenerate (needs the network)
+	scripts/update-linear-schema.sh
 
 lint: ## gofmt, go vet, staticcheck, and workflowcheck (workflows are deterministic)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

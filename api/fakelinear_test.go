@@ -9,7 +9,6 @@ import (
 
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
 )
 
@@ -18,7 +17,7 @@ import (
 func TestFakeLinearWebhooksPassIngress(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, api.Config{}, nil, true)
-	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t)})
+	fake := lineartest.Start(t, lineartest.Options{})
 	sd := fake.Seed()
 	// The workspace's webhook for the fake's organization, with the secret the fake signs with.
 	_, err := h.db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: h.wsID, OrganizationID: sd.OrganizationID, Secret: testSecret})

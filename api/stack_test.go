@@ -100,7 +100,7 @@ type stackOptions struct {
 	cfg api.Config
 	// temporal replaces the shared dev server's client (a dead one, say).
 	temporal client.Client
-	// noLinear leaves the fake Linear out; linear are the fake's options (SchemaPath is set).
+	// noLinear leaves the fake Linear out; linear are the fake's options.
 	noLinear bool
 	linear   lineartest.Options
 	// linearFront, when set, stands in front of the fake: the API and the activities reach Linear through it.
@@ -140,7 +140,6 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	s.clients = &activities.LinearClients{DB: s.db}
 	if !o.noLinear {
 		opts := o.linear
-		opts.SchemaPath = linsynctest.LinearSchemaPath(t)
 		s.fake = lineartest.Start(t, opts)
 		s.sd = s.fake.Seed()
 		endpoint := s.fake.URL()

@@ -166,7 +166,7 @@ func restamp(t *testing.T, body []byte) []byte {
 func TestSharedPayloadsRunAndRecordOnce(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, api.Config{}, nil, true)
-	files, err := filepath.Glob(filepath.Join(linsynctest.SharedPath(t, "linear", "payloads"), "*.json"))
+	files, err := filepath.Glob(filepath.Join(linsynctest.LinearTestdata(t, "payloads"), "*.json"))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(files), 10)
 	// The payloads come from several Linear organizations; the workspace has a webhook for each, as it would if

@@ -13,13 +13,12 @@ import (
 
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
 )
 
 // startFake returns a seeded fake Linear and a client using its API key.
 func startFake(tb testing.TB, opts linear.Options) (*lineartest.Server, lineartest.Seeded, *linear.Client) {
 	tb.Helper()
-	srv := lineartest.Start(tb, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(tb)})
+	srv := lineartest.Start(tb, lineartest.Options{})
 	sd := srv.Seed()
 	opts.Endpoint = srv.URL()
 	if opts.Credential == (linear.Credential{}) {
@@ -211,7 +210,7 @@ func TestRateLimitedRequestsWaitForRetryAfter(t *testing.T) {
 
 func TestRateBudgetSlowsDownBeforeTheLimit(t *testing.T) {
 	t.Parallel()
-	srv := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t), RequestsPerHour: 20})
+	srv := lineartest.Start(t, lineartest.Options{RequestsPerHour: 20})
 	sd := srv.Seed()
 	c, err := linear.New(linear.Options{Endpoint: srv.URL(), Credential: linear.Credential{APIKey: sd.APIKey},
 		SlowBelow: 0.5, MaxPause: time.Millisecond})

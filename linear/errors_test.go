@@ -17,7 +17,7 @@ import (
 	"github.com/linsync/linsync/linsynctest"
 )
 
-// Bodies as Linear sends them. The rate-limit body is a capture (../shared/linear); the others follow the shape of
+// Bodies as Linear sends them. The rate-limit body is a capture (testdata); the others follow the shape of
 // Linear's errors (extensions.type from the SDK's error map, code, statusCode, userPresentableMessage).
 const (
 	bodyAuth            = `{"errors":[{"message":"Authentication required, not authenticated","extensions":{"type":"authentication error","code":"AUTHENTICATION_ERROR","statusCode":401,"userError":true,"userPresentableMessage":"You need to authenticate to access this operation."}}]}`
@@ -34,7 +34,7 @@ const (
 func TestClassifyResponse(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	captured, err := os.ReadFile(linsynctest.SharedPath(t, "linear", "ratelimited_error_body_example.json"))
+	captured, err := os.ReadFile(linsynctest.LinearTestdata(t, "ratelimited_error_body.json"))
 	require.NoError(t, err)
 	ms := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).UnixMilli(), 10) }
 	hdr := func(kv ...string) http.Header {

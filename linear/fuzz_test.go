@@ -14,7 +14,7 @@ import (
 // Verification must never accept a signature it did not compute, and decoding must never panic and must fail only
 // with linsync's invalid or unprocessable codes.
 func FuzzVerifyAndDecode(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(linsynctest.SharedPath(f, "linear", "payloads"), "*.json"))
+	files, _ := filepath.Glob(filepath.Join(linsynctest.LinearTestdata(f, "payloads"), "*.json"))
 	for _, p := range files {
 		b, err := os.ReadFile(p)
 		if err != nil {

@@ -9,14 +9,13 @@ import (
 
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/linsynctest"
 )
 
 // TestOAuthClientAgainstFakeAuthorizationServer proves the PKCE S256 exchange (a wrong verifier is refused as
 // permanent), refresh-token rotation with the 30-minute replay grace, and revocation.
 func TestOAuthClientAgainstFakeAuthorizationServer(t *testing.T) {
 	t.Parallel()
-	fake := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t)})
+	fake := lineartest.Start(t, lineartest.Options{})
 	redirect := "https://linsync.example/v1/oauth/linear/callback"
 	fake.EnableOAuth(lineartest.OAuthApp{ClientID: "cid", ClientSecret: "csecret", RedirectURIs: []string{redirect}})
 	oc, err := linear.NewOAuthClient(linear.OAuthConfig{ClientID: "cid", ClientSecret: "csecret", RedirectURL: redirect,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -21,6 +22,24 @@ const (
 	HeaderEvent     = "Linear-Event"
 	HeaderSignature = "Linear-Signature"
 )
+
+// webhookSenders are the addresses Linear's webhook documentation lists as its senders. The first four are the ones
+// its docs have long published; the last two were added to the same list later. Linear may change it.
+var webhookSenders = []string{
+	"35.231.147.226", "35.243.134.228", "34.140.253.14", "34.38.87.206",
+	"34.134.222.122", "35.222.25.142",
+}
+
+// WebhookSenders returns Linear's published webhook sender addresses as single-address prefixes: what the
+// LINSYNC_WEBHOOK_ALLOWED_IPS preset "linear" expands to.
+func WebhookSenders() []netip.Prefix {
+	out := make([]netip.Prefix, len(webhookSenders))
+	for i, s := range webhookSenders {
+		a := netip.MustParseAddr(s)
+		out[i] = netip.PrefixFrom(a, a.BitLen())
+	}
+	return out
+}
 
 // Sign returns the lower-case hex HMAC-SHA256 of body under secret, as Linear puts it in Linear-Signature.
 func Sign(secret, body []byte) string {

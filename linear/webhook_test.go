@@ -59,7 +59,7 @@ func TestCheckTimestamp(t *testing.T) {
 // TestDecodeSharedPayloads decodes every real payload into its typed entity.
 func TestDecodeSharedPayloads(t *testing.T) {
 	t.Parallel()
-	files, err := filepath.Glob(filepath.Join(linsynctest.SharedPath(t, "linear", "payloads"), "*.json"))
+	files, err := filepath.Glob(filepath.Join(linsynctest.LinearTestdata(t, "payloads"), "*.json"))
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
 	for _, f := range files {

@@ -1,5 +1,5 @@
 // Package linsynctest gives tests real components: an isolated Postgres database on the local server, a Temporal
-// dev server, and the paths of the shared material (Linear's schema and webhook payloads).
+// dev server, and the paths of the repository's own fixtures (Linear's captured webhook payloads).
 package linsynctest
 
 import (
@@ -20,25 +20,13 @@ func repoRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// LinearSchemaPath returns $LINEAR_SCHEMA, or the shared schema beside the repository.
-func LinearSchemaPath(tb testing.TB) string {
+// LinearTestdata returns a path inside linear/testdata: the captured webhook payloads (payloads/) and Linear's
+// error bodies.
+func LinearTestdata(tb testing.TB, elem ...string) string {
 	tb.Helper()
-	if p := os.Getenv("LINEAR_SCHEMA"); p != "" {
-		return p
-	}
-	return mustExist(tb, filepath.Join(RepoRoot(tb), "..", "shared", "linear", "schema.graphql"))
-}
-
-// SharedPath returns a path inside the read-only shared material beside the repository (../shared).
-func SharedPath(tb testing.TB, elem ...string) string {
-	tb.Helper()
-	return mustExist(tb, filepath.Join(append([]string{RepoRoot(tb), "..", "shared"}, elem...)...))
-}
-
-func mustExist(tb testing.TB, p string) string {
-	tb.Helper()
+	p := filepath.Join(append([]string{RepoRoot(tb), "linear", "testdata"}, elem...)...)
 	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("shared material missing: %v (set LINEAR_SCHEMA or check out ../shared beside the repo)", err)
+		tb.Fatalf("fixture missing: %v", err)
 	}
 	return p
 }

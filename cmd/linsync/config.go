@@ -65,7 +65,7 @@ var (
 	envLogFormat        = envVar{"LINSYNC_LOG_FORMAT", "json"}
 	envTemporalUIURL    = envVar{"LINSYNC_TEMPORAL_UI_URL", "http://localhost:8233"}
 	envLinearAPIURL     = envVar{"LINEAR_API_URL", "https://api.linear.app/graphql"}
-	envLinearSchema     = envVar{"LINEAR_SCHEMA", "../shared/linear/schema.graphql"}
+	envLinearSchema     = envVar{"LINEAR_SCHEMA", ""} // empty: the schema embedded in the binary
 	envBootstrapToken   = envVar{"LINSYNC_BOOTSTRAP_TOKEN", ""}
 	envLinearAttempts   = envVar{"LINSYNC_LINEAR_MAX_ATTEMPTS", "5"}
 	envPrivateCallbacks = envVar{"LINSYNC_ALLOW_PRIVATE_CALLBACKS", "false"}
@@ -102,6 +102,10 @@ func LoadConfig() (Config, error) {
 	prefixes := func(v envVar) []netip.Prefix {
 		var out []netip.Prefix
 		for _, f := range strings.FieldsFunc(v.get(), func(r rune) bool { return r == ',' || r == ' ' }) {
+			if f == "linear" && v == envAllowedIPs {
+				out = append(out, linear.WebhookSenders()...)
+				continue
+			}
 			p, err := parsePrefix(f)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %q is not an IP address or CIDR", v.name, f))

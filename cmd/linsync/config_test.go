@@ -54,3 +54,18 @@ func TestLinearMaxAttempts(t *testing.T) {
 	_, err = LoadConfig()
 	require.ErrorContains(t, err, "LINSYNC_LINEAR_MAX_ATTEMPTS")
 }
+
+func TestAllowedIPsLinearPreset(t *testing.T) {
+	t.Setenv("LINSYNC_WEBHOOK_ALLOWED_IPS", "linear, 10.0.0.0/8")
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	// Written out here rather than taken from the linear package, so a change to the preset shows in review.
+	for _, want := range []string{"35.231.147.226/32", "35.243.134.228/32", "34.140.253.14/32", "34.38.87.206/32", "10.0.0.0/8"} {
+		require.Contains(t, cfg.WebhookAllowedIPs, netip.MustParsePrefix(want))
+	}
+	require.NotContains(t, cfg.WebhookAllowedIPs, netip.MustParsePrefix("35.231.147.227/32"))
+
+	t.Setenv("LINSYNC_TRUSTED_PROXIES", "linear")
+	_, err = LoadConfig()
+	require.ErrorContains(t, err, "LINSYNC_TRUSTED_PROXIES", "the preset names Linear's senders, not proxies")
+}

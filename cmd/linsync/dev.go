@@ -240,7 +240,7 @@ func startDevFakeLinear(ctx context.Context, cfg Config, addr string) (*devFake,
 	srv, err := lineartest.New(lineartest.Options{SchemaPath: cfg.LinearSchema,
 		WebhookRetryDelays: []time.Duration{time.Second, 10 * time.Second, time.Minute}})
 	if err != nil {
-		return nil, fmt.Errorf("start fake linear (set LINEAR_SCHEMA or LINEAR_API_URL): %w", err)
+		return nil, fmt.Errorf("start fake linear: %w", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

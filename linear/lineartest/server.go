@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,11 +20,13 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator"
+
+	"github.com/linsync/linsync/linear"
 )
 
-// Options configure a Server. SchemaPath is required.
+// Options configure a Server; the zero value is a working fake.
 type Options struct {
-	// SchemaPath is Linear's schema.graphql (tests: linsynctest.LinearSchemaPath(t)).
+	// SchemaPath overrides the schema the fake validates against; empty means the one vendored in package linear.
 	SchemaPath string
 	// RequestsPerHour is each user's request quota, reported in X-RateLimit-Requests-* and enforced. Default 2500.
 	RequestsPerHour int
@@ -91,36 +92,9 @@ type rateWindow struct {
 	count int
 }
 
-var (
-	schemaMu    sync.Mutex
-	schemaCache = map[string]*ast.Schema{}
-)
-
-// loadSchema parses the schema once per path per process: it is large and every test starts its own server.
-func loadSchema(path string) (*ast.Schema, error) {
-	schemaMu.Lock()
-	defer schemaMu.Unlock()
-	if s, ok := schemaCache[path]; ok {
-		return s, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read linear schema: %w", err)
-	}
-	s, err := gqlparser.LoadSchema(&ast.Source{Name: path, Input: string(b)})
-	if err != nil {
-		return nil, fmt.Errorf("parse linear schema %s: %w", path, err)
-	}
-	schemaCache[path] = s
-	return s, nil
-}
-
 // New returns a Server with an empty workspace (call Seed) that is not listening; serve its Handler, or use Start.
 func New(opts Options) (*Server, error) {
-	if opts.SchemaPath == "" {
-		return nil, fmt.Errorf("create fake linear: SchemaPath is required")
-	}
-	schema, err := loadSchema(opts.SchemaPath)
+	schema, err := linear.LoadSchema(opts.SchemaPath)
 	if err != nil {
 		return nil, err
 	}

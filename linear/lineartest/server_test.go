@@ -61,8 +61,7 @@ func (r *receiver) all() []received {
 // setup starts the fake, a client acting as the API user and a receiver subscribed to Issue and Comment events.
 func setup(tb testing.TB, status int) (*lineartest.Server, lineartest.Seeded, *linear.Client, *receiver, string) {
 	tb.Helper()
-	srv := lineartest.Start(tb, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(tb),
-		WebhookRetryDelays: []time.Duration{time.Millisecond}})
+	srv := lineartest.Start(tb, lineartest.Options{WebhookRetryDelays: []time.Duration{time.Millisecond}})
 	sd := srv.Seed()
 	c, err := linear.New(linear.Options{Endpoint: srv.URL(), Credential: linear.Credential{APIKey: sd.APIKey}})
 	require.NoError(tb, err)
@@ -83,7 +82,7 @@ func createIssue(tb testing.TB, c *linear.Client, teamID string) string {
 
 func TestRejectsDocumentsInvalidAgainstTheSchema(t *testing.T) {
 	t.Parallel()
-	srv := lineartest.Start(t, lineartest.Options{SchemaPath: linsynctest.LinearSchemaPath(t)})
+	srv := lineartest.Start(t, lineartest.Options{})
 	sd := srv.Seed()
 	post := func(body string) (int, []byte) {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL(), strings.NewReader(body))
@@ -241,7 +240,7 @@ func TestWebhookPayloadShapeMatchesRealPayloads(t *testing.T) {
 		fake[w.Type+"/"+w.Action] = r.body
 	}
 
-	dir := linsynctest.SharedPath(t, "linear", "payloads")
+	dir := linsynctest.LinearTestdata(t, "payloads")
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	require.NoError(t, err)
 	checked := 0
@@ -296,9 +295,7 @@ func dataOf(tb testing.TB, body []byte) json.RawMessage {
 // schemaFields lists the fields of a type in the schema, read as text to keep the test independent of the fake.
 func schemaFields(tb testing.TB, typ string) map[string]bool {
 	tb.Helper()
-	b, err := os.ReadFile(linsynctest.LinearSchemaPath(tb))
-	require.NoError(tb, err)
-	s := string(b)
+	s := linear.SchemaSDL
 	start := strings.Index(s, "\ntype "+typ+" {")
 	require.Positive(tb, start, typ)
 	body := s[start : start+strings.Index(s[start:], "\n}")]
