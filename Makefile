@@ -3,10 +3,13 @@ SHELL := /bin/bash
 GO ?= go
 TEMPORAL_CLI := .cache/bin/temporal
 
-.PHONY: help dev test test-race generate schema lint bench postgres temporal fuzz clean
+.PHONY: help build dev test test-race generate schema lint bench postgres temporal fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build the linsync binary into bin/linsync
+	$(GO) build -o bin/linsync ./cmd/linsync
 
 dev: postgres temporal ## bring up Temporal (UI on :8233), the database, and linsync's api+worker on :8080
 	$(GO) run ./cmd/linsync dev

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,7 +38,7 @@ const (
 func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	dir := fs.String("dir", ".cache/dev", "where the dev stack keeps its state (Temporal's SQLite file, the local key)")
-	cli := fs.String("temporal-cli", ".cache/bin/temporal", "the Temporal CLI binary; built from tools/temporal when missing")
+	cli := fs.String("temporal-cli", "", "the Temporal CLI binary (default: .cache/bin/temporal, else temporal on PATH, else built from tools/temporal)")
 	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
 	fakeAddr := fs.String("fake-linear-addr", "127.0.0.1:8090", "where the fake Linear listens when LINEAR_API_URL is not set")
 	if err := fs.Parse(args); err != nil {
@@ -52,15 +53,25 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 	}
 
 	if cfg.SecretsKeyURL == "" {
-		keyURL, err := devKeyURL(filepath.Join(*dir, "secrets.keyurl"))
+		keyURL, err := devSecret(filepath.Join(*dir, "secrets.keyurl"), envelope.NewLocalKeyURL)
 		if err != nil {
 			return err
 		}
 		cfg.SecretsKeyURL = keyURL
 	}
+	if cfg.BootstrapToken == "" {
+		// Lets a newcomer create workspaces through the API at once, as an operator would in production.
+		tok, err := devSecret(filepath.Join(*dir, "bootstrap.token"), func() (string, error) {
+			return "lsb_" + rand.Text(), nil
+		})
+		if err != nil {
+			return err
+		}
+		cfg.BootstrapToken = tok
+	}
 
 	if os.Getenv("TEMPORAL_ADDRESS") == "" {
-		stopTemporal, err := startDevTemporal(ctx, *cli, *dir, "127.0.0.1:7233", *uiPort)
+		stopTemporal, err := startDevTemporal(ctx, temporalCLI(*cli), *dir, "127.0.0.1:7233", *uiPort)
 		if err != nil {
 			return err
 		}
@@ -100,25 +111,43 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 		"api", "http://localhost"+cfg.HTTPAddr,
 		"dev_workspace", devWorkspace, "dev_organization", devOrganization)
 	fmt.Fprintf(stdout, "\nAdmin token of workspace %q (kept in %s): %s\n", devWorkspace, filepath.Join(*dir, "admin.token"), token)
+	fmt.Fprintf(stdout, "Bootstrap token for POST /v1/workspaces (kept in %s): %s\n", filepath.Join(*dir, "bootstrap.token"), cfg.BootstrapToken)
 	fmt.Fprintf(stdout, "\nlinsync dev stack: API on %s, Temporal UI on http://localhost:%d\n"+
 		"Workspace %q (organization %q) verifies webhooks signed with %q; see the README for a signed curl.\n\n",
 		cfg.HTTPAddr, *uiPort, devWorkspace, devOrganization, devWebhookSecret)
 	return serve(ctx, cfg, "all")
 }
 
-// devKeyURL returns the local key URL kept in path, generating it the first time.
-func devKeyURL(path string) (string, error) {
+// devSecret returns the development secret kept in path (the local key URL, the bootstrap token), generating it with
+// gen the first time. Development only: production secrets come from the environment.
+func devSecret(path string, gen func() (string, error)) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
-	keyURL, err := envelope.NewLocalKeyURL()
+	v, err := gen()
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(path, []byte(keyURL+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("save local key: %w", err)
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save %s: %w", filepath.Base(path), err)
 	}
-	return keyURL, nil
+	return v, nil
+}
+
+// temporalCLI picks the Temporal CLI: the flag, else the one `make temporal` builds, else one on PATH; the result
+// may not exist yet, in which case startDevTemporal builds it from tools/temporal.
+func temporalCLI(flagValue string) string {
+	const built = ".cache/bin/temporal"
+	if flagValue != "" {
+		return flagValue
+	}
+	if _, err := os.Stat(built); err == nil {
+		return built
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p
+	}
+	return built
 }
 
 // startDevTemporal runs `temporal server start-dev` on hostPort with a WAL-mode SQLite file in dir, unless a server
@@ -128,6 +157,9 @@ func startDevTemporal(ctx context.Context, cli, dir, hostPort string, uiPort int
 		return func() {}, nil
 	}
 	if _, err := os.Stat(cli); err != nil {
+		if _, err := os.Stat("tools/temporal/go.mod"); err != nil {
+			return nil, fmt.Errorf("no Temporal CLI at %s: run `make temporal` in linsync's repository and pass -temporal-cli, put `temporal` on PATH, or set TEMPORAL_ADDRESS to a running server", cli)
+		}
 		fmt.Fprintln(os.Stderr, "building the Temporal CLI once (a few minutes)…")
 		build := exec.CommandContext(ctx, "go", "build", "-o", mustAbs(cli), "github.com/temporalio/cli/cmd/temporal")
 		build.Dir = "tools/temporal"

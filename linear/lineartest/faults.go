@@ -1,6 +1,7 @@
 package lineartest
 
 import (
+	"net/http"
 	"time"
 )
 
@@ -71,6 +72,23 @@ func (s *Server) InjectRateLimit(rl RateLimit) {
 	s.mu.Lock()
 	s.faults.rateLimits = append(s.faults.rateLimits, rl)
 	s.mu.Unlock()
+}
+
+// statusError is the GraphQL error Linear sends with an HTTP status: its SDK's error types, so an injected 403 is a
+// refusal a client must not retry and a 503 an outage it should.
+func statusError(status int) *gqlErr {
+	typ, code := "internal error", "INTERNAL_SERVER_ERROR"
+	switch status {
+	case http.StatusBadRequest:
+		typ, code = "invalid input", "INVALID_INPUT"
+	case http.StatusUnauthorized:
+		typ, code = "authentication error", "AUTHENTICATION_ERROR"
+	case http.StatusForbidden:
+		typ, code = "forbidden", "FORBIDDEN"
+	case http.StatusNotFound:
+		typ, code = "invalid input", "NOT_FOUND"
+	}
+	return &gqlErr{Message: http.StatusText(status), Extensions: map[string]any{"type": typ, "code": code, "statusCode": status}}
 }
 
 // InjectStatus answers the next count GraphQL requests with an HTTP status (e.g. 500, 502, 503).

@@ -240,8 +240,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		return
 	case f.status != 0:
 		rec.Fault = "status " + strconv.Itoa(f.status)
-		s.answer(w, &rec, f.status, nil, &gqlErr{Message: http.StatusText(f.status),
-			Extensions: map[string]any{"type": "internal error", "code": "INTERNAL_SERVER_ERROR", "statusCode": f.status}})
+		s.answer(w, &rec, f.status, nil, statusError(f.status))
 		return
 	case viewer == nil:
 		s.answer(w, &rec, http.StatusBadRequest, nil, &gqlErr{Message: "Authentication required, not authenticated",
