@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 GO ?= go
 TEMPORAL_CLI := .cache/bin/temporal
+IMAGE ?= ghcr.io/linsync/linsync:dev
+GO_BUILD_TAGS ?=
 
-.PHONY: help build dev test test-race generate schema lint bench postgres temporal fuzz clean
+.PHONY: help build dev test test-race generate schema lint bench postgres temporal fuzz clean image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +49,9 @@ $(TEMPORAL_CLI): tools/temporal/go.mod tools/temporal/go.sum
 	@mkdir -p $(dir $@)
 	@echo "building the Temporal CLI (once; a few minutes on a cold machine)…"
 	cd tools/temporal && $(GO) build -o $(abspath $@) github.com/temporalio/cli/cmd/temporal
+
+image: ## build the container image (deploy/Dockerfile; offline: local Go toolchain + its FROM-scratch stage)
+	IMAGE="$(IMAGE)" GO_BUILD_TAGS="$(GO_BUILD_TAGS)" GO="$(GO)" scripts/build-image.sh
 
 clean: ## remove built tools and the dev stack's state
 	rm -rf .cache
