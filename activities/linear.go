@@ -116,14 +116,14 @@ func (p *LinearClients) refresh(ctx context.Context, workspaceID string) (*linsy
 
 	oauth := p.OAuth
 	conn, _, err := p.DB.RefreshOAuthConnection(ctx, workspaceID, p.refreshWithin(),
-		func(ctx context.Context, refreshToken string) (*postgres.OAuthTokens, error) {
+		func(ctx context.Context, refreshToken string) (*linsync.OAuthTokens, error) {
 			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
 			t, err := oauth.Refresh(ctx, refreshToken)
 			if err != nil {
 				return nil, err
 			}
-			return &postgres.OAuthTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, Scopes: t.Scopes}, nil
+			return &linsync.OAuthTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, Scopes: t.Scopes}, nil
 		})
 	switch {
 	case err == nil:

@@ -95,7 +95,7 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 	if err != nil {
 		return nil, err
 	}
-	ours := map[string]*postgres.WebhookRecord{}
+	ours := map[string]*linsync.WebhookRecord{}
 	for _, r := range records {
 		if r.Managed && r.LinearWebhookID != "" {
 			ours[r.LinearWebhookID] = r
@@ -134,8 +134,8 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 			activity.GetLogger(ctx).Info("re-enabled linear webhook disabled by linear", "workspace_id", workspaceID,
 				"webhook_id", rec.ID, "linear_webhook_id", wh.Id)
 			a.Metrics.webhookReenabled()
-			if err := a.DB.RecordAccessEvent(ctx, postgres.AccessEvent{WorkspaceID: workspaceID, ConnectionID: rec.ConnectionID,
-				Kind: AccessWebhookReenabled, Outcome: postgres.AccessOutcomeOK,
+			if err := a.DB.RecordAccessEvent(ctx, linsync.AccessEvent{WorkspaceID: workspaceID, ConnectionID: rec.ConnectionID,
+				Kind: AccessWebhookReenabled, Outcome: linsync.AccessOutcomeOK,
 				Detail: "reconciliation re-enabled webhook " + rec.ID + " that Linear had disabled"}); err != nil {
 				return nil, err
 			}
@@ -341,7 +341,7 @@ func (a *Reconciler) FinishReconcile(ctx context.Context, r ReconcileReport) err
 	if err != nil {
 		return fmt.Errorf("encode repairs: %w", err)
 	}
-	inserted, err := a.DB.RecordReconcileRun(ctx, postgres.ReconcileRun{RunID: r.RunID, WorkspaceID: r.WorkspaceID,
+	inserted, err := a.DB.RecordReconcileRun(ctx, linsync.ReconcileRun{RunID: r.RunID, WorkspaceID: r.WorkspaceID,
 		WorkflowID: r.WorkflowID, WatermarkFrom: r.WatermarkFrom, WatermarkTo: r.WatermarkTo, IssuesSeen: r.IssuesSeen,
 		QuestionsRepaired: counts[DriftQuestion], FiledRepaired: counts[DriftFiledIssue], QuestionsResynced: r.Resynced,
 		WebhooksReenabled: len(r.Reenabled), Repaired: repaired, StartedAt: r.StartedAt})
@@ -362,8 +362,8 @@ func (a *Reconciler) FinishReconcile(ctx context.Context, r ReconcileReport) err
 		return nil
 	}
 	activity.GetLogger(ctx).Info("reconciliation repaired drift", "workspace_id", r.WorkspaceID, "repaired", strings.Join(parts, ", "))
-	return a.DB.RecordAccessEvent(ctx, postgres.AccessEvent{WorkspaceID: r.WorkspaceID, Kind: AccessDriftRepaired,
-		Outcome: postgres.AccessOutcomeOK, Detail: "reconciliation run " + r.RunID + " repaired " + strings.Join(parts, ", ")})
+	return a.DB.RecordAccessEvent(ctx, linsync.AccessEvent{WorkspaceID: r.WorkspaceID, Kind: AccessDriftRepaired,
+		Outcome: linsync.AccessOutcomeOK, Detail: "reconciliation run " + r.RunID + " repaired " + strings.Join(parts, ", ")})
 }
 
 // ReconcileResyncLimit bounds how many unsynced questions one run signals; the rest wait for the next run.
@@ -378,7 +378,7 @@ func (a *Reconciler) QuestionsToResync(ctx context.Context, workspaceID string) 
 	}
 	var ids []string
 	for _, q := range qs {
-		if q.NextAction == postgres.NextActionResync {
+		if q.NextAction == linsync.NextActionResync {
 			ids = append(ids, q.QuestionID)
 		}
 	}

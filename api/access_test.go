@@ -18,7 +18,6 @@ import (
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 )
 
 // TestConnectRegistersWebhookThatVerifies connects by API key: linsync creates its webhook in the fake with a secret
@@ -245,7 +244,7 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 	ws, tok := e.workspace("acme")
 
 	expired := linear.RandomToken(32)
-	require.NoError(t, e.db.CreateOAuthState(t.Context(), postgres.OAuthState{WorkspaceID: ws.ID, State: expired,
+	require.NoError(t, e.db.CreateOAuthState(t.Context(), linsync.OAuthState{WorkspaceID: ws.ID, State: expired,
 		CodeVerifier: "v", RedirectURI: e.oauth.RedirectURL(), ExpiresAt: time.Now().Add(-time.Second)}))
 	for name, query := range map[string]string{
 		"forged state":  "?code=whatever&state=" + linear.RandomToken(32),

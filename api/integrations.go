@@ -11,7 +11,6 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
 type connectRequest struct {
@@ -67,7 +66,7 @@ func (s *Server) handleConnectLinear(c *gin.Context) {
 	if req.DefaultPriority != nil {
 		priority = *req.DefaultPriority
 	}
-	conn, err := s.db.SaveConnection(c, postgres.ConnectionInput{
+	conn, err := s.db.SaveConnection(c, linsync.ConnectionInput{
 		WorkspaceID: ws.ID, OrganizationID: probe.orgID, OrganizationName: probe.orgName, AuthKind: linsync.AuthAPIKey,
 		Credential: req.APIKey, ActorUserID: probe.viewer.Id, ActorName: probe.viewer.Name,
 		DefaultTeam: probe.teamID, Priority: priority, Labels: req.Labels,

@@ -12,7 +12,6 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
 const (
@@ -64,7 +63,7 @@ func (s *Server) handleOAuthStart(c *gin.Context) {
 	if req.DefaultPriority != nil {
 		priority = *req.DefaultPriority
 	}
-	err = s.db.CreateOAuthState(c, postgres.OAuthState{WorkspaceID: ws.ID, State: state, CodeVerifier: verifier,
+	err = s.db.CreateOAuthState(c, linsync.OAuthState{WorkspaceID: ws.ID, State: state, CodeVerifier: verifier,
 		RedirectURI: s.cfg.OAuth.RedirectURL(), DefaultTeamID: req.DefaultTeamID, DefaultPriority: priority,
 		DefaultLabels: req.Labels, ExpiresAt: expires})
 	if err != nil {
@@ -121,8 +120,8 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 		return
 	}
 	if e := c.Query("error"); e != "" {
-		s.recordAccess(c, postgres.AccessEvent{WorkspaceID: st.WorkspaceID, Kind: postgres.AccessConnected,
-			Outcome: postgres.AccessOutcomeFailed, Detail: "Linear did not grant access: " + e})
+		s.recordAccess(c, linsync.AccessEvent{WorkspaceID: st.WorkspaceID, Kind: linsync.AccessConnected,
+			Outcome: linsync.AccessOutcomeFailed, Detail: "Linear did not grant access: " + e})
 		s.writeError(c, linsync.Errorf(linsync.EINVALID, "Linear did not grant access: %s %s", e, c.Query("error_description")))
 		return
 	}
@@ -163,7 +162,7 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 	if !tok.ExpiresAt.IsZero() {
 		expires = &tok.ExpiresAt
 	}
-	conn, err := s.db.SaveConnection(c, postgres.ConnectionInput{
+	conn, err := s.db.SaveConnection(c, linsync.ConnectionInput{
 		WorkspaceID: ws.ID, OrganizationID: probe.orgID, OrganizationName: probe.orgName, AuthKind: linsync.AuthOAuth,
 		Credential: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: expires, OAuthScopes: tok.Scopes,
 		ActorUserID: probe.viewer.Id, ActorName: probe.viewer.Name, DefaultTeam: team, Priority: st.DefaultPriority,
@@ -174,8 +173,8 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessConnected,
-		Outcome: postgres.AccessOutcomeOK, Detail: "oauth, organization " + conn.OrganizationID})
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessConnected,
+		Outcome: linsync.AccessOutcomeOK, Detail: "oauth, organization " + conn.OrganizationID})
 	s.log.InfoContext(c, "linear connected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID,
 		"auth_kind", conn.AuthKind, "credential", conn.CredentialLast4)
 	lc, err := s.linearClient(cred)
@@ -215,10 +214,10 @@ func (s *Server) revokeGrant(ctx context.Context, workspaceID, connectionID, acc
 		if t.tok == "" {
 			continue
 		}
-		ev := postgres.AccessEvent{WorkspaceID: workspaceID, ConnectionID: connectionID, Kind: postgres.AccessTokenRevoked,
-			Outcome: postgres.AccessOutcomeOK, Detail: t.hint + " " + linear.Credential{AccessToken: t.tok}.Redacted()}
+		ev := linsync.AccessEvent{WorkspaceID: workspaceID, ConnectionID: connectionID, Kind: linsync.AccessTokenRevoked,
+			Outcome: linsync.AccessOutcomeOK, Detail: t.hint + " " + linear.Credential{AccessToken: t.tok}.Redacted()}
 		if err := s.cfg.OAuth.Revoke(ctx, t.tok, t.hint); err != nil {
-			ev.Outcome, ev.Detail = postgres.AccessOutcomeFailed, ev.Detail+": "+err.Error()
+			ev.Outcome, ev.Detail = linsync.AccessOutcomeFailed, ev.Detail+": "+err.Error()
 			s.log.WarnContext(ctx, "revoke linear oauth token failed", "workspace_id", workspaceID, "token_type", t.hint, "err", err)
 		}
 		s.recordAccess(ctx, ev)
@@ -240,7 +239,7 @@ func oauthRefusal(what string, err error) error {
 
 // linearFor returns a Linear client for the workspace's active connection, refreshing an OAuth access token that
 // is about to expire (serialised with every other refresher; see postgres.RefreshOAuthConnection).
-func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Client, *linsync.LinearConnection, *postgres.Credentials, error) {
+func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Client, *linsync.LinearConnection, *linsync.LinearCredentials, error) {
 	conn, err := s.db.FindConnection(ctx, workspaceID)
 	if err != nil {
 		return nil, nil, nil, err
@@ -248,7 +247,7 @@ func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Cli
 	if conn.Status != linsync.ConnectionActive {
 		return nil, conn, nil, linsync.Errorf(linsync.ECONFLICT, "the Linear connection is %s: %s", conn.Status, conn.StatusReason)
 	}
-	var creds *postgres.Credentials
+	var creds *linsync.LinearCredentials
 	if conn.AuthKind == linsync.AuthOAuth && s.cfg.OAuth != nil && conn.AccessTokenExpiresAt != nil &&
 		conn.AccessTokenExpiresAt.Sub(s.now()) <= refreshWithin {
 		conn, creds, err = s.db.RefreshOAuthConnection(ctx, workspaceID, refreshWithin, oauthRefresher(s.cfg.OAuth))
@@ -273,19 +272,19 @@ func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Cli
 }
 
 // oauthRefresher adapts Linear's token endpoint to the store's refresh step.
-func oauthRefresher(o *linear.OAuthClient) postgres.RefreshFunc {
-	return func(ctx context.Context, refreshToken string) (*postgres.OAuthTokens, error) {
+func oauthRefresher(o *linear.OAuthClient) linsync.OAuthRefreshFunc {
+	return func(ctx context.Context, refreshToken string) (*linsync.OAuthTokens, error) {
 		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		t, err := o.Refresh(ctx, refreshToken)
 		if err != nil {
 			return nil, err
 		}
-		return &postgres.OAuthTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, Scopes: t.Scopes}, nil
+		return &linsync.OAuthTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, Scopes: t.Scopes}, nil
 	}
 }
 
-func (s *Server) recordAccess(ctx context.Context, e postgres.AccessEvent) {
+func (s *Server) recordAccess(ctx context.Context, e linsync.AccessEvent) {
 	if err := s.db.RecordAccessEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.WarnContext(ctx, "record access event failed", "workspace_id", e.WorkspaceID, "kind", e.Kind, "err", err)
 	}
@@ -302,8 +301,8 @@ func (s *Server) handleAccessHistory(c *gin.Context) {
 
 // afterAPIKeyConnect records a connect by API key, registers linsync's webhook and answers the connect.
 func (s *Server) afterAPIKeyConnect(c *gin.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, cred linear.Credential) {
-	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessConnected,
-		Outcome: postgres.AccessOutcomeOK, Detail: "api key, organization " + conn.OrganizationID})
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessConnected,
+		Outcome: linsync.AccessOutcomeOK, Detail: "api key, organization " + conn.OrganizationID})
 	lc, err := s.linearClient(cred)
 	if err != nil {
 		s.writeError(c, err)

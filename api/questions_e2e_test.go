@@ -15,7 +15,6 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 )
 
 // qHarness is the whole loop: the API and a worker with the question activities on a real Temporal dev server and
@@ -250,7 +249,7 @@ func TestQuestionsEndToEnd(t *testing.T) {
 	for _, e := range h.audit(id) {
 		kinds = append(kinds, e.(map[string]any)["kind"].(string))
 	}
-	require.Contains(t, kinds, postgres.AuditUnlinked)
+	require.Contains(t, kinds, linsync.AuditUnlinked)
 }
 
 // TestQuestionsWebhookFaults: duplicated, delayed and reordered webhooks converge on Linear's final state.
@@ -278,7 +277,7 @@ func TestQuestionsWebhookFaults(t *testing.T) {
 	require.Zero(t, h.fake.CountRequests(""), "no write back, no look-up")
 	stale := 0
 	for _, e := range h.audit(id) {
-		if e.(map[string]any)["kind"] == postgres.AuditStaleLinear {
+		if e.(map[string]any)["kind"] == linsync.AuditStaleLinear {
 			stale++
 		}
 	}
@@ -365,7 +364,7 @@ func TestQuestionsUnknownEmail(t *testing.T) {
 	for _, e := range h.audit(id) {
 		kinds = append(kinds, e.(map[string]any)["kind"].(string))
 	}
-	require.Contains(t, kinds, postgres.AuditUnmatchedEmail)
+	require.Contains(t, kinds, linsync.AuditUnmatchedEmail)
 	_, out := h.do(http.MethodGet, "/questions/"+id+"/replies", nil)
 	require.Empty(t, out["replies"], "linsync's note is not a reply")
 

@@ -193,7 +193,7 @@ func (s *stack) startWorker(o stackOptions) {
 			CallbackClient: activities.PublicHTTPClient(true, 5*time.Second)}
 	}
 	if ow.events {
-		s.acts.Events = &activities.Events{DB: s.db, Linear: s.clients, Temporal: s.temporal}
+		s.acts.Events = &activities.Events{DB: s.db, Linear: s.clients, Temporal: s.temporal, Aggregator: workflows.TypeIssueAggregator}
 	}
 	if ow.access {
 		s.acts.Access = &activities.Access{DB: s.db, Linear: s.clients}
@@ -233,7 +233,7 @@ func (s *stack) setUpWorkspace(o stackOptions) {
 	switch o.webhook {
 	case webhookNone:
 	case webhookStored:
-		hook, err := s.db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: org, Secret: testSecret})
+		hook, err := s.db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: org, Secret: testSecret})
 		require.NoError(s.t, err)
 		s.hookID = hook.ID
 	}
@@ -243,7 +243,7 @@ func (s *stack) setUpWorkspace(o stackOptions) {
 		if s.apiKey == "" {
 			s.apiKey = s.sd.APIKey
 		}
-		conn, err = s.db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: org,
+		conn, err = s.db.SaveConnection(ctx, linsync.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: org,
 			OrganizationName: c.orgName, AuthKind: linsync.AuthAPIKey, Credential: s.apiKey, ActorUserID: s.sd.Bot.ID,
 			ActorName: s.sd.Bot.Name, DefaultTeam: s.sd.Triage.ID, Priority: 3, Labels: c.labels})
 		require.NoError(s.t, err)
@@ -252,7 +252,7 @@ func (s *stack) setUpWorkspace(o stackOptions) {
 	if o.webhook == webhookManaged {
 		require.NotNil(s.t, conn, "a managed webhook belongs to a connection")
 		whID := s.fake.AddWebhook(target, testSecret)
-		hook, err := s.db.RegisterLinearWebhook(ctx, postgres.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: conn.ID,
+		hook, err := s.db.RegisterLinearWebhook(ctx, linsync.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: conn.ID,
 			OrganizationID: org, LinearWebhookID: whID, Managed: true, URL: target,
 			ResourceTypes: []string{"Issue", "Comment"}, Secret: testSecret})
 		require.NoError(s.t, err)

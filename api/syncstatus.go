@@ -9,7 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -54,7 +53,7 @@ type syncItem struct {
 const syncStatusLimit = 500
 
 // deadLetterKindsOfEvents are the workflows whose dead letters are filed events that never reached Linear.
-var deadLetterKindsOfEvents = []string{"FileEvent", "IssueAggregator"}
+var deadLetterKindsOfEvents = []string{workflows.TypeFileEvent, workflows.TypeIssueAggregator}
 
 func (s *Server) handleSyncStatus(c *gin.Context) {
 	ws := workspaceOf(c)
@@ -74,14 +73,14 @@ func (s *Server) handleSyncStatus(c *gin.Context) {
 		return
 	}
 	for _, f := range filings {
-		next := postgres.NextActionWait
+		next := linsync.NextActionWait
 		if !f.Recent {
 			// A filing stuck past the grace either failed for good (its dead letter is below) or waits for its
 			// aggregator's next flush.
 			next = nextActionCheckFailed
 		}
 		at := f.UpdatedAt
-		items = append(items, syncItem{Kind: syncItemFiledIssue, ID: f.IssueID, EventKind: f.Kind, State: postgres.SyncPending,
+		items = append(items, syncItem{Kind: syncItemFiledIssue, ID: f.IssueID, EventKind: f.Kind, State: linsync.SyncPending,
 			Reason:        fmt.Sprintf("the Linear issue for %s is not created yet (%d events)", f.DedupKey, f.Entries),
 			LastAttemptAt: &at, NextAction: next})
 	}
@@ -94,7 +93,7 @@ func (s *Server) handleSyncStatus(c *gin.Context) {
 		}
 		for _, d := range ds {
 			at := d.LastFailed
-			items = append(items, syncItem{Kind: syncItemFailedEvent, ID: d.ID, EventKind: d.Kind, State: postgres.SyncFailed,
+			items = append(items, syncItem{Kind: syncItemFailedEvent, ID: d.ID, EventKind: d.Kind, State: linsync.SyncFailed,
 				Reason: d.ErrorClass + ": " + d.ErrorMessage, Attempts: d.Attempts, LastAttemptAt: &at,
 				NextAction: nextActionReplay, WorkflowID: d.WorkflowID, UIURL: d.UIURL})
 		}
@@ -109,10 +108,10 @@ func (s *Server) handleSyncStatus(c *gin.Context) {
 
 // reconcileView is a workspace's reconciliation setting and its last runs.
 type reconcileView struct {
-	IntervalSeconds int                     `json:"interval_seconds"`
-	Default         bool                    `json:"default"`
-	ScheduleID      string                  `json:"schedule_id"`
-	Runs            []postgres.ReconcileRun `json:"runs"`
+	IntervalSeconds int                    `json:"interval_seconds"`
+	Default         bool                   `json:"default"`
+	ScheduleID      string                 `json:"schedule_id"`
+	Runs            []linsync.ReconcileRun `json:"runs"`
 }
 
 func (s *Server) reconcileView(ctx context.Context, workspaceID string) (*reconcileView, error) {

@@ -13,7 +13,6 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -191,7 +190,7 @@ func TestSyncStatusListsFailedPushAndReconcileResyncs(t *testing.T) {
 	require.Contains(t, item["reason"], "create issue")
 	require.InDelta(t, 1, item["attempts"], 0)
 	require.NotNil(t, item["last_attempt_at"])
-	require.Equal(t, postgres.NextActionResync, item["next_action"])
+	require.Equal(t, linsync.NextActionResync, item["next_action"])
 	require.NotNil(t, out["reconcile"].(map[string]any)["interval_seconds"])
 
 	res := h.reconcile()

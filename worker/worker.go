@@ -4,6 +4,7 @@ package worker
 import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/workflows"
@@ -27,8 +28,8 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 		opts.Interceptors = append(opts.Interceptors, &workflows.DeadLetterInterceptor{})
 	}
 	w := sdkworker.New(c, taskQueue, opts)
-	for _, wf := range workflows.All() {
-		w.RegisterWorkflow(wf)
+	for name, wf := range workflows.All() {
+		w.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
 	}
 	// Nil structs are skipped, so tests register only what they exercise.
 	register := func(isNil bool, a any) {

@@ -3,8 +3,9 @@ package workflows
 import (
 	"context"
 	"fmt"
-	enumspb "go.temporal.io/api/enums/v1"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -123,7 +124,7 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef) {
 	// A Linear change applied meanwhile can leave new work (a newer app edit to write back), so a pass repeats
 	// while there is work, a bounded number of times.
 	for range 3 {
-		var w activities.SyncWork
+		var w linsync.SyncWork
 		if err := workflow.ExecuteActivity(storeContext(ctx), a.QuestionSyncWork, ref).Get(ctx, &w); err != nil {
 			fail("read question", err)
 			return

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear"
@@ -71,7 +72,7 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	if _, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "bench-org", Secret: string(secret)}); err != nil {
+	if _, err := db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "bench-org", Secret: string(secret)}); err != nil {
 		return err
 	}
 	srv, err := api.New(api.Config{TaskQueue: "bench"}, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)),

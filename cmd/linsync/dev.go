@@ -315,7 +315,7 @@ func ensureDevWorkspace(ctx context.Context, cfg Config, fake *devFake) error {
 		if ws, err = db.CreateWorkspace(ctx, devWorkspace, "Development"); err != nil {
 			return err
 		}
-		_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: devOrganization, Secret: devWebhookSecret})
+		_, err = db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: devOrganization, Secret: devWebhookSecret})
 	}
 	if err != nil || fake == nil {
 		return err
@@ -324,11 +324,11 @@ func ensureDevWorkspace(ctx context.Context, cfg Config, fake *devFake) error {
 		return nil // the fake's seed is fixed, so an earlier connection still fits
 	}
 	sd := fake.seed
-	if _, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
+	if _, err := db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
 		LinearWebhookID: fake.hookID, Secret: devWebhookSecret}); err != nil {
 		return err
 	}
-	_, err = db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
+	_, err = db.SaveConnection(ctx, linsync.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
 		OrganizationName: "Fake Workspace", AuthKind: linsync.AuthAPIKey, Credential: sd.APIKey, ActorUserID: sd.Bot.ID,
 		ActorName: sd.Bot.Name, DefaultTeam: sd.Triage.ID})
 	return err

@@ -238,7 +238,7 @@ func newActivities(cfg Config, d *deps, oauth *linear.OAuthClient) (worker.Activ
 	return worker.Activities{
 		Deliveries:  &activities.Deliveries{DB: d.db},
 		Questions:   questions,
-		Events:      &activities.Events{DB: d.db, Linear: clients, Temporal: d.temporal},
+		Events:      &activities.Events{DB: d.db, Linear: clients, Temporal: d.temporal, Aggregator: workflows.TypeIssueAggregator},
 		Access:      &activities.Access{DB: d.db, Linear: clients},
 		DeadLetters: deadLetters,
 		Reconciler:  &activities.Reconciler{DB: d.db, Linear: clients, Temporal: d.temporal, Metrics: rm},

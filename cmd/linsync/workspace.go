@@ -58,7 +58,7 @@ func workspaceCmd(ctx context.Context, cfg Config, args []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	hook, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{
+	hook, err := db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{
 		WorkspaceID: ws.ID, OrganizationID: *org, TeamID: *team, Secret: *secret,
 	})
 	if err != nil {
