@@ -178,13 +178,6 @@ func callbackContext(ctx workflow.Context) workflow.Context {
 	})
 }
 
-func init() {
-	deliveryRoutes["Issue"] = questionIssueDelivery
-	deliveryRoutes["Comment/create"] = questionCommentDelivery
-	deliveryRoutes["Comment/update"] = questionCommentDelivery
-	deliveryRoutes["Comment/remove"] = questionCommentDelivery
-}
-
 // QuestionCallbackWorkflowID is the workflow ID of the callback that tells the app about one Linear delivery.
 func QuestionCallbackWorkflowID(deliveryID string) string { return "question-callback:" + deliveryID }
 
