@@ -180,4 +180,6 @@ type AggregatorInput struct {
 	Capped bool `json:"capped,omitempty"`
 	// Runs counts continue-as-new generations, for logs and tests.
 	Runs int `json:"runs,omitempty"`
+	// LinearMaxAttempts bounds the attempts of each call to Linear (0: workflows.DefaultLinearMaxAttempts).
+	LinearMaxAttempts int32 `json:"linear_max_attempts,omitempty"`
 }

@@ -25,6 +25,8 @@ type Events struct {
 	Linear *LinearClients
 	// Temporal signals the aggregator workflows (signal-with-start) on the activity's own task queue.
 	Temporal client.Client
+	// Metrics counts the retries of Linear calls; nil counts nothing.
+	Metrics *Metrics
 	// Aggregator is the aggregator workflow's type name (workflows.TypeIssueAggregator, which activities cannot
 	// import), set by worker.NewActivities.
 	Aggregator string
@@ -216,7 +218,7 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 	case f.Status == linsync.FiledPending:
 		labelIDs, err := lc.LabelIDs(ctx, f.TeamID, f.Labels)
 		if err != nil {
-			return fin, LinearError(ctx, err)
+			return fin, e.Metrics.LinearError(ctx, err)
 		}
 		issue, err := CreateOrFetch(ctx, func(ctx context.Context) (*linear.IssueFields, error) {
 			r, err := linear.IssueCreate(ctx, lc.GQL(), linear.IssueCreateInput{ID: f.ID, TeamID: f.TeamID, Title: title,
@@ -233,13 +235,13 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 			return &r.Issue.IssueFields, nil
 		})
 		if err != nil {
-			return fin, LinearError(ctx, fmt.Errorf("create issue %s: %w", key, err))
+			return fin, e.Metrics.LinearError(ctx, fmt.Errorf("create issue %s: %w", key, err))
 		}
 		if issue.Title != title || issue.Description == nil || *issue.Description != body {
 			// An earlier attempt created the issue from fewer entries; bring it up to date now.
 			if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, linear.IssueUpdateInput{Title: linear.Value(title),
 				Description: linear.Value(body), LabelIDs: linear.Value(labelIDs)}); err != nil {
-				return fin, LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
+				return fin, e.Metrics.LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
 			}
 			res.Updated = true
 		}
@@ -251,12 +253,12 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 		if labelsChanged {
 			labelIDs, err := lc.LabelIDs(ctx, f.TeamID, f.Labels)
 			if err != nil {
-				return fin, LinearError(ctx, err)
+				return fin, e.Metrics.LinearError(ctx, err)
 			}
 			upd.LabelIDs = linear.Value(labelIDs)
 		}
 		if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, upd); err != nil {
-			return fin, LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
+			return fin, e.Metrics.LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
 		}
 		res.Updated = true
 	}

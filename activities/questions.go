@@ -30,6 +30,8 @@ type Questions struct {
 	AfterLinearWrite func(ctx context.Context, op string) error
 	// DeadLetters, when set, receives questions whose push failed for good (see RecordSyncFailure).
 	DeadLetters *DeadLetters
+	// Metrics counts the retries of Linear calls; nil counts nothing.
+	Metrics *Metrics
 	// CallbackClient posts the signed callbacks to the Q&A app; nil means PublicHTTPClient(false, 10s), which
 	// refuses private addresses.
 	CallbackClient *http.Client
@@ -85,7 +87,7 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 	}
 	team, err := lc.Team(ctx, q.TeamID)
 	if err != nil {
-		return LinearError(ctx, err)
+		return a.Metrics.LinearError(ctx, err)
 	}
 	in := linear.IssueCreateInput{ID: q.LinearIssueID, TeamID: team.Id, Title: q.Field(linsync.FieldTitle),
 		Description: describe(q, settings), Priority: q.Priority()}
@@ -96,7 +98,7 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 	}
 	if len(conn.DefaultLabels) > 0 {
 		if in.LabelIDs, err = lc.LabelIDs(ctx, team.Id, conn.DefaultLabels); err != nil {
-			return LinearError(ctx, err)
+			return a.Metrics.LinearError(ctx, err)
 		}
 	}
 	assignee := q.Field(linsync.FieldAssignee)
@@ -126,7 +128,7 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 			return &resp.Issue.IssueFields, nil
 		})
 	if err != nil {
-		return LinearError(ctx, fmt.Errorf("create issue for question %s: %w", q.ID, err))
+		return a.Metrics.LinearError(ctx, fmt.Errorf("create issue for question %s: %w", q.ID, err))
 	}
 	if issue == nil {
 		return fmt.Errorf("create issue for question %s: Linear answered without the issue", q.ID)
@@ -163,7 +165,7 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 func (a *Questions) userByEmail(ctx context.Context, lc *linear.Client, workspaceID, email string) (*linear.UserFields, error) {
 	u, err := lc.UserByEmail(ctx, email)
 	if err != nil {
-		return nil, LinearError(ctx, err)
+		return nil, a.Metrics.LinearError(ctx, err)
 	}
 	if u != nil {
 		if err := a.DB.RememberLinearUser(ctx, workspaceID, u.Id, u.Email, u.Name); err != nil {
@@ -200,7 +202,7 @@ func (a *Questions) createComment(ctx context.Context, lc *linear.Client, in lin
 			return in.ID, err
 		})
 	if err != nil {
-		return LinearError(ctx, fmt.Errorf("create comment %s on issue %s: %w", in.ID, in.IssueID, err))
+		return a.Metrics.LinearError(ctx, fmt.Errorf("create comment %s on issue %s: %w", in.ID, in.IssueID, err))
 	}
 	return a.afterWrite(ctx, "CommentCreate")
 }
@@ -241,7 +243,7 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 			}
 			st, err := lc.State(ctx, q.TeamID, typ)
 			if err != nil {
-				return 0, LinearError(ctx, err)
+				return 0, a.Metrics.LinearError(ctx, err)
 			}
 			in.StateID, send = linear.Value(st.Id), true
 			pushed[name] = linsync.PushedField{Value: v, LinearValue: settings.StatusOf(st.Type)}
@@ -290,7 +292,7 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 		}
 		resp, err := linear.IssueUpdate(ctx, lc.GQL(), q.LinearIssueID, in)
 		if err != nil {
-			return 0, LinearError(ctx, fmt.Errorf("update issue of question %s: %w", q.ID, err))
+			return 0, a.Metrics.LinearError(ctx, fmt.Errorf("update issue of question %s: %w", q.ID, err))
 		}
 		requests++
 		if err := a.afterWrite(ctx, "IssueUpdate"); err != nil {

@@ -177,7 +177,7 @@ func (a *Questions) assigneeEmail(ctx context.Context, workspaceID string, d *li
 	}
 	resp, err := linear.User(ctx, lc.GQL(), id)
 	if err != nil {
-		return "", LinearError(ctx, fmt.Errorf("look up assignee %s: %w", id, err))
+		return "", a.Metrics.LinearError(ctx, fmt.Errorf("look up assignee %s: %w", id, err))
 	}
 	return linsync.NormalizeEmail(resp.User.Email), a.DB.RememberLinearUser(ctx, workspaceID, id, resp.User.Email, resp.User.Name)
 }

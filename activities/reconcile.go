@@ -23,8 +23,8 @@ type Reconciler struct {
 	DB       *postgres.DB
 	Linear   *LinearClients
 	Temporal client.Client
-	// Metrics receives the drift and webhook counters; nil records nothing.
-	Metrics *ReconcileMetrics
+	// Metrics counts retries, repaired drift and re-enabled webhooks; nil counts nothing.
+	Metrics *Metrics
 	// Now is the clock of first watermarks; nil means time.Now.
 	Now func() time.Time
 }
@@ -115,7 +115,7 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 	for {
 		resp, err := linear.Webhooks(ctx, lc.GQL(), &first, after)
 		if err != nil {
-			return nil, LinearError(ctx, fmt.Errorf("list webhooks: %w", err))
+			return nil, a.Metrics.LinearError(ctx, fmt.Errorf("list webhooks: %w", err))
 		}
 		for _, wh := range resp.Webhooks.Nodes {
 			rec, ok := ours[wh.Id]
@@ -128,7 +128,7 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 				continue
 			}
 			if _, err := linear.WebhookUpdate(ctx, lc.GQL(), wh.Id, linear.WebhookUpdateInput{Enabled: linear.Value(true)}); err != nil {
-				return nil, LinearError(ctx, fmt.Errorf("re-enable webhook %s: %w", wh.Id, err))
+				return nil, a.Metrics.LinearError(ctx, fmt.Errorf("re-enable webhook %s: %w", wh.Id, err))
 			}
 			out.Reenabled = append(out.Reenabled, wh.Id)
 			activity.GetLogger(ctx).Info("re-enabled linear webhook disabled by linear", "workspace_id", workspaceID,
@@ -205,7 +205,7 @@ func (a *Reconciler) ChangedIssues(ctx context.Context, in ReconcilePageInput) (
 	}
 	resp, err := linear.IssuesUpdatedSince(ctx, lc.GQL(), in.Since.UTC().Format(time.RFC3339Nano), &first, after)
 	if err != nil {
-		return nil, LinearError(ctx, fmt.Errorf("list issues updated since %s: %w", in.Since.Format(time.RFC3339), err))
+		return nil, a.Metrics.LinearError(ctx, fmt.Errorf("list issues updated since %s: %w", in.Since.Format(time.RFC3339), err))
 	}
 	nodes := resp.Issues.Nodes
 	page := &ReconcilePage{Seen: len(nodes)}

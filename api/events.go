@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/linsync/linsync"
@@ -185,13 +183,9 @@ func (s *Server) startEvent(ctx context.Context, workspaceID, key string, ev lin
 	id := workflows.EventWorkflowID(workspaceID, key)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
-	_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                s.cfg.TaskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, workflows.FileEvent, workflows.EventInput{WorkspaceID: workspaceID, Key: key, Event: ev, ReceivedAt: received})
+	_, err := s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(id, s.cfg.TaskQueue), workflows.FileEvent,
+		workflows.EventInput{WorkspaceID: workspaceID, Key: key, Event: ev, ReceivedAt: received,
+			LinearMaxAttempts: s.start.LinearMaxAttempts})
 	item := eventItem{Key: key, WorkflowID: id}
 	switch {
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):

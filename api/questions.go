@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/workflows"
 )
 
 // registerQuestionRoutes adds the questions and replies resources (scope questions:write) and their settings
@@ -179,7 +178,7 @@ func (s *Server) handleCreateQuestion(c *gin.Context) {
 func (s *Server) signalQuestion(ctx context.Context, q *linsync.Question, reason string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
-	if err := workflows.SignalQuestionSync(ctx, s.temporal, s.cfg.TaskQueue, q.WorkspaceID, q.ID, reason); err != nil {
+	if err := s.start.SignalQuestionSync(ctx, q.WorkspaceID, q.ID, reason); err != nil {
 		s.log.WarnContext(ctx, "question signal failed", "workspace_id", q.WorkspaceID, "question_id", q.ID, "err", err)
 		return linsync.Errorf(linsync.EUNAVAILABLE, "the change is stored but could not be scheduled for Linear; retry the request")
 	}

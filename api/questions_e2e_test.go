@@ -35,7 +35,7 @@ func newQuestionHarness(t *testing.T, failAfter func(ctx context.Context, op str
 func newQuestionHarnessVia(t *testing.T, failAfter func(ctx context.Context, op string) error, via func(target string) string) *qHarness {
 	t.Helper()
 	s := newStack(t, stackOptions{linear: lineartest.Options{Now: tickingClock()}, afterLinearWrite: failAfter,
-		worker:    stackWorker{deliveries: true, questions: true, deadLetters: true, questionDeadLetters: true},
+		worker:    stackWorker{deliveries: true, questions: true, deadLetters: true},
 		workspace: "qa", workspaceName: "QA", webhook: webhookStored, connect: &stackConnection{labels: []string{"Customer"}},
 		tokens: []stackToken{{"qa", []string{linsync.ScopeQuestionsWrite}}}, deliver: true, via: via})
 	return &qHarness{stack: s, token: s.tokens["qa"], acts: s.acts.Questions}

@@ -60,9 +60,6 @@ type stackWorker struct {
 	deliveries, questions, events, access, reconciler bool
 	// deadLetters also turns the dead-letter interceptor on for every workflow.
 	deadLetters bool
-	// questionDeadLetters hands questions whose push failed for good to the dead letters, which replay them by a
-	// resync.
-	questionDeadLetters bool
 }
 
 // everyCapability is the worker production runs.
@@ -176,39 +173,37 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	return s
 }
 
-// startWorker runs the activities o.worker asks for, if any.
+// startWorker runs the activities o.worker asks for, if any, built by worker.NewActivities as production builds
+// them.
 func (s *stack) startWorker(o stackOptions) {
 	s.t.Helper()
 	if o.worker == (stackWorker{}) {
 		return
 	}
+	m, err := activities.NewMetrics(s.workerReg)
+	require.NoError(s.t, err)
+	all := worker.NewActivities(worker.Deps{DB: s.db, Start: workflows.Starter{Client: s.temporal, TaskQueue: s.taskQueue},
+		Linear: s.clients, Metrics: m, TemporalUIURL: "http://temporal-ui.test", AfterLinearWrite: o.afterLinearWrite,
+		// Test apps listen on loopback, which production refuses unless configured.
+		CallbackClient: activities.PublicHTTPClient(true, 5*time.Second)})
 	ow := o.worker
 	if ow.deliveries {
-		s.acts.Deliveries = &activities.Deliveries{DB: s.db}
+		s.acts.Deliveries = all.Deliveries
 	}
 	if ow.questions {
-		s.acts.Questions = &activities.Questions{DB: s.db, Linear: s.clients,
-			Sync: workflows.QuestionSyncer(s.temporal, s.taskQueue), AfterLinearWrite: o.afterLinearWrite,
-			// Test apps listen on loopback, which production refuses unless configured.
-			CallbackClient: activities.PublicHTTPClient(true, 5*time.Second)}
+		s.acts.Questions = all.Questions
 	}
 	if ow.events {
-		s.acts.Events = &activities.Events{DB: s.db, Linear: s.clients, Temporal: s.temporal, Aggregator: workflows.TypeIssueAggregator}
+		s.acts.Events = all.Events
 	}
 	if ow.access {
-		s.acts.Access = &activities.Access{DB: s.db, Linear: s.clients}
+		s.acts.Access = all.Access
 	}
 	if ow.deadLetters {
-		s.acts.DeadLetters = &activities.DeadLetters{DB: s.db, Temporal: s.temporal, UIURL: "http://temporal-ui.test"}
-		if ow.questionDeadLetters {
-			s.acts.Questions.DeadLetters = s.acts.DeadLetters
-			s.acts.DeadLetters.Resync = s.acts.Questions.ResyncQuestion
-		}
+		s.acts.DeadLetters = all.DeadLetters
 	}
 	if ow.reconciler {
-		rm, err := activities.NewReconcileMetrics(s.workerReg)
-		require.NoError(s.t, err)
-		s.acts.Reconciler = &activities.Reconciler{DB: s.db, Linear: s.clients, Temporal: s.temporal, Metrics: rm}
+		s.acts.Reconciler = all.Reconciler
 	}
 	w := worker.New(s.temporal, s.taskQueue, s.acts, sdkworker.Options{})
 	require.NoError(s.t, w.Start())

@@ -119,10 +119,8 @@ func (s *Server) reconcileView(ctx context.Context, workspaceID string) (*reconc
 	if err != nil {
 		return nil, err
 	}
-	v := &reconcileView{IntervalSeconds: int(every.Seconds()), ScheduleID: workflows.ReconcileScheduleID(workspaceID)}
-	if every == 0 {
-		v.IntervalSeconds, v.Default = int(workflows.ReconcileEvery.Seconds()), true
-	}
+	v := &reconcileView{IntervalSeconds: int(s.start.ReconcileInterval(every).Seconds()), Default: every == 0,
+		ScheduleID: workflows.ReconcileScheduleID(workspaceID)}
 	if v.Runs, err = s.db.ListReconcileRuns(ctx, workspaceID, 10); err != nil {
 		return nil, err
 	}
@@ -183,7 +181,7 @@ func (s *Server) scheduleReconcile(ctx context.Context, workspaceID string) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*s.cfg.StartTimeout)
 	defer cancel()
-	if err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TaskQueue, workspaceID, every); err != nil {
+	if err := s.start.EnsureReconcileSchedule(ctx, workspaceID, every); err != nil {
 		s.log.WarnContext(ctx, "ensure reconcile schedule failed", "workspace_id", workspaceID, "err", err)
 		return err
 	}

@@ -172,7 +172,7 @@ func TestSyncStatusListsFailedPushAndReconcileResyncs(t *testing.T) {
 	t.Parallel()
 	h := newReconcileHarness(t, lineartest.Options{})
 	// Exactly the attempts of one pass: each attempt's first request fails, so the pass fails and the faults are used up.
-	h.fake.InjectStatus(http.StatusBadGateway, int(workflows.LinearMaxAttempts))
+	h.fake.InjectStatus(http.StatusBadGateway, int(workflows.DefaultLinearMaxAttempts))
 	st, out := h.do(http.MethodPost, "/questions", map[string]any{"title": "Why is revenue down?", "body": "?",
 		"asker_email": "asker@example.com"})
 	require.Equal(t, http.StatusCreated, st, out)
@@ -234,7 +234,7 @@ func TestReconcileSettingAndSchedule(t *testing.T) {
 	require.Equal(t, true, out["default"])
 	desc, err = h.temporal.ScheduleClient().GetHandle(t.Context(), workflows.ReconcileScheduleID(h.wsID)).Describe(t.Context())
 	require.NoError(t, err)
-	require.Equal(t, workflows.ReconcileEvery, desc.Schedule.Spec.Intervals[0].Every)
+	require.Equal(t, workflows.DefaultReconcileEvery, desc.Schedule.Spec.Intervals[0].Every)
 
 	// Disconnecting removes the schedule.
 	st, out = h.do(http.MethodDelete, "/integrations/linear", nil)

@@ -75,7 +75,8 @@ func TestDeadLetterAndReplayExactlyOnce(t *testing.T) {
 	fx := &flaky{effects: map[string]int{}}
 	fx.broken.Store(true)
 	w := worker.New(tc, tq, worker.Activities{
-		DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc, UIURL: "http://ui.test"},
+		DeadLetters: worker.NewActivities(worker.Deps{DB: db, Start: workflows.Starter{Client: tc, TaskQueue: tq},
+			TemporalUIURL: "http://ui.test"}).DeadLetters,
 	}, sdkworker.Options{})
 	w.RegisterWorkflow(FlakyWorkflow)
 	w.RegisterActivity(fx)
@@ -149,7 +150,8 @@ func TestBulkReplayIsPaced(t *testing.T) {
 	tq := "dlq-" + uuid.NewString()
 	fx := &flaky{effects: map[string]int{}}
 	fx.broken.Store(true)
-	w := worker.New(tc, tq, worker.Activities{DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc}}, sdkworker.Options{})
+	w := worker.New(tc, tq, worker.Activities{
+		DeadLetters: worker.NewActivities(worker.Deps{DB: db, Start: workflows.Starter{Client: tc, TaskQueue: tq}}).DeadLetters}, sdkworker.Options{})
 	w.RegisterWorkflow(FlakyWorkflow)
 	w.RegisterActivity(fx)
 	require.NoError(t, w.Start())

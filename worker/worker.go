@@ -2,11 +2,15 @@
 package worker
 
 import (
+	"context"
+	"net/http"
+
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -44,4 +48,41 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 	register(acts.DeadLetters == nil, acts.DeadLetters)
 	register(acts.Reconciler == nil, acts.Reconciler)
 	return w
+}
+
+// Deps are what the worker's activities need. cmd/linsync builds them from its configuration, and the end-to-end
+// tests build their worker through NewActivities too, so their wiring is production's.
+type Deps struct {
+	DB *postgres.DB
+	// Start holds the Temporal client, the worker's task queue and the settings the workflows it starts carry.
+	Start  workflows.Starter
+	Linear *activities.LinearClients
+	// Metrics counts retries, dead letters and repaired drift; nil counts nothing.
+	Metrics *activities.Metrics
+	// Namespace and TemporalUIURL make the Temporal Web UI link kept with each dead letter.
+	Namespace     string
+	TemporalUIURL string
+	// CallbackClient posts the signed callbacks to the Q&A app (activities.PublicHTTPClient).
+	CallbackClient *http.Client
+	// AfterLinearWrite is activities.Questions' test seam; nil in production.
+	AfterLinearWrite func(ctx context.Context, op string) error
+}
+
+// NewActivities builds every activity struct the worker registers, wired to each other as production runs them:
+// questions whose push fails for good become dead letters, and such a dead letter is replayed by a resync.
+func NewActivities(d Deps) Activities {
+	deadLetters := &activities.DeadLetters{DB: d.DB, Temporal: d.Start.Client, Namespace: d.Namespace,
+		UIURL: d.TemporalUIURL, StartOnce: workflows.StartOnce, Metrics: d.Metrics}
+	questions := &activities.Questions{DB: d.DB, Linear: d.Linear, Sync: d.Start.QuestionSyncer(),
+		AfterLinearWrite: d.AfterLinearWrite, DeadLetters: deadLetters, CallbackClient: d.CallbackClient, Metrics: d.Metrics}
+	deadLetters.Resync = questions.ResyncQuestion
+	return Activities{
+		Deliveries: &activities.Deliveries{DB: d.DB},
+		Questions:  questions,
+		Events: &activities.Events{DB: d.DB, Linear: d.Linear, Temporal: d.Start.Client, Metrics: d.Metrics,
+			Aggregator: workflows.TypeIssueAggregator},
+		Access:      &activities.Access{DB: d.DB, Linear: d.Linear},
+		DeadLetters: deadLetters,
+		Reconciler:  &activities.Reconciler{DB: d.DB, Linear: d.Linear, Temporal: d.Start.Client, Metrics: d.Metrics},
+	}
 }

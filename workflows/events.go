@@ -40,6 +40,9 @@ type EventInput struct {
 	Key         string        `json:"key"`
 	Event       linsync.Event `json:"event"`
 	ReceivedAt  time.Time     `json:"received_at"`
+	// LinearMaxAttempts bounds the attempts of each call to Linear, here and in the aggregators the event reaches
+	// (0: DefaultLinearMaxAttempts).
+	LinearMaxAttempts int32 `json:"linear_max_attempts,omitempty"`
 }
 
 // EventOutcome says what became of an event.
@@ -178,7 +181,8 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 		sig := activities.SignalInput{
 			WorkflowID: d.AggregatorID,
 			Start: linsync.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, DedupKey: d.DedupKey,
-				Window: rc.Settings.BrokenLinkWindow, Debounce: rc.Settings.Debounce, Decision: d},
+				Window: rc.Settings.BrokenLinkWindow, Debounce: rc.Settings.Debounce, Decision: d,
+				LinearMaxAttempts: in.LinearMaxAttempts},
 			Signal:      activities.AggregatorSignal{Entries: []linsync.FiledEntry{entry}, Decision: d},
 			CompleteKey: in.Key, WorkspaceID: in.WorkspaceID,
 		}
@@ -193,12 +197,12 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 	var res activities.FileResult
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, Decision: d, WindowStart: d.WindowStart,
 		WindowEnd: d.WindowEnd, Hour: hour, Entries: []linsync.FiledEntry{entry}, CompleteKey: in.Key}
-	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
 		return nil, fmt.Errorf("file event %s: %w", in.Key, err)
 	}
 	out.IssueID, out.Identifier = res.IssueID, res.Identifier
 	if res.Status == linsync.FiledCapped {
-		if err := forwardToDigest(ctx, in.WorkspaceID, d, rc.Settings.Debounce, hour, fin.Entries, in.Key); err != nil {
+		if err := forwardToDigest(ctx, in.WorkspaceID, d, rc.Settings.Debounce, hour, fin.Entries, in.Key, in.LinearMaxAttempts); err != nil {
 			return nil, err
 		}
 		out.Status, out.AggregatorID = EventDigested, DigestAggregatorID(in.WorkspaceID, d.TeamID, hour)
@@ -211,7 +215,7 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 // forwardToDigest sends capped entries to the team's digest of the hour, keyed by the issue they would have gone
 // to, so a retried forward adds nothing twice.
 func forwardToDigest(ctx workflow.Context, workspaceID string, d linsync.Decision, debounce time.Duration,
-	hour time.Time, entries []linsync.FiledEntry, completeKey string) error {
+	hour time.Time, entries []linsync.FiledEntry, completeKey string, linearAttempts int32) error {
 	end := hour.Add(time.Hour)
 	dd := linsync.Decision{File: true, RuleIndex: d.RuleIndex, RuleName: d.RuleName, TeamID: d.TeamID,
 		Labels: d.Labels, Priority: d.Priority, DedupKey: activities.DigestDedupKey(d.TeamID), WindowStart: hour, WindowEnd: &end}
@@ -225,7 +229,8 @@ func forwardToDigest(ctx workflow.Context, workspaceID string, d linsync.Decisio
 	sig := activities.SignalInput{
 		WorkflowID: id,
 		Start: linsync.AggregatorInput{WorkspaceID: workspaceID, Kind: linsync.EventKindDigest, DedupKey: dd.DedupKey,
-			Window: time.Hour, Debounce: debounce, WindowStart: hour, WindowEnd: end, Decision: dd},
+			Window: time.Hour, Debounce: debounce, WindowStart: hour, WindowEnd: end, Decision: dd,
+			LinearMaxAttempts: linearAttempts},
 		Signal:      activities.AggregatorSignal{Entries: fwd, Decision: dd},
 		CompleteKey: completeKey, WorkspaceID: workspaceID,
 	}
@@ -352,7 +357,8 @@ func IssueAggregator(ctx workflow.Context, in linsync.AggregatorInput) error {
 		return nil
 	}
 	next := linsync.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, DedupKey: in.DedupKey,
-		Window: in.Window, Debounce: in.Debounce, Decision: in.Decision, Pending: in.Pending, Runs: in.Runs + 1}
+		Window: in.Window, Debounce: in.Debounce, Decision: in.Decision, Pending: in.Pending, Runs: in.Runs + 1,
+		LinearMaxAttempts: in.LinearMaxAttempts}
 	return workflow.NewContinueAsNewError(ctx, IssueAggregator, next)
 }
 
@@ -402,7 +408,7 @@ func syncWindow(ctx workflow.Context, in *linsync.AggregatorInput, w activities.
 	end := w.End.UTC()
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
 		WindowStart: w.Start.UTC(), WindowEnd: &end, Hour: workflow.Now(ctx).UTC().Truncate(time.Hour)}
-	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
 		return fmt.Errorf("file stored window of %s: %w", in.DedupKey, err)
 	}
 	if w.Start.Equal(in.WindowStart) {
@@ -434,13 +440,13 @@ func flushAggregate(ctx workflow.Context, in *linsync.AggregatorInput) error {
 		end := in.WindowEnd
 		fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
 			WindowStart: in.WindowStart, WindowEnd: &end, Hour: hour, Entries: in.Pending}
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
 			return fmt.Errorf("file %d entries of %s: %w", len(in.Pending), in.DedupKey, err)
 		}
 		in.Capped = res.Status == linsync.FiledCapped
 	}
 	if in.Capped && in.Kind != linsync.EventKindDigest {
-		if err := forwardToDigest(ctx, in.WorkspaceID, in.Decision, in.Debounce, hour, in.Pending, ""); err != nil {
+		if err := forwardToDigest(ctx, in.WorkspaceID, in.Decision, in.Debounce, hour, in.Pending, "", in.LinearMaxAttempts); err != nil {
 			return err
 		}
 	}

@@ -245,17 +245,12 @@ func benchDatabase(ctx context.Context, databaseURL string) (*postgres.DB, func(
 	if err != nil {
 		return nil, nil, err
 	}
-	keeper, err := envelope.Open(ctx, keyURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	db, err := postgres.Open(ctx, u, keeper)
+	db, closeStore, err := openStore(ctx, keyURL, u)
 	if err != nil {
 		return nil, nil, err
 	}
 	cleanup := func() {
-		db.Close()
-		keeper.Close()
+		closeStore()
 		if conn, err := pgx.Connect(context.Background(), replaceDatabase(databaseURL, "postgres")); err == nil {
 			_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 			conn.Close(context.Background())

@@ -22,7 +22,6 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 )
 
 // Development defaults: a workspace that ingress can be tried on at once (see the README's curl).
@@ -47,7 +46,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 		return fmt.Errorf("create dev state directory: %w", err)
 	}
 	log := newLogger(cfg, os.Stdout)
-	if os.Getenv(envPrivateCallbacks.name) == "" {
+	if !cfg.Set[envPrivateCallbacks.name] {
 		cfg.AllowPrivateCallbacks = true // the Q&A app under development runs on this machine
 	}
 
@@ -59,7 +58,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 		cfg.SecretsKeyURL = keyURL
 	}
 
-	if os.Getenv("TEMPORAL_ADDRESS") == "" {
+	if !cfg.Set[envTemporalAddress.name] {
 		stopTemporal, err := startDevTemporal(ctx, *cli, *dir, "127.0.0.1:7233", *uiPort)
 		if err != nil {
 			return err
@@ -70,7 +69,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 
 	// Without Linear credentials the stack talks to the fake Linear, so the whole loop can be watched locally.
 	var fake *devFake
-	if os.Getenv(envLinearAPIURL.name) == "" {
+	if !cfg.Set[envLinearAPIURL.name] {
 		var err error
 		if fake, err = startDevFakeLinear(ctx, cfg, *fakeAddr); err != nil {
 			return err
@@ -270,16 +269,11 @@ func portOf(addr string) string {
 // database was reset), so a newcomer can call the /v1 API at once. Development only: production tokens are shown once
 // and never written anywhere.
 func ensureDevToken(ctx context.Context, cfg Config, path string) (string, error) {
-	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
 	if err != nil {
 		return "", err
 	}
-	defer keeper.Close()
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
+	defer closeStore()
 	if b, err := os.ReadFile(path); err == nil {
 		if _, ws, err := db.Authenticate(ctx, strings.TrimSpace(string(b))); err == nil && ws.Slug == devWorkspace {
 			return strings.TrimSpace(string(b)), nil
@@ -300,16 +294,11 @@ func ensureDevToken(ctx context.Context, cfg Config, path string) (string, error
 }
 
 func ensureDevWorkspace(ctx context.Context, cfg Config, fake *devFake) error {
-	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
-	defer keeper.Close()
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer closeStore()
 	ws, err := db.FindWorkspace(ctx, devWorkspace)
 	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
 		if ws, err = db.CreateWorkspace(ctx, devWorkspace, "Development"); err != nil {

@@ -15,10 +15,10 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/worker"
+	"github.com/linsync/linsync/workflows"
 )
 
 func TestMain(m *testing.M) { os.Exit(linsynctest.RunWithTemporal(m)) }
@@ -29,7 +29,8 @@ func TestDLQCommands(t *testing.T) {
 	db := linsynctest.DB(t)
 	tc, _ := linsynctest.Temporal(t)
 	tq := "test-" + uuid.NewString()
-	w := worker.New(tc, tq, worker.Activities{DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc}}, sdkworker.Options{})
+	w := worker.New(tc, tq, worker.Activities{
+		DeadLetters: worker.NewActivities(worker.Deps{DB: db, Start: workflows.Starter{Client: tc, TaskQueue: tq}}).DeadLetters}, sdkworker.Options{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	reg := prometheus.NewRegistry()

@@ -10,7 +10,7 @@ import (
 // Connecting creates the schedule and disconnecting deletes it; this catches what those could not (Temporal was
 // unreachable at the time, or the workspace connected before reconciliation existed). Failures are logged, not
 // fatal: the next start tries again.
-func ensureReconcileSchedules(ctx context.Context, cfg Config, d *deps) {
+func ensureReconcileSchedules(ctx context.Context, d *deps, start workflows.Starter) {
 	ids, err := d.db.ConnectedWorkspaces(ctx)
 	if err != nil {
 		d.log.Warn("list workspaces to reconcile failed", "err", err)
@@ -20,7 +20,7 @@ func ensureReconcileSchedules(ctx context.Context, cfg Config, d *deps) {
 	for _, id := range ids {
 		every, err := d.db.ReconcileInterval(ctx, id)
 		if err == nil {
-			err = workflows.EnsureReconcileSchedule(ctx, d.temporal, cfg.TaskQueue, id, every)
+			err = start.EnsureReconcileSchedule(ctx, id, every)
 		}
 		if err != nil {
 			d.log.Warn("ensure reconcile schedule failed", "workspace_id", id, "err", err)
