@@ -14,7 +14,7 @@ import (
 // Access keeps connections healthy: OAuth refreshes, revocations, webhook registrations.
 type Access struct {
 	DB     *postgres.DB
-	Linear *LinearClients
+	Linear *linear.Clients
 }
 
 // OAuthAppRevokedInput is a verified "OAuthApp revoked" delivery.

@@ -22,7 +22,7 @@ import (
 // Events files monitoring events as Linear issues.
 type Events struct {
 	DB     *postgres.DB
-	Linear *LinearClients
+	Linear *linear.Clients
 	// Temporal signals the aggregator workflows (signal-with-start) on the activity's own task queue.
 	Temporal client.Client
 	// Metrics counts the retries of Linear calls; nil counts nothing.
@@ -137,7 +137,7 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 	if err != nil {
 		return nil, err
 	}
-	lc, _, err := e.Linear.For(ctx, in.WorkspaceID)
+	lc, _, err := LinearFor(ctx, e.Linear, in.WorkspaceID)
 	if err != nil {
 		return nil, err
 	}

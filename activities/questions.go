@@ -20,7 +20,7 @@ import (
 // Questions syncs Q&A questions and replies with Linear issues and comments.
 type Questions struct {
 	DB     *postgres.DB
-	Linear *LinearClients
+	Linear *linear.Clients
 	// Sync asks the question's entity workflow to write pending changes to Linear (signal-with-start); set by
 	// cmd/linsync to workflows.QuestionSyncer, which activities cannot import.
 	Sync func(ctx context.Context, workspaceID, questionID string) error
@@ -77,7 +77,7 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 	if q.IssueCreated || !q.Linked {
 		return nil
 	}
-	lc, conn, err := a.Linear.For(ctx, ref.WorkspaceID)
+	lc, conn, err := LinearFor(ctx, a.Linear, ref.WorkspaceID)
 	if err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 	if !q.IssueCreated || !q.Linked || !q.NeedsPush() {
 		return 0, nil
 	}
-	lc, _, err := a.Linear.For(ctx, ref.WorkspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, ref.WorkspaceID)
 	if err != nil {
 		return 0, err
 	}
@@ -333,7 +333,7 @@ func (a *Questions) PushReply(ctx context.Context, ref ReplyRef) error {
 	if !q.IssueCreated || !q.Linked {
 		return nil
 	}
-	lc, _, err := a.Linear.For(ctx, ref.WorkspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, ref.WorkspaceID)
 	if err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ func (a *Questions) ArchiveOnLinear(ctx context.Context, ref QuestionRef) error 
 	if q.ArchivedAt == nil || q.ArchiveSynced || !q.IssueCreated || !q.Linked {
 		return nil
 	}
-	lc, _, err := a.Linear.For(ctx, ref.WorkspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, ref.WorkspaceID)
 	if err != nil {
 		return err
 	}

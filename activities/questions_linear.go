@@ -171,7 +171,7 @@ func (a *Questions) assigneeEmail(ctx context.Context, workspaceID string, d *li
 	if email, err := a.DB.LinearUserEmail(ctx, workspaceID, id); err != nil || email != "" {
 		return email, err
 	}
-	lc, _, err := a.Linear.For(ctx, workspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, workspaceID)
 	if err != nil {
 		return "", err
 	}

@@ -21,7 +21,7 @@ import (
 // linsync's webhook in Linear, and records what each run repaired.
 type Reconciler struct {
 	DB       *postgres.DB
-	Linear   *LinearClients
+	Linear   *linear.Clients
 	Temporal client.Client
 	// Metrics counts retries, repaired drift and re-enabled webhooks; nil counts nothing.
 	Metrics *Metrics
@@ -105,7 +105,7 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 	if len(ours) == 0 {
 		return out, nil
 	}
-	lc, _, err := a.Linear.For(ctx, workspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, workspaceID)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ type ReconcilePage struct {
 // ChangedIssues fetches one page of the workspace's issues changed after Since (Linear's IssuesUpdatedSince,
 // archived included) and keeps those linked to questions or filed by linsync.
 func (a *Reconciler) ChangedIssues(ctx context.Context, in ReconcilePageInput) (*ReconcilePage, error) {
-	lc, conn, err := a.Linear.For(ctx, in.WorkspaceID)
+	lc, conn, err := LinearFor(ctx, a.Linear, in.WorkspaceID)
 	if err != nil {
 		return nil, err
 	}

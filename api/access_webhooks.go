@@ -106,7 +106,7 @@ func (s *Server) handleCreateWebhook(c *gin.Context) {
 	ws := workspaceOf(c)
 	req.Secret = strings.TrimSpace(req.Secret)
 	if req.Secret == "" {
-		lc, conn, _, err := s.linearFor(c, ws.ID)
+		lc, conn, err := s.linearFor(c, ws.ID)
 		if err == nil && req.OrganizationID != "" && req.OrganizationID != conn.OrganizationID {
 			err = &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "organization_id",
 				Message: "a managed webhook belongs to the connected organization " + conn.OrganizationID}
@@ -162,7 +162,7 @@ func (s *Server) handleDeleteWebhook(c *gin.Context) {
 		return
 	}
 	if rec.Managed && rec.LinearWebhookID != "" {
-		lc, _, _, err := s.linearFor(c, ws.ID)
+		lc, _, err := s.linearFor(c, ws.ID)
 		switch {
 		case err == nil:
 			if err := s.deleteInLinear(c, ws.ID, rec, lc); err != nil {
@@ -232,7 +232,7 @@ func (s *Server) handleRotateWebhook(c *gin.Context) {
 			Message: "linsync generates the secrets of webhooks it manages; send no secret"})
 		return
 	case rec.Managed:
-		lc, _, _, err := s.linearFor(c, ws.ID)
+		lc, _, err := s.linearFor(c, ws.ID)
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -286,7 +286,7 @@ func (s *Server) handleDisconnectLinear(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	lc, _, creds, lerr := s.linearFor(c, ws.ID)
+	lc, _, lerr := s.linearFor(c, ws.ID)
 	for _, h := range hooks {
 		if h.Managed && h.LinearWebhookID != "" {
 			if lerr != nil {
@@ -303,8 +303,11 @@ func (s *Server) handleDisconnectLinear(c *gin.Context) {
 		s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookDeleted,
 			Outcome: linsync.AccessOutcomeOK, Detail: "webhook " + h.ID})
 	}
-	if conn.AuthKind == linsync.AuthOAuth && creds != nil {
-		s.revokeGrant(c, ws.ID, conn.ID, creds.Credential, creds.RefreshToken)
+	if conn.AuthKind == linsync.AuthOAuth && lerr == nil {
+		// The tokens as they are now: linearFor may just have rotated them.
+		if _, creds, err := s.db.ConnectionCredentials(c, ws.ID); err == nil {
+			s.revokeGrant(c, ws.ID, conn.ID, creds.Credential, creds.RefreshToken)
+		}
 	}
 	tok := c.MustGet(ctxToken).(*linsync.APIToken)
 	out, err := s.db.DisconnectConnection(c, ws.ID, "disconnected by API token "+tok.Name+" ("+tok.ID+")")

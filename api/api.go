@@ -49,6 +49,8 @@ type Config struct {
 	WebhookSecretGrace time.Duration
 	// OAuth is Linear's OAuth application; nil disables connecting by OAuth.
 	OAuth *linear.OAuthClient
+	// LinearMetrics receives the metrics of the API's calls to Linear, with the worker's; nil disables them.
+	LinearMetrics *linear.Metrics
 	// MinBrokenLinkWindow is the shortest broken-link dedup window event settings accept. Default 1 min.
 	MinBrokenLinkWindow time.Duration
 	// LinearMaxAttempts goes into the inputs of the workflows the API starts (see workflows.Starter); 0 is the
@@ -84,6 +86,8 @@ type Server struct {
 	cfg      Config
 	db       *postgres.DB
 	temporal client.Client
+	// linear makes the API's Linear clients (the worker has its own, of the same factory).
+	linear *linear.Clients
 	// start starts workflows on the task queue, with the settings their inputs carry.
 	start   workflows.Starter
 	log     *slog.Logger
@@ -104,6 +108,9 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 		start: workflows.Starter{Client: tc, TaskQueue: cfg.TaskQueue, LinearMaxAttempts: cfg.LinearMaxAttempts,
 			ReconcileEvery: cfg.ReconcileEvery}}
 	s.secrets = newVerifierCache(db, cfg.SecretCacheTTL, s.now)
+	// An API request waits on Linear for at most 10 s per call.
+	s.linear = &linear.Clients{Store: db, Endpoint: cfg.LinearEndpoint, HTTPClient: cfg.LinearHTTPClient,
+		Timeout: 10 * time.Second, Metrics: cfg.LinearMetrics, OAuth: cfg.OAuth}
 
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()

@@ -105,7 +105,7 @@ func (s *Server) describeFilingReplay(ctx context.Context, d *linsync.DeadLetter
 
 // linearState describes the filed issue as Linear has it now, or says why it could not be read.
 func (s *Server) linearState(ctx context.Context, workspaceID string, f *linsync.FiledIssue) string {
-	lc, _, _, err := s.linearFor(ctx, workspaceID)
+	lc, _, err := s.linearFor(ctx, workspaceID)
 	if err != nil {
 		return "; Linear not checked: " + linsync.ErrorMessage(err)
 	}

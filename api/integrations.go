@@ -134,8 +134,7 @@ func probeWith(ctx context.Context, lc *linear.Client, teamID string) (*linearPr
 }
 
 func (s *Server) linearClient(cred linear.Credential) (*linear.Client, error) {
-	lc, err := linear.New(linear.Options{Credential: cred, Endpoint: s.cfg.LinearEndpoint, HTTPClient: s.cfg.LinearHTTPClient,
-		Timeout: 10 * time.Second})
+	lc, err := s.linear.New(cred, "")
 	if err != nil {
 		return nil, linsync.Errorf(linsync.EINVALID, "invalid Linear credential")
 	}
@@ -166,7 +165,7 @@ func (s *Server) handleGetLinear(c *gin.Context) {
 
 // handleLinearTeams serves a team picker from the stored credential.
 func (s *Server) handleLinearTeams(c *gin.Context) {
-	lc, conn, _, err := s.linearFor(c, workspaceOf(c).ID)
+	lc, conn, err := s.linearFor(c, workspaceOf(c).ID)
 	if err != nil {
 		s.writeError(c, err)
 		return

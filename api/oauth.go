@@ -14,12 +14,8 @@ import (
 	"github.com/linsync/linsync/linear"
 )
 
-const (
-	// oauthStateTTL bounds how long an admin may take on Linear's consent screen.
-	oauthStateTTL = 10 * time.Minute
-	// refreshWithin is how close to expiry an OAuth access token is refreshed before use.
-	refreshWithin = 5 * time.Minute
-)
+// oauthStateTTL bounds how long an admin may take on Linear's consent screen.
+const oauthStateTTL = 10 * time.Minute
 
 // registerAccessRoutes adds OAuth connect, webhook registration and disconnect.
 func (s *Server) registerAccessRoutes(v1, ws *gin.RouterGroup) {
@@ -237,51 +233,21 @@ func oauthRefusal(what string, err error) error {
 	return linsync.Errorf(linsync.EUNAVAILABLE, "%s: Linear's OAuth endpoint is unavailable; retry later", what)
 }
 
-// linearFor returns a Linear client for the workspace's active connection, refreshing an OAuth access token that
-// is about to expire (serialised with every other refresher; see postgres.RefreshOAuthConnection).
-func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Client, *linsync.LinearConnection, *linsync.LinearCredentials, error) {
-	conn, err := s.db.FindConnection(ctx, workspaceID)
-	if err != nil {
-		return nil, nil, nil, err
+// linearFor returns a Linear client for the workspace's active connection from the one factory of Linear clients
+// (linear.Clients), which refreshes an OAuth access token about to expire and marks the connection revoked when
+// Linear refuses its refresh token; the errors become answers here.
+func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Client, *linsync.LinearConnection, error) {
+	lc, conn, err := s.linear.For(ctx, workspaceID)
+	var refresh *linear.RefreshError
+	switch {
+	case err == nil:
+		return lc, conn, nil
+	case errors.As(err, &refresh) && refresh.Revoked:
+		return nil, nil, oauthRefusal("Linear refused the refresh token; connect again", refresh.Err)
+	case errors.As(err, &refresh) && linsync.ErrorCode(err) == linsync.EINTERNAL:
+		return nil, nil, linsync.Errorf(linsync.EUNAVAILABLE, "refresh the Linear access token: unavailable; retry later")
 	}
-	if conn.Status != linsync.ConnectionActive {
-		return nil, conn, nil, linsync.Errorf(linsync.ECONFLICT, "the Linear connection is %s: %s", conn.Status, conn.StatusReason)
-	}
-	var creds *linsync.LinearCredentials
-	if conn.AuthKind == linsync.AuthOAuth && s.cfg.OAuth != nil && conn.AccessTokenExpiresAt != nil &&
-		conn.AccessTokenExpiresAt.Sub(s.now()) <= refreshWithin {
-		conn, creds, err = s.db.RefreshOAuthConnection(ctx, workspaceID, refreshWithin, oauthRefresher(s.cfg.OAuth))
-		if err != nil {
-			if linear.IsPermanentOAuthError(err) {
-				return nil, nil, nil, oauthRefusal("Linear refused the refresh token; connect again", err)
-			}
-			if linsync.ErrorCode(err) == linsync.EINTERNAL {
-				err = linsync.Errorf(linsync.EUNAVAILABLE, "refresh the Linear access token: unavailable; retry later")
-			}
-			return nil, nil, nil, err
-		}
-	} else if conn, creds, err = s.db.ConnectionCredentials(ctx, workspaceID); err != nil {
-		return nil, nil, nil, err
-	}
-	cred := linear.Credential{APIKey: creds.Credential}
-	if conn.AuthKind == linsync.AuthOAuth {
-		cred = linear.Credential{AccessToken: creds.Credential}
-	}
-	lc, err := s.linearClient(cred)
-	return lc, conn, creds, err
-}
-
-// oauthRefresher adapts Linear's token endpoint to the store's refresh step.
-func oauthRefresher(o *linear.OAuthClient) linsync.OAuthRefreshFunc {
-	return func(ctx context.Context, refreshToken string) (*linsync.OAuthTokens, error) {
-		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		t, err := o.Refresh(ctx, refreshToken)
-		if err != nil {
-			return nil, err
-		}
-		return &linsync.OAuthTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, Scopes: t.Scopes}, nil
-	}
+	return nil, conn, err
 }
 
 func (s *Server) recordAccess(ctx context.Context, e linsync.AccessEvent) {

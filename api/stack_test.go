@@ -20,6 +20,7 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
 	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
@@ -41,7 +42,7 @@ type stack struct {
 	workerReg *prometheus.Registry
 	fake      *lineartest.Server // nil with stackOptions.noLinear
 	sd        lineartest.Seeded
-	clients   *activities.LinearClients
+	clients   *linear.Clients
 	acts      worker.Activities // what the worker runs; all nil without a worker
 	ws        string            // workspace slug; "" when the stack made none
 	wsID      string
@@ -134,7 +135,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	cfg := o.cfg
 	cfg.TaskQueue = s.taskQueue
-	s.clients = &activities.LinearClients{DB: s.db}
+	s.clients = &linear.Clients{Store: s.db}
 	if !o.noLinear {
 		opts := o.linear
 		s.fake = lineartest.Start(t, opts)

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
@@ -56,7 +57,7 @@ type Deps struct {
 	DB *postgres.DB
 	// Start holds the Temporal client, the worker's task queue and the settings the workflows it starts carry.
 	Start  workflows.Starter
-	Linear *activities.LinearClients
+	Linear *linear.Clients
 	// Metrics counts retries, dead letters and repaired drift; nil counts nothing.
 	Metrics *activities.Metrics
 	// Namespace and TemporalUIURL make the Temporal Web UI link kept with each dead letter.

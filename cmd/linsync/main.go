@@ -105,7 +105,9 @@ type deps struct {
 	db       *postgres.DB
 	temporal client.Client
 	registry *prometheus.Registry
-	close    func()
+	// linearMetrics count the calls to Linear of the api and the worker alike.
+	linearMetrics *linear.Metrics
+	close         func()
 }
 
 // openStore opens the key keeper of keyURL and, with it, the database at databaseURL; closeStore releases both.
@@ -132,6 +134,11 @@ func openDeps(ctx context.Context, cfg Config) (*deps, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lm, err := linear.NewMetrics(reg)
+	if err != nil {
+		closeStore()
+		return nil, err
+	}
 
 	topts := cfg.Temporal
 	topts.Logger = sdklog.NewStructuredLogger(log.With("component", "temporal"))
@@ -142,7 +149,7 @@ func openDeps(ctx context.Context, cfg Config) (*deps, error) {
 		closeStore()
 		return nil, fmt.Errorf("create temporal client: %w", err)
 	}
-	return &deps{log: log, db: db, temporal: tc, registry: reg, close: func() {
+	return &deps{log: log, db: db, temporal: tc, registry: reg, linearMetrics: lm, close: func() {
 		tc.Close()
 		closeStore()
 	}}, nil
@@ -185,6 +192,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 			PublicURL:          cfg.PublicURL,
 			WebhookSecretGrace: cfg.WebhookSecretGrace,
 			OAuth:              oauth,
+			LinearMetrics:      d.linearMetrics,
 			LinearMaxAttempts:  int32(cfg.LinearMaxAttempts),
 			ReconcileEvery:     cfg.ReconcileInterval,
 		}, d.db, d.temporal, d.log, d.registry, d.registry)
@@ -224,10 +232,6 @@ func serve(ctx context.Context, cfg Config, role string) error {
 
 // newActivities builds the worker's activities from the configuration, through worker.NewActivities.
 func newActivities(cfg Config, d *deps, start workflows.Starter, oauth *linear.OAuthClient) (worker.Activities, error) {
-	lm, err := linear.NewMetrics(d.registry)
-	if err != nil {
-		return worker.Activities{}, err
-	}
 	am, err := activities.NewMetrics(d.registry)
 	if err != nil {
 		return worker.Activities{}, err
@@ -235,7 +239,7 @@ func newActivities(cfg Config, d *deps, start workflows.Starter, oauth *linear.O
 	return worker.NewActivities(worker.Deps{
 		DB:             d.db,
 		Start:          start,
-		Linear:         &activities.LinearClients{DB: d.db, Endpoint: cfg.LinearAPIURL, Metrics: lm, OAuth: oauth},
+		Linear:         &linear.Clients{Store: d.db, Endpoint: cfg.LinearAPIURL, Metrics: d.linearMetrics, OAuth: oauth},
 		Metrics:        am,
 		Namespace:      cfg.Temporal.Namespace,
 		TemporalUIURL:  cfg.TemporalUIURL,
