@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
 )
 
@@ -47,7 +50,7 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	hostPort, err := freeHostPort()
+	hostPort, err := linsynctest.FreeHostPort()
 	if err != nil {
 		return err
 	}
@@ -56,7 +59,7 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 		return err
 	}
 	defer stopTemporal()
-	tc, err := client.Dial(client.Options{HostPort: hostPort, Logger: nopLogger{}})
+	tc, err := client.Dial(client.Options{HostPort: hostPort, Logger: linsynctest.QuietLogger()})
 	if err != nil {
 		return fmt.Errorf("dial temporal: %w", err)
 	}
@@ -261,13 +264,4 @@ func benchDatabase(ctx context.Context, databaseURL string) (*postgres.DB, func(
 		return nil, nil, err
 	}
 	return db, cleanup, nil
-}
-
-func freeHostPort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear/lineartest"
+	"github.com/linsync/linsync/linsynctest"
 )
 
 // Development defaults: a workspace that ingress can be tried on at once (see the README's curl).
@@ -180,7 +183,7 @@ func startDevTemporal(ctx context.Context, cli, dir, hostPort string, uiPort int
 func temporalHealthy(ctx context.Context, hostPort string, within time.Duration) bool {
 	deadline := time.Now().Add(within)
 	for {
-		c, err := client.Dial(client.Options{HostPort: hostPort, Logger: nopLogger{}})
+		c, err := client.Dial(client.Options{HostPort: hostPort, Logger: linsynctest.QuietLogger()})
 		if err == nil {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			_, err = c.CheckHealth(cctx, &client.CheckHealthRequest{})
@@ -340,10 +343,3 @@ func mustAbs(p string) string {
 	}
 	return a
 }
-
-type nopLogger struct{}
-
-func (nopLogger) Debug(string, ...any) {}
-func (nopLogger) Info(string, ...any)  {}
-func (nopLogger) Warn(string, ...any)  {}
-func (nopLogger) Error(string, ...any) {}
