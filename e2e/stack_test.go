@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"bytes"
@@ -30,13 +30,14 @@ import (
 
 // stack is linsync as production runs it, for one test: a fresh Postgres database, the shared Temporal dev server,
 // a worker on a task queue of its own, the API behind httptest, and (unless told otherwise) the fake Linear at the
-// network edge. Every api harness is a thin layer over one.
+// network edge. Every harness of these tests is a thin layer over one.
 type stack struct {
 	t         *testing.T
 	db        *postgres.DB
 	temporal  client.Client
 	taskQueue string
 	srv       *httptest.Server
+	server    *api.Server // the API behind srv
 	// reg holds the API's metrics; workerReg the worker's (reconciliation's counters).
 	reg       *prometheus.Registry
 	workerReg *prometheus.Registry
@@ -166,7 +167,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	a, err := api.New(cfg, s.db, s.temporal, log, s.reg, s.reg)
 	require.NoError(t, err)
-	handler = a.Handler()
+	s.server, handler = a, a.Handler()
 	if o.workspace != "" {
 		s.setUpWorkspace(o)
 	}
