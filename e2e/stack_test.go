@@ -18,7 +18,6 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
@@ -182,12 +181,11 @@ func (s *stack) startWorker(o stackOptions) {
 	if o.worker == (stackWorker{}) {
 		return
 	}
-	m, err := activities.NewMetrics(s.workerReg)
-	require.NoError(s.t, err)
-	all := worker.NewActivities(worker.Deps{DB: s.db, Start: workflows.Starter{Client: s.temporal, TaskQueue: s.taskQueue},
-		Linear: s.clients, Metrics: m, TemporalUIURL: "http://temporal-ui.test", AfterLinearWrite: o.afterLinearWrite,
+	all, err := worker.NewActivities(worker.Deps{DB: s.db, Temporal: s.temporal, TaskQueue: s.taskQueue,
+		Linear: s.clients, Metrics: s.workerReg, TemporalUIURL: "http://temporal-ui.test", AfterLinearWrite: o.afterLinearWrite,
 		// Test apps listen on loopback, which production refuses unless configured.
-		CallbackClient: activities.PublicHTTPClient(true, 5*time.Second)})
+		AllowPrivateCallbacks: true})
+	require.NoError(s.t, err)
 	ow := o.worker
 	if ow.deliveries {
 		s.acts.Deliveries = all.Deliveries

@@ -74,10 +74,9 @@ func TestDeadLetterAndReplayExactlyOnce(t *testing.T) {
 	tq := "dlq-" + uuid.NewString()
 	fx := &flaky{effects: map[string]int{}}
 	fx.broken.Store(true)
-	w := worker.New(tc, tq, worker.Activities{
-		DeadLetters: worker.NewActivities(worker.Deps{DB: db, Start: workflows.Starter{Client: tc, TaskQueue: tq},
-			TemporalUIURL: "http://ui.test"}).DeadLetters,
-	}, sdkworker.Options{})
+	acts, err := worker.NewActivities(worker.Deps{DB: db, Temporal: tc, TaskQueue: tq, TemporalUIURL: "http://ui.test"})
+	require.NoError(t, err)
+	w := worker.New(tc, tq, worker.Activities{DeadLetters: acts.DeadLetters}, sdkworker.Options{})
 	w.RegisterWorkflow(FlakyWorkflow)
 	w.RegisterActivity(fx)
 	require.NoError(t, w.Start())
@@ -150,8 +149,9 @@ func TestBulkReplayIsPaced(t *testing.T) {
 	tq := "dlq-" + uuid.NewString()
 	fx := &flaky{effects: map[string]int{}}
 	fx.broken.Store(true)
-	w := worker.New(tc, tq, worker.Activities{
-		DeadLetters: worker.NewActivities(worker.Deps{DB: db, Start: workflows.Starter{Client: tc, TaskQueue: tq}}).DeadLetters}, sdkworker.Options{})
+	acts, err := worker.NewActivities(worker.Deps{DB: db, Temporal: tc, TaskQueue: tq})
+	require.NoError(t, err)
+	w := worker.New(tc, tq, worker.Activities{DeadLetters: acts.DeadLetters}, sdkworker.Options{})
 	w.RegisterWorkflow(FlakyWorkflow)
 	w.RegisterActivity(fx)
 	require.NoError(t, w.Start())

@@ -3,8 +3,10 @@ package worker
 
 import (
 	"context"
-	"net/http"
+	"log/slog"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -54,36 +56,81 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 // Deps are what the worker's activities need. cmd/linsync builds them from its configuration, and the end-to-end
 // tests build their worker through NewActivities too, so their wiring is production's.
 type Deps struct {
-	DB *postgres.DB
-	// Start holds the Temporal client, the worker's task queue and the settings the workflows it starts carry.
-	Start  workflows.Starter
-	Linear *linear.Clients
-	// Metrics counts retries, dead letters and repaired drift; nil counts nothing.
-	Metrics *activities.Metrics
+	DB       *postgres.DB
+	Temporal client.Client
+	// TaskQueue is the worker's; LinearMaxAttempts (0: the default) and ReconcileEvery (0: the default) go into the
+	// inputs of the workflows the activities start (workflows.Starter).
+	TaskQueue         string
+	LinearMaxAttempts int32
+	ReconcileEvery    time.Duration
+	Linear            *linear.Clients
+	// Metrics receives the activities' counters (retries, dead letters, repaired drift); nil keeps none.
+	Metrics prometheus.Registerer
 	// Namespace and TemporalUIURL make the Temporal Web UI link kept with each dead letter.
 	Namespace     string
 	TemporalUIURL string
-	// CallbackClient posts the signed callbacks to the Q&A app (activities.PublicHTTPClient).
-	CallbackClient *http.Client
+	// AllowPrivateCallbacks lets the signed callbacks to the Q&A app reach private and loopback addresses.
+	AllowPrivateCallbacks bool
 	// AfterLinearWrite is activities.Questions' test seam; nil in production.
 	AfterLinearWrite func(ctx context.Context, op string) error
 }
 
+// Starter starts workflows on the worker's task queue with the settings of d.
+func (d Deps) Starter() workflows.Starter {
+	return workflows.Starter{Client: d.Temporal, TaskQueue: d.TaskQueue, LinearMaxAttempts: d.LinearMaxAttempts,
+		ReconcileEvery: d.ReconcileEvery}
+}
+
 // NewActivities builds every activity struct the worker registers, wired to each other as production runs them:
 // questions whose push fails for good become dead letters, and such a dead letter is replayed by a resync.
-func NewActivities(d Deps) Activities {
-	deadLetters := &activities.DeadLetters{DB: d.DB, Temporal: d.Start.Client, Namespace: d.Namespace,
-		UIURL: d.TemporalUIURL, StartOnce: workflows.StartOnce, Metrics: d.Metrics}
-	questions := &activities.Questions{DB: d.DB, Linear: d.Linear, Sync: d.Start.QuestionSyncer(),
-		AfterLinearWrite: d.AfterLinearWrite, DeadLetters: deadLetters, CallbackClient: d.CallbackClient, Metrics: d.Metrics}
+func NewActivities(d Deps) (Activities, error) {
+	var m *activities.Metrics
+	if d.Metrics != nil {
+		var err error
+		if m, err = activities.NewMetrics(d.Metrics); err != nil {
+			return Activities{}, err
+		}
+	}
+	start := d.Starter()
+	deadLetters := &activities.DeadLetters{DB: d.DB, Temporal: d.Temporal, Namespace: d.Namespace,
+		UIURL: d.TemporalUIURL, StartOnce: workflows.StartOnce, Metrics: m}
+	questions := &activities.Questions{DB: d.DB, Linear: d.Linear, Sync: start.QuestionSyncer(),
+		AfterLinearWrite: d.AfterLinearWrite, DeadLetters: deadLetters, Metrics: m,
+		CallbackClient: activities.PublicHTTPClient(d.AllowPrivateCallbacks, 10*time.Second)}
 	deadLetters.Resync = questions.ResyncQuestion
 	return Activities{
 		Deliveries: &activities.Deliveries{DB: d.DB},
 		Questions:  questions,
-		Events: &activities.Events{DB: d.DB, Linear: d.Linear, Temporal: d.Start.Client, Metrics: d.Metrics,
+		Events: &activities.Events{DB: d.DB, Linear: d.Linear, Temporal: d.Temporal, Metrics: m,
 			Aggregator: workflows.TypeIssueAggregator},
 		Access:      &activities.Access{DB: d.DB, Linear: d.Linear},
 		DeadLetters: deadLetters,
-		Reconciler:  &activities.Reconciler{DB: d.DB, Linear: d.Linear, Temporal: d.Start.Client, Metrics: d.Metrics},
+		Reconciler:  &activities.Reconciler{DB: d.DB, Linear: d.Linear, Temporal: d.Temporal, Metrics: m},
+	}, nil
+}
+
+// EnsureReconcileSchedules makes sure every connected workspace has its reconciliation schedule, at its interval.
+// Connecting creates the schedule and disconnecting deletes it; this catches what those could not (Temporal was
+// unreachable at the time, or the workspace connected before reconciliation existed). The worker runs it when it
+// starts; failures are logged, not fatal: the next start tries again.
+func EnsureReconcileSchedules(ctx context.Context, d Deps, log *slog.Logger) {
+	ids, err := d.DB.ConnectedWorkspaces(ctx)
+	if err != nil {
+		log.Warn("list workspaces to reconcile failed", "err", err)
+		return
 	}
+	start := d.Starter()
+	ensured := 0
+	for _, id := range ids {
+		every, err := d.DB.ReconcileInterval(ctx, id)
+		if err == nil {
+			err = start.EnsureReconcileSchedule(ctx, id, every)
+		}
+		if err != nil {
+			log.Warn("ensure reconcile schedule failed", "workspace_id", id, "err", err)
+			continue
+		}
+		ensured++
+	}
+	log.Info("reconcile schedules ensured", "workspaces", ensured)
 }

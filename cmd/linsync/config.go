@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/workflows"
 )
 
 // Config is all of linsync's configuration, read once from the environment (see the README's table).
@@ -223,12 +222,6 @@ func (c Config) requireKey() error {
 		return fmt.Errorf("%s is not set: secrets are encrypted at rest and need a key URL (for example base64key://… locally; `linsync dev` makes one)", envSecretsKeyURL.name)
 	}
 	return nil
-}
-
-// starter returns the workflow starter of the configured task queue and settings.
-func (c Config) starter(tc client.Client) workflows.Starter {
-	return workflows.Starter{Client: tc, TaskQueue: c.TaskQueue, LinearMaxAttempts: int32(c.LinearMaxAttempts),
-		ReconcileEvery: c.ReconcileInterval}
 }
 
 // oauthClient returns Linear's OAuth client, nil when no application is configured.

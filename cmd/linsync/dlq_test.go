@@ -18,7 +18,6 @@ import (
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/worker"
-	"github.com/linsync/linsync/workflows"
 )
 
 func TestMain(m *testing.M) { os.Exit(linsynctest.RunWithTemporal(m)) }
@@ -29,8 +28,9 @@ func TestDLQCommands(t *testing.T) {
 	db := linsynctest.DB(t)
 	tc, _ := linsynctest.Temporal(t)
 	tq := "test-" + uuid.NewString()
-	w := worker.New(tc, tq, worker.Activities{
-		DeadLetters: worker.NewActivities(worker.Deps{DB: db, Start: workflows.Starter{Client: tc, TaskQueue: tq}}).DeadLetters}, sdkworker.Options{})
+	acts, err := worker.NewActivities(worker.Deps{DB: db, Temporal: tc, TaskQueue: tq})
+	require.NoError(t, err)
+	w := worker.New(tc, tq, worker.Activities{DeadLetters: acts.DeadLetters}, sdkworker.Options{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	reg := prometheus.NewRegistry()

@@ -23,13 +23,11 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/worker"
-	"github.com/linsync/linsync/workflows"
 )
 
 const usage = `linsync keeps Linear in step with the systems around it.
@@ -206,8 +204,8 @@ func serve(ctx context.Context, cfg Config, role string) error {
 		})
 	}
 	if role == "worker" || role == "all" {
-		start := cfg.starter(d.temporal)
-		acts, err := newActivities(cfg, d, start, oauth)
+		wd := workerDeps(cfg, d, oauth)
+		acts, err := worker.NewActivities(wd)
 		if err != nil {
 			return err
 		}
@@ -217,7 +215,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 				return fmt.Errorf("start worker: %w", err)
 			}
 			d.log.Info("worker started", "task_queue", cfg.TaskQueue)
-			ensureReconcileSchedules(ctx, d, start)
+			worker.EnsureReconcileSchedules(ctx, wd, d.log)
 			<-ctx.Done()
 			w.Stop() // waits for activities in flight, up to WorkerStopTimeout
 			return nil
@@ -230,21 +228,20 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	return err
 }
 
-// newActivities builds the worker's activities from the configuration, through worker.NewActivities.
-func newActivities(cfg Config, d *deps, start workflows.Starter, oauth *linear.OAuthClient) (worker.Activities, error) {
-	am, err := activities.NewMetrics(d.registry)
-	if err != nil {
-		return worker.Activities{}, err
+// workerDeps are the worker's dependencies as the configuration asks, for worker.NewActivities.
+func workerDeps(cfg Config, d *deps, oauth *linear.OAuthClient) worker.Deps {
+	return worker.Deps{
+		DB:                    d.db,
+		Temporal:              d.temporal,
+		TaskQueue:             cfg.TaskQueue,
+		LinearMaxAttempts:     int32(cfg.LinearMaxAttempts),
+		ReconcileEvery:        cfg.ReconcileInterval,
+		Linear:                &linear.Clients{Store: d.db, Endpoint: cfg.LinearAPIURL, Metrics: d.linearMetrics, OAuth: oauth},
+		Metrics:               d.registry,
+		Namespace:             cfg.Temporal.Namespace,
+		TemporalUIURL:         cfg.TemporalUIURL,
+		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
 	}
-	return worker.NewActivities(worker.Deps{
-		DB:             d.db,
-		Start:          start,
-		Linear:         &linear.Clients{Store: d.db, Endpoint: cfg.LinearAPIURL, Metrics: d.linearMetrics, OAuth: oauth},
-		Metrics:        am,
-		Namespace:      cfg.Temporal.Namespace,
-		TemporalUIURL:  cfg.TemporalUIURL,
-		CallbackClient: activities.PublicHTTPClient(cfg.AllowPrivateCallbacks, 10*time.Second),
-	}), nil
 }
 
 func migrate(ctx context.Context, cfg Config) error {
