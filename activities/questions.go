@@ -22,7 +22,7 @@ type Questions struct {
 	DB     *postgres.DB
 	Linear *linear.Clients
 	// Sync asks the question's entity workflow to write pending changes to Linear (signal-with-start); set by
-	// cmd/linsync to workflows.QuestionSyncer, which activities cannot import.
+	// worker.NewActivities to workflows.Starter.QuestionSyncer, which activities cannot import.
 	Sync func(ctx context.Context, workspaceID, questionID string) error
 	// AfterLinearWrite, when set, runs after every successful write to Linear and before its result is stored; an
 	// error fails the attempt there. It is the seam tests use to prove a retried write creates nothing twice; nil in
@@ -283,7 +283,7 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 		}
 	}
 	requests := 0
-	var at time.Time // zero: nothing was sent (see postgres.MergePush)
+	var at time.Time // zero: nothing was sent (see linsync.MergePush)
 	if send {
 		// The values go to Postgres before the call, like the pre-chosen ids: the webhook of this write may arrive
 		// before RecordPush, and without an actor only these values tell it is an echo.

@@ -370,7 +370,7 @@ func (a *Reconciler) FinishReconcile(ctx context.Context, r ReconcileReport) err
 const ReconcileResyncLimit = 100
 
 // QuestionsToResync returns the ids of the workspace's questions whose push to Linear is pending or failed and that
-// nothing is working on (postgres.NextActionResync), longest-waiting first.
+// nothing is working on (linsync.NextActionResync), longest-waiting first.
 func (a *Reconciler) QuestionsToResync(ctx context.Context, workspaceID string) ([]string, error) {
 	qs, err := a.DB.UnsyncedQuestions(ctx, workspaceID, ReconcileResyncLimit)
 	if err != nil {

@@ -28,7 +28,7 @@ const (
 	syncItemFailedEvent = "failed_event"
 )
 
-// Next actions of unsynced items besides the questions' (postgres.NextAction*).
+// Next actions of unsynced items besides the questions' (linsync.NextAction*).
 const (
 	nextActionReplay      = "replay"
 	nextActionCheckFailed = "check_failed_events"
