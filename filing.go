@@ -163,8 +163,10 @@ type PendingFiling struct {
 	Recent bool `json:"-"`
 }
 
-// AggregatorInput starts (or continues) an aggregator: the workflow that collects the entries of one issue over
-// its window and files them, debounced. It is the whole state carried across continue-as-new.
+// AggregatorInput is an issue being aggregated: the entries of one issue collected over its window and filed,
+// debounced. It starts (or continues) workflows.IssueAggregator and is that workflow's whole state across
+// continue-as-new; it lives here because both the workflow and the activity that signal-with-starts it
+// (activities.Events.SignalAggregator) carry it, and the api reads it back from dead letters.
 type AggregatorInput struct {
 	WorkspaceID string        `json:"workspace_id"`
 	Kind        string        `json:"kind"`

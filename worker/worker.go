@@ -1,4 +1,5 @@
-// Package worker registers linsync's workflows and activities with a Temporal worker.
+// Package worker registers linsync's workflows and activities with a Temporal worker, and builds the activities from
+// their dependencies (NewActivities) as cmd/linsync and the end-to-end tests both use them.
 package worker
 
 import (
