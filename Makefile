@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 TEMPORAL_CLI := .cache/bin/temporal
 IMAGE ?= ghcr.io/linsync/linsync:dev
-GO_BUILD_TAGS ?=
+GO_BUILD_TAGS ?= nodev
 
 .PHONY: help build dev test test-race generate schema lint bench postgres temporal fuzz clean image
 

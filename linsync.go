@@ -1,7 +1,12 @@
-// Package linsync holds the domain types and the error type shared by every part of linsync.
+// Package linsync is linsync's domain: the types every part shares and the pure rules on them, with no I/O and no
+// import of linsync's other packages, so each of them may import it. By subject: workspaces, tokens, connections,
+// deliveries, dead letters and the error type (linsync.go); questions and their sync state (questions.go) with the
+// per-field merge rules of two-way sync (merge.go); monitoring events and routing (events.go); filed issues and
+// their aggregation (filing.go); Linear access (access.go); reconciliation (reconcile.go).
 //
 // The packages beside it each wrap one role or one dependency: api (HTTP), workflows (orchestration),
-// activities (side effects), worker (registration), linear (Linear's API and webhooks) and postgres (storage).
+// activities (side effects), worker (registration), linear (Linear's API and webhooks) and postgres (storage: SQL
+// only).
 package linsync
 
 import (

@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 )
@@ -13,7 +14,7 @@ import (
 // Access keeps connections healthy: OAuth refreshes, revocations, webhook registrations.
 type Access struct {
 	DB     *postgres.DB
-	Linear *LinearClients
+	Linear *linear.Clients
 }
 
 // OAuthAppRevokedInput is a verified "OAuthApp revoked" delivery.
@@ -54,8 +55,8 @@ func (a *Access) RevokeOAuthApp(ctx context.Context, in OAuthAppRevokedInput) (O
 	res := OAuthAppRevokedResult{WorkspaceIDs: []string{}}
 	for _, c := range conns {
 		res.WorkspaceIDs = append(res.WorkspaceIDs, c.WorkspaceID)
-		if err := a.DB.RecordAccessEvent(ctx, postgres.AccessEvent{WorkspaceID: c.WorkspaceID, ConnectionID: c.ID,
-			Kind: postgres.AccessRevokedByLinear, Outcome: postgres.AccessOutcomeOK, Detail: reason}); err != nil {
+		if err := a.DB.RecordAccessEvent(ctx, linsync.AccessEvent{WorkspaceID: c.WorkspaceID, ConnectionID: c.ID,
+			Kind: linsync.AccessRevokedByLinear, Outcome: linsync.AccessOutcomeOK, Detail: reason}); err != nil {
 			return res, err
 		}
 		activity.GetLogger(ctx).Info("linear oauth connection revoked", "workspace_id", c.WorkspaceID, "organization_id", org)

@@ -22,6 +22,11 @@ type DeadLetters struct {
 	UIURL string
 	// Resync asks a question's workflow to push again: how a QuestionPush dead letter is replayed.
 	Resync func(ctx context.Context, workspaceID, questionID string) error
+	// StartOnce gives the options that start a workflow ID again only after a failed run (workflows.StartOnce,
+	// which activities cannot import); set by worker.NewActivities.
+	StartOnce func(id, taskQueue string) client.StartWorkflowOptions
+	// Metrics counts dead letters; nil counts nothing.
+	Metrics *Metrics
 }
 
 // RecordDeadLetter stores a failed run, as the run describes itself (everything but the UI link, which is made
@@ -36,7 +41,7 @@ func (a *DeadLetters) RecordDeadLetter(ctx context.Context, d linsync.DeadLetter
 	if err != nil {
 		return "", err
 	}
-	metrics.deadLetter(d.Kind, d.ErrorClass)
+	a.Metrics.deadLetter(d.Kind, d.ErrorClass)
 	return stored.ID, nil
 }
 
@@ -53,6 +58,9 @@ func (a *DeadLetters) ListDeadLetterIDs(ctx context.Context, f linsync.DeadLette
 	}
 	return ids, nil
 }
+
+// ErrTypeNoStartOptions is ReplayDeadLetter's error when the worker was built without DeadLetters.StartOnce.
+const ErrTypeNoStartOptions = "NoStartOptions"
 
 // Replay outcomes.
 const (
@@ -85,6 +93,9 @@ func (a *DeadLetters) ReplayDeadLetter(ctx context.Context, workspaceID, id stri
 	if d.Kind == KindQuestionPush {
 		return res, a.resyncQuestion(ctx, d, &res)
 	}
+	if a.StartOnce == nil {
+		return res, temporal.NewNonRetryableApplicationError("no start options are configured", ErrTypeNoStartOptions, nil)
+	}
 	var args []json.RawMessage
 	if err := json.Unmarshal(d.Input, &args); err != nil {
 		return res, temporal.NewNonRetryableApplicationError("stored input is not a JSON array", "DeadLetterCorrupt", err)
@@ -93,13 +104,7 @@ func (a *DeadLetters) ReplayDeadLetter(ctx context.Context, workspaceID, id stri
 	for i, a := range args {
 		anyArgs[i] = a
 	}
-	run, err := a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       d.WorkflowID,
-		TaskQueue:                                d.TaskQueue,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, d.Kind, anyArgs...)
+	run, err := a.Temporal.ExecuteWorkflow(ctx, a.StartOnce(d.WorkflowID, d.TaskQueue), d.Kind, anyArgs...)
 	switch {
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
 		desc, derr := a.Temporal.DescribeWorkflowExecution(ctx, d.WorkflowID, "")

@@ -22,62 +22,21 @@ import (
 // Events files monitoring events as Linear issues.
 type Events struct {
 	DB     *postgres.DB
-	Linear *LinearClients
+	Linear *linear.Clients
 	// Temporal signals the aggregator workflows (signal-with-start) on the activity's own task queue.
 	Temporal client.Client
+	// Metrics counts the retries of Linear calls; nil counts nothing.
+	Metrics *Metrics
+	// Aggregator is the aggregator workflow's type name (workflows.TypeIssueAggregator, which activities cannot
+	// import), set by worker.NewActivities.
+	Aggregator string
 }
 
-// The event domain types, named here so workflows (which import activities, never postgres) can use them.
-type (
-	// Event is a validated monitoring event.
-	Event = postgres.Event
-	// RoutingContext is what routing an event needs.
-	RoutingContext = postgres.RoutingContext
-	// RoutingRule is one routing rule.
-	RoutingRule = postgres.RoutingRule
-	// FiledEntry is one entry of a filed issue.
-	FiledEntry = postgres.FiledEntry
-)
+// AggregatorSignalName is the signal the aggregator workflow receives its entries on.
+const AggregatorSignalName = "entries"
 
-// Event types and filing statuses, named here for workflows.
-const (
-	EventLinkBroken     = postgres.EventLinkBroken
-	EventClickThreshold = postgres.EventClickThreshold
-	EventLinkCreated    = postgres.EventLinkCreated
-	EventDomainTakeover = postgres.EventDomainTakeover
-	EventScanComplete   = postgres.EventScanComplete
-	EventKindDigest     = postgres.EventKindDigest
-	FiledPending        = postgres.FiledPending
-	FiledCreated        = postgres.FiledCreated
-	FiledCapped         = postgres.FiledCapped
-)
-
-// Names shared by the aggregator workflow and SignalAggregator, which starts it by name.
-const (
-	AggregatorWorkflowName = "IssueAggregator"
-	AggregatorSignalName   = "entries"
-)
-
-// Decision is where routing sends an event: the matched rule, team, labels, priority and the key its issue is
-// deduplicated by. The simulate endpoint shows it; filing follows it.
-type Decision struct {
-	// File is false when the event files nothing (a link.created no rule asks for).
-	File   bool   `json:"file"`
-	Reason string `json:"reason,omitempty"`
-	// RuleIndex is the matched rule's position, -1 when none matched and the connection's defaults apply.
-	RuleIndex int      `json:"rule_index"`
-	RuleName  string   `json:"rule_name,omitempty"`
-	TeamID    string   `json:"team_id"`
-	Labels    []string `json:"labels"`
-	Priority  int      `json:"priority"`
-	DedupKey  string   `json:"dedup_key"`
-	// WindowStart and WindowEnd bound a fixed window (a click threshold's hour); broken links open their window
-	// when the host's first link arrives.
-	WindowStart time.Time  `json:"window_start,omitzero"`
-	WindowEnd   *time.Time `json:"window_end,omitempty"`
-	// AggregatorID is the workflow that collects the event with others (broken links of one host).
-	AggregatorID string `json:"aggregator_workflow_id,omitempty"`
-}
+// ErrTypeNoAggregator is SignalAggregator's error when the worker was built without Events.Aggregator.
+const ErrTypeNoAggregator = "NoAggregatorWorkflow"
 
 // EventClaim identifies an event's run for LoadEventRouting.
 type EventClaim struct {
@@ -90,13 +49,13 @@ type EventClaim struct {
 
 // LoadEventRouting claims the event for this run and loads the workspace's routing context. An event already
 // handled to completion comes back with Duplicate set and nothing else.
-func (e *Events) LoadEventRouting(ctx context.Context, in EventClaim) (*RoutingContext, error) {
+func (e *Events) LoadEventRouting(ctx context.Context, in EventClaim) (*linsync.RoutingContext, error) {
 	ok, err := e.DB.ClaimEventReceipt(ctx, in.WorkspaceID, in.Key, in.EventType, in.WorkflowID, in.RunID)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return &RoutingContext{WorkspaceID: in.WorkspaceID, Duplicate: true}, nil
+		return &linsync.RoutingContext{WorkspaceID: in.WorkspaceID, Duplicate: true}, nil
 	}
 	rc, err := e.DB.EventRouting(ctx, in.WorkspaceID)
 	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
@@ -112,15 +71,15 @@ func (e *Events) CompleteEvent(ctx context.Context, workspaceID, key string) err
 
 // FileInput is a batch of entries for one issue.
 type FileInput struct {
-	WorkspaceID string     `json:"workspace_id"`
-	Kind        string     `json:"kind"`
-	Decision    Decision   `json:"decision"`
-	WindowStart time.Time  `json:"window_start"`
-	WindowEnd   *time.Time `json:"window_end,omitempty"`
+	WorkspaceID string           `json:"workspace_id"`
+	Kind        string           `json:"kind"`
+	Decision    linsync.Decision `json:"decision"`
+	WindowStart time.Time        `json:"window_start"`
+	WindowEnd   *time.Time       `json:"window_end,omitempty"`
 	// Hour is the hour whose creation cap a new issue counts against, from the workflow's clock so a retry that
 	// crosses the hour still asks for the same slot.
-	Hour    time.Time    `json:"hour"`
-	Entries []FiledEntry `json:"entries"`
+	Hour    time.Time            `json:"hour"`
+	Entries []linsync.FiledEntry `json:"entries"`
 	// CompleteKey, when set, is the event key to mark handled once the entries are filed.
 	CompleteKey string `json:"complete_key,omitempty"`
 }
@@ -178,17 +137,17 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 	if err != nil {
 		return nil, err
 	}
-	lc, _, err := e.Linear.For(ctx, in.WorkspaceID)
+	lc, _, err := LinearFor(ctx, e.Linear, in.WorkspaceID)
 	if err != nil {
 		return nil, err
 	}
 	info := activity.GetInfo(ctx)
 	hour := in.Hour.UTC().Truncate(time.Hour)
-	req := postgres.FilingRequest{ID: id, Writer: fmt.Sprintf("%s/%s/%d", info.WorkflowExecution.RunID, info.ActivityID, info.Attempt),
+	req := linsync.FilingRequest{ID: id, Writer: fmt.Sprintf("%s/%s/%d", info.WorkflowExecution.RunID, info.ActivityID, info.Attempt),
 		LeaseUntil: info.Deadline, Hour: hour, CapPerHour: settings.CreationCapPerHour,
 		// Digests and takeovers are never capped: the digest is where capped events go, and a domain takeover is a
 		// security incident that must not wait in a list.
-		Uncapped: in.Kind == postgres.EventKindDigest || in.Kind == postgres.EventDomainTakeover,
+		Uncapped: in.Kind == linsync.EventKindDigest || in.Kind == linsync.EventDomainTakeover,
 		DigestID: func(teamID string) string { return FiledIssueID(in.WorkspaceID, DigestDedupKey(teamID), hour) }}
 	if req.LeaseUntil.IsZero() {
 		req.LeaseUntil = time.Now().Add(time.Minute)
@@ -203,15 +162,15 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 		}
 	}()
 
-	res := &FileResult{IssueID: id, Added: added, Status: postgres.FiledCreated}
+	res := &FileResult{IssueID: id, Added: added, Status: linsync.FiledCreated}
 	for round := 1; ; round++ {
 		p, err := e.DB.PrepareFiling(ctx, req)
 		if err != nil {
 			return nil, err
 		}
 		res.Identifier, res.URL = p.Issue.Identifier, p.Issue.URL
-		if p.Issue.Status == postgres.FiledCapped {
-			res.Status, res.DigestID = postgres.FiledCapped, *p.Issue.DigestIssueID
+		if p.Issue.Status == linsync.FiledCapped {
+			res.Status, res.DigestID = linsync.FiledCapped, *p.Issue.DigestIssueID
 			activity.GetLogger(ctx).Info("creation cap reached; entries go to the digest", "workspace_id", in.WorkspaceID,
 				"team_id", p.Issue.TeamID, "dedup_key", in.Decision.DedupKey, "digest_id", res.DigestID)
 			// The event is complete only once the digest holds it; the caller forwards it and completes it then.
@@ -246,20 +205,20 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 // send brings Linear up to the plan: it creates the issue when Linear does not have it, updates it when its
 // rendering or labels changed, and sends nothing otherwise. It runs with no transaction open; what it returns is
 // recorded by FinishFiling.
-func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, settings postgres.EventSettings,
-	p *postgres.FilingPlan, writer string, res *FileResult) (postgres.FilingResult, error) {
+func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, settings linsync.EventSettings,
+	p *linsync.FilingPlan, writer string, res *FileResult) (linsync.FilingResult, error) {
 	f, key := p.Issue, in.Decision.DedupKey
 	title, body := RenderIssue(IssueView{Kind: in.Kind, Prefix: settings.TitlePrefix, WindowStart: f.WindowStart,
 		WindowEnd: f.WindowEnd, Entries: p.Entries, Previous: p.Previous, CapPerHour: settings.CreationCapPerHour})
-	fin := postgres.FilingResult{ID: f.ID, Writer: writer, Version: f.ContentVersion, Title: title,
+	fin := linsync.FilingResult{ID: f.ID, Writer: writer, Version: f.ContentVersion, Title: title,
 		Hash: renderHash(title, body, f.Priority), Labels: f.Labels}
 	labelsChanged := !sameLabels(f.Labels, f.AppliedLabels)
 
 	switch {
-	case f.Status == postgres.FiledPending:
+	case f.Status == linsync.FiledPending:
 		labelIDs, err := lc.LabelIDs(ctx, f.TeamID, f.Labels)
 		if err != nil {
-			return fin, LinearError(ctx, err)
+			return fin, e.Metrics.LinearError(ctx, err)
 		}
 		issue, err := CreateOrFetch(ctx, func(ctx context.Context) (*linear.IssueFields, error) {
 			r, err := linear.IssueCreate(ctx, lc.GQL(), linear.IssueCreateInput{ID: f.ID, TeamID: f.TeamID, Title: title,
@@ -276,13 +235,13 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 			return &r.Issue.IssueFields, nil
 		})
 		if err != nil {
-			return fin, LinearError(ctx, fmt.Errorf("create issue %s: %w", key, err))
+			return fin, e.Metrics.LinearError(ctx, fmt.Errorf("create issue %s: %w", key, err))
 		}
 		if issue.Title != title || issue.Description == nil || *issue.Description != body {
 			// An earlier attempt created the issue from fewer entries; bring it up to date now.
 			if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, linear.IssueUpdateInput{Title: linear.Value(title),
 				Description: linear.Value(body), LabelIDs: linear.Value(labelIDs)}); err != nil {
-				return fin, LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
+				return fin, e.Metrics.LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
 			}
 			res.Updated = true
 		}
@@ -294,12 +253,12 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 		if labelsChanged {
 			labelIDs, err := lc.LabelIDs(ctx, f.TeamID, f.Labels)
 			if err != nil {
-				return fin, LinearError(ctx, err)
+				return fin, e.Metrics.LinearError(ctx, err)
 			}
 			upd.LabelIDs = linear.Value(labelIDs)
 		}
 		if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, upd); err != nil {
-			return fin, LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
+			return fin, e.Metrics.LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
 		}
 		res.Updated = true
 	}
@@ -310,7 +269,7 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 // entries were new.
 func (e *Events) record(ctx context.Context, in FileInput) (string, int, error) {
 	d := in.Decision
-	f, added, err := e.DB.RecordFiling(ctx, postgres.FiledIssueInput{
+	f, added, err := e.DB.RecordFiling(ctx, linsync.FiledIssueInput{
 		ID: FiledIssueID(in.WorkspaceID, d.DedupKey, in.WindowStart), WorkspaceID: in.WorkspaceID, Kind: in.Kind,
 		DedupKey: d.DedupKey, WindowStart: in.WindowStart, WindowEnd: in.WindowEnd, TeamID: d.TeamID,
 		RuleIndex: d.RuleIndex, Labels: d.Labels, Priority: d.Priority, Entries: in.Entries,
@@ -388,36 +347,17 @@ func sameLabels(a, b []string) bool {
 	return slices.Equal(norm(a), norm(b))
 }
 
-// AggregatorInput starts (or continues) an aggregator: the workflow that collects the entries of one issue over
-// its window and files them, debounced. It is the whole state carried across continue-as-new.
-type AggregatorInput struct {
-	WorkspaceID string        `json:"workspace_id"`
-	Kind        string        `json:"kind"`
-	DedupKey    string        `json:"dedup_key"`
-	Window      time.Duration `json:"window"`
-	Debounce    time.Duration `json:"debounce"`
-	// WindowStart is zero until the first entry arrives; fixed windows (digests) set both ends.
-	WindowStart time.Time    `json:"window_start,omitzero"`
-	WindowEnd   time.Time    `json:"window_end,omitzero"`
-	Decision    Decision     `json:"decision"`
-	Pending     []FiledEntry `json:"pending,omitempty"`
-	// Capped is set once the cap sent this window's entries to digests.
-	Capped bool `json:"capped,omitempty"`
-	// Runs counts continue-as-new generations, for logs and tests.
-	Runs int `json:"runs,omitempty"`
-}
-
 // AggregatorSignal is what an aggregator receives: entries and the decision routing made for them.
 type AggregatorSignal struct {
-	Entries  []FiledEntry `json:"entries"`
-	Decision Decision     `json:"decision"`
+	Entries  []linsync.FiledEntry `json:"entries"`
+	Decision linsync.Decision     `json:"decision"`
 }
 
 // SignalInput names an aggregator, how to start it when it is not running, and what to send it.
 type SignalInput struct {
-	WorkflowID string           `json:"workflow_id"`
-	Start      AggregatorInput  `json:"start"`
-	Signal     AggregatorSignal `json:"signal"`
+	WorkflowID string                  `json:"workflow_id"`
+	Start      linsync.AggregatorInput `json:"start"`
+	Signal     AggregatorSignal        `json:"signal"`
 	// CompleteKey, when set, is the event key to mark handled once the aggregator holds the signal.
 	CompleteKey string `json:"complete_key,omitempty"`
 	WorkspaceID string `json:"workspace_id,omitempty"`
@@ -426,9 +366,12 @@ type SignalInput struct {
 // SignalAggregator signals the aggregator, starting it when it is not running (signal-with-start), on this
 // activity's task queue. A retry may deliver the signal twice; aggregators deduplicate entries by key.
 func (e *Events) SignalAggregator(ctx context.Context, in SignalInput) error {
+	if e.Aggregator == "" {
+		return temporal.NewNonRetryableApplicationError("no aggregator workflow is configured", ErrTypeNoAggregator, nil)
+	}
 	_, err := e.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, AggregatorSignalName, in.Signal,
 		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: activity.GetInfo(ctx).TaskQueue},
-		AggregatorWorkflowName, in.Start)
+		e.Aggregator, in.Start)
 	if err != nil {
 		return fmt.Errorf("signal aggregator %s: %w", in.WorkflowID, err)
 	}
@@ -437,10 +380,3 @@ func (e *Events) SignalAggregator(ctx context.Context, in SignalInput) error {
 	}
 	return e.DB.CompleteEventReceipt(ctx, in.WorkspaceID, in.CompleteKey)
 }
-
-// MergeLabels returns a followed by the names of b it lacks, ignoring case (for workflows, which cannot import
-// postgres).
-func MergeLabels(a, b []string) []string { return postgres.MergeLabels(a, b) }
-
-// MoreUrgent returns the more urgent of two Linear priorities, 0 (no priority) losing to any.
-func MoreUrgent(a, b int) int { return postgres.MoreUrgent(a, b) }

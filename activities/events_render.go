@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync"
 )
 
 // IssueView is everything an event issue's title and body are rendered from. Rendering is pure: the same view
@@ -19,9 +19,9 @@ type IssueView struct {
 	Prefix      string
 	WindowStart time.Time
 	WindowEnd   *time.Time
-	Entries     []postgres.FiledEntry
+	Entries     []linsync.FiledEntry
 	// Previous is the issue of the window before this one, when there was one.
-	Previous *postgres.FiledIssue
+	Previous *linsync.FiledIssue
 	// CapPerHour is the cap a digest reports.
 	CapPerHour int
 }
@@ -57,17 +57,17 @@ const takeoverFix = "Remove the dangling DNS record, or reclaim the resource it 
 // RenderIssue returns the title and Markdown body of an event issue.
 func RenderIssue(v IssueView) (title, body string) {
 	switch v.Kind {
-	case postgres.EventLinkBroken:
+	case linsync.EventLinkBroken:
 		return renderBroken(v)
-	case postgres.EventClickThreshold:
+	case linsync.EventClickThreshold:
 		return renderClicks(v)
-	case postgres.EventDomainTakeover:
+	case linsync.EventDomainTakeover:
 		return renderTakeover(v)
-	case postgres.EventLinkCreated:
+	case linsync.EventLinkCreated:
 		return renderCreated(v)
-	case postgres.EventScanComplete:
+	case linsync.EventScanComplete:
 		return renderScan(v)
-	case postgres.EventKindDigest:
+	case linsync.EventKindDigest:
 		return renderDigest(v)
 	}
 	return fmt.Sprintf("[%s] %s", v.Prefix, v.Kind), ""
@@ -122,7 +122,7 @@ func renderBroken(v IssueView) (string, string) {
 	for _, e := range v.Entries {
 		seen[e.Event.FailureType] = true
 	}
-	for _, ft := range postgres.FailureTypes {
+	for _, ft := range linsync.FailureTypes {
 		if seen[ft] {
 			fmt.Fprintf(&b, "- **%s** (`%s`): %s\n", failureLabels[ft], ft, failureFixes[ft])
 		}
@@ -151,7 +151,7 @@ func renderClicks(v IssueView) (string, string) {
 	fmt.Fprintf(&b, "| Current hour | %s |\n| Trailing 7-day hourly baseline | %s |\n| Multiplier | %s× |\n",
 		grouped(ev.CurrentHourClicks), decimal(ev.BaselineHourlyClicks), decimal(mult))
 	b.WriteString("\n## Top referrers\n\n")
-	b.WriteString(topReferrers([]postgres.FiledEntry{{Event: ev}}))
+	b.WriteString(topReferrers([]linsync.FiledEntry{{Event: ev}}))
 	b.WriteString("\n## Suggested fix\n\n")
 	fmt.Fprintf(&b, "%s\n", bandFixes[ev.Band])
 	return title, b.String()
@@ -210,7 +210,7 @@ func renderScan(v IssueView) (string, string) {
 		b.WriteString("| Short link | Destination | Failure |\n|---|---|---|\n")
 		for _, f := range ev.Flagged {
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", cell(f.ShortURL), cell(f.DestinationURL),
-				cell(failureCell(postgres.Event{FailureType: f.FailureType, FailureDetail: f.FailureDetail})))
+				cell(failureCell(linsync.Event{FailureType: f.FailureType, FailureDetail: f.FailureDetail})))
 		}
 	}
 	seen := map[string]bool{}
@@ -218,7 +218,7 @@ func renderScan(v IssueView) (string, string) {
 		seen[f.FailureType] = true
 	}
 	var fixes strings.Builder
-	for _, ft := range postgres.FailureTypes {
+	for _, ft := range linsync.FailureTypes {
 		if seen[ft] {
 			fmt.Fprintf(&fixes, "- **%s** (`%s`): %s\n", failureLabels[ft], ft, failureFixes[ft])
 		}
@@ -247,23 +247,23 @@ func renderDigest(v IssueView) (string, string) {
 	return title, b.String()
 }
 
-func digestLine(ev postgres.Event) string {
+func digestLine(ev linsync.Event) string {
 	switch ev.Type {
-	case postgres.EventLinkBroken:
+	case linsync.EventLinkBroken:
 		return fmt.Sprintf("`%s` %s → %s (%s)", ev.Type, ev.ShortURL, hostOf(ev.DestinationURL), failureSummary(ev))
-	case postgres.EventClickThreshold:
+	case linsync.EventClickThreshold:
 		return fmt.Sprintf("`%s` %s on %s (%s× baseline)", ev.Type, ev.Band, ev.ShortURL, decimal(multiplier(ev)))
-	case postgres.EventDomainTakeover:
+	case linsync.EventDomainTakeover:
 		return fmt.Sprintf("`%s` %s", ev.Type, ev.Domain)
-	case postgres.EventLinkCreated:
+	case linsync.EventLinkCreated:
 		return fmt.Sprintf("`%s` %s → %s", ev.Type, ev.ShortURL, ev.DestinationURL)
-	case postgres.EventScanComplete:
+	case linsync.EventScanComplete:
 		return fmt.Sprintf("`%s` scan %s, %d flagged", ev.Type, ev.ScanID, len(ev.Flagged))
 	}
 	return "`" + ev.Type + "`"
 }
 
-func previous(b *strings.Builder, p *postgres.FiledIssue) {
+func previous(b *strings.Builder, p *linsync.FiledIssue) {
 	if p == nil {
 		return
 	}
@@ -277,8 +277,8 @@ func previous(b *strings.Builder, p *postgres.FiledIssue) {
 	fmt.Fprintf(b, "\nThis continues %s, which covered the window %s to %s.\n", ref, stamp(&p.WindowStart), stamp(p.WindowEnd))
 }
 
-func lastWorking(entries []postgres.FiledEntry) string {
-	var latest, earliest *postgres.Event
+func lastWorking(entries []linsync.FiledEntry) string {
+	var latest, earliest *linsync.Event
 	unknown := 0
 	for i := range entries {
 		ev := &entries[i].Event
@@ -313,18 +313,18 @@ func lastWorking(entries []postgres.FiledEntry) string {
 	return b.String()
 }
 
-func topReferrers(entries []postgres.FiledEntry) string {
+func topReferrers(entries []linsync.FiledEntry) string {
 	sums := map[string]int64{}
 	for _, e := range entries {
 		for _, r := range e.Event.TopReferrers {
 			sums[r.Host] += r.Clicks
 		}
 	}
-	refs := make([]postgres.Referrer, 0, len(sums))
+	refs := make([]linsync.Referrer, 0, len(sums))
 	for h, c := range sums {
-		refs = append(refs, postgres.Referrer{Host: h, Clicks: c})
+		refs = append(refs, linsync.Referrer{Host: h, Clicks: c})
 	}
-	slices.SortFunc(refs, func(a, b postgres.Referrer) int {
+	slices.SortFunc(refs, func(a, b linsync.Referrer) int {
 		return cmp.Or(cmp.Compare(b.Clicks, a.Clicks), cmp.Compare(a.Host, b.Host))
 	})
 	if len(refs) == 0 {
@@ -337,7 +337,7 @@ func topReferrers(entries []postgres.FiledEntry) string {
 	return b.String()
 }
 
-func latestTrigger(entries []postgres.FiledEntry) postgres.Event {
+func latestTrigger(entries []linsync.FiledEntry) linsync.Event {
 	best := entries[0].Event
 	for _, e := range entries[1:] {
 		if e.Event.TriggeredAt != nil && (best.TriggeredAt == nil || !e.Event.TriggeredAt.Before(*best.TriggeredAt)) {
@@ -347,7 +347,7 @@ func latestTrigger(entries []postgres.FiledEntry) postgres.Event {
 	return best
 }
 
-func multiplier(ev postgres.Event) float64 {
+func multiplier(ev linsync.Event) float64 {
 	if ev.Multiplier > 0 || ev.BaselineHourlyClicks <= 0 {
 		return ev.Multiplier
 	}
@@ -356,7 +356,7 @@ func multiplier(ev postgres.Event) float64 {
 
 // failureSummary is the short failure shown in titles: the scanner's detail up to its first comma ("502 Bad
 // Gateway"), or the failure type's name.
-func failureSummary(ev postgres.Event) string {
+func failureSummary(ev linsync.Event) string {
 	if d, _, _ := strings.Cut(ev.FailureDetail, ","); strings.TrimSpace(d) != "" {
 		return strings.TrimSpace(d)
 	}
@@ -366,7 +366,7 @@ func failureSummary(ev postgres.Event) string {
 	return ev.FailureType
 }
 
-func failureCell(ev postgres.Event) string {
+func failureCell(ev linsync.Event) string {
 	if ev.FailureDetail == "" {
 		return failureLabels[ev.FailureType] + " (" + ev.FailureType + ")"
 	}

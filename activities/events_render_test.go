@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync"
 )
 
 func at(s string) *time.Time {
@@ -20,12 +20,12 @@ func at(s string) *time.Time {
 }
 
 // seedBroken is the seed's broken_link_hook payload.
-func seedBroken(failure, detail string) postgres.Event {
-	return postgres.Event{Type: "link.broken", LinkID: "01J9V7QXMZ8K2Y3N4P5R6T7W8Z", ShortURL: "https://s.elido.me/spring-launch",
+func seedBroken(failure, detail string) linsync.Event {
+	return linsync.Event{Type: "link.broken", LinkID: "01J9V7QXMZ8K2Y3N4P5R6T7W8Z", ShortURL: "https://s.elido.me/spring-launch",
 		DestinationURL: "https://oldcampaign.example.com/landing", DestinationHost: "oldcampaign.example.com",
 		FailureType: failure, FailureDetail: detail, LastWorkingAt: at("2026-05-28T14:22:00Z"), DetectedAt: at("2026-06-04T03:11:42Z"),
 		ClicksLast7d: 2841, ClicksLast24h: 412, Tags: []string{"campaign-spring-2026", "paid"}, OwnerEmail: "marketing@example.com",
-		TopReferrers: []postgres.Referrer{{Host: "linkedin.com", Clicks: 1203}, {Host: "twitter.com", Clicks: 488}, {Host: "direct", Clicks: 612}, {Host: "bsky.app", Clicks: 2}}}
+		TopReferrers: []linsync.Referrer{{Host: "linkedin.com", Clicks: 1203}, {Host: "twitter.com", Clicks: 488}, {Host: "direct", Clicks: 612}, {Host: "bsky.app", Clicks: 2}}}
 }
 
 func TestRenderBrokenLinkPerFailureType(t *testing.T) {
@@ -43,7 +43,7 @@ func TestRenderBrokenLinkPerFailureType(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.failure, func(t *testing.T) {
 			t.Parallel()
-			title, body := RenderIssue(IssueView{Kind: "link.broken", Prefix: "linsync", Entries: []postgres.FiledEntry{{Event: seedBroken(tc.failure, tc.detail)}}})
+			title, body := RenderIssue(IssueView{Kind: "link.broken", Prefix: "linsync", Entries: []linsync.FiledEntry{{Event: seedBroken(tc.failure, tc.detail)}}})
 			require.Equal(t, tc.title, title)
 			for _, s := range []string{"## Link details", "## Last working", "## Click delta vs 7-day baseline", "## Top referrers", "## Suggested fix"} {
 				require.Equal(t, 1, strings.Count(body, s), s)
@@ -61,15 +61,15 @@ func TestRenderBrokenLinkPerFailureType(t *testing.T) {
 
 func TestRenderBrokenLinksOfAHost(t *testing.T) {
 	t.Parallel()
-	var entries []postgres.FiledEntry
+	var entries []linsync.FiledEntry
 	for i := range 3 {
 		ev := seedBroken([]string{"http_5xx", "http_5xx", "parked_domain"}[i], "")
 		ev.ShortURL = fmt.Sprintf("https://s.elido.me/l%d", i)
 		ev.LastWorkingAt = at(fmt.Sprintf("2026-05-2%dT10:00:00Z", i+1))
-		entries = append(entries, postgres.FiledEntry{Event: ev})
+		entries = append(entries, linsync.FiledEntry{Event: ev})
 	}
 	end := time.Date(2026, 6, 5, 3, 11, 0, 0, time.UTC)
-	prev := &postgres.FiledIssue{Identifier: "SUP-7", URL: "https://linear.app/x/issue/SUP-7", WindowStart: end.Add(-48 * time.Hour), WindowEnd: ptrTime(end.Add(-24 * time.Hour))}
+	prev := &linsync.FiledIssue{Identifier: "SUP-7", URL: "https://linear.app/x/issue/SUP-7", WindowStart: end.Add(-48 * time.Hour), WindowEnd: ptrTime(end.Add(-24 * time.Hour))}
 	title, body := RenderIssue(IssueView{Kind: "link.broken", Prefix: "mon", WindowEnd: &end, Entries: entries, Previous: prev})
 	require.Equal(t, "[mon] Broken link: /l0 (HTTP 5xx) and 2 more on oldcampaign.example.com", title)
 	require.Contains(t, body, "**3 short links** pointing at **oldcampaign.example.com**")
@@ -99,10 +99,10 @@ func TestRenderClickThresholdPerBand(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.band, func(t *testing.T) {
 			t.Parallel()
-			ev := postgres.Event{Type: "link.click_threshold", LinkID: "01J9", ShortURL: "https://s.elido.me/spring-launch", Band: tc.band,
+			ev := linsync.Event{Type: "link.click_threshold", LinkID: "01J9", ShortURL: "https://s.elido.me/spring-launch", Band: tc.band,
 				CurrentHourClicks: tc.current, BaselineHourlyClicks: 612, Multiplier: tc.mult, TriggeredAt: at("2026-06-04T11:14:00Z"),
-				TopReferrers: []postgres.Referrer{{Host: "news.ycombinator.com", Clicks: 6203}, {Host: "direct", Clicks: 1488}}}
-			title, body := RenderIssue(IssueView{Kind: "link.click_threshold", Prefix: "linsync", WindowStart: hour, Entries: []postgres.FiledEntry{{Event: ev}}})
+				TopReferrers: []linsync.Referrer{{Host: "news.ycombinator.com", Clicks: 6203}, {Host: "direct", Clicks: 1488}}}
+			title, body := RenderIssue(IssueView{Kind: "link.click_threshold", Prefix: "linsync", WindowStart: hour, Entries: []linsync.FiledEntry{{Event: ev}}})
 			require.Equal(t, tc.title, title)
 			require.Contains(t, body, fmt.Sprintf("| Current hour | %s |", grouped(tc.current)))
 			require.Contains(t, body, "| Trailing 7-day hourly baseline | 612 |")
@@ -117,24 +117,24 @@ func TestRenderOtherKinds(t *testing.T) {
 	hour := time.Date(2026, 6, 4, 11, 0, 0, 0, time.UTC)
 	cases := []struct {
 		kind  string
-		ev    postgres.Event
+		ev    linsync.Event
 		title string
 		body  []string
 	}{
-		{"domain.takeover_detected", postgres.Event{Type: "domain.takeover_detected", Domain: "go.example.com", DanglingRecord: "CNAME old.s3",
+		{"domain.takeover_detected", linsync.Event{Type: "domain.takeover_detected", Domain: "go.example.com", DanglingRecord: "CNAME old.s3",
 			AffectedLinks: []string{"https://go.example.com/a"}}, "[p] Domain takeover detected: go.example.com",
 			[]string{"- Dangling record: `CNAME old.s3`", "## Affected short links (1)", "Remove the dangling DNS record"}},
-		{"link.created", postgres.Event{Type: "link.created", LinkID: "L1", ShortURL: "https://s.elido.me/new", DestinationURL: "https://x.example/"},
+		{"link.created", linsync.Event{Type: "link.created", LinkID: "L1", ShortURL: "https://s.elido.me/new", DestinationURL: "https://x.example/"},
 			"[p] New short link: /new", []string{"- Destination: https://x.example/", "## Suggested check"}},
-		{"link.scan_complete", postgres.Event{Type: "link.scan_complete", ScanID: "scan-9", LinksScanned: 12000,
-			Flagged: []postgres.FlaggedLink{{ShortURL: "https://s.elido.me/a", FailureType: "http_4xx"}}},
+		{"link.scan_complete", linsync.Event{Type: "link.scan_complete", ScanID: "scan-9", LinksScanned: 12000,
+			Flagged: []linsync.FlaggedLink{{ShortURL: "https://s.elido.me/a", FailureType: "http_4xx"}}},
 			"[p] Link scan scan-9: 1 flagged", []string{"12,000 links scanned, **1 flagged**", "| https://s.elido.me/a |", "(`http_4xx`)"}},
-		{"digest", postgres.Event{Type: "link.click_threshold", Band: "spike", ShortURL: "https://s.elido.me/x", CurrentHourClicks: 50, BaselineHourlyClicks: 10},
+		{"digest", linsync.Event{Type: "link.click_threshold", Band: "spike", ShortURL: "https://s.elido.me/x", CurrentHourClicks: 50, BaselineHourlyClicks: 10},
 			"[p] Issue cap reached: 1 events in the digest for 2026-06-04 11:00–12:00 UTC",
 			[]string{"The creation cap of **20 new issues per hour**", "- `link.click_threshold` spike on https://s.elido.me/x (5× baseline)"}},
 	}
 	for _, tc := range cases {
-		title, body := RenderIssue(IssueView{Kind: tc.kind, Prefix: "p", WindowStart: hour, CapPerHour: 20, Entries: []postgres.FiledEntry{{Event: tc.ev}}})
+		title, body := RenderIssue(IssueView{Kind: tc.kind, Prefix: "p", WindowStart: hour, CapPerHour: 20, Entries: []linsync.FiledEntry{{Event: tc.ev}}})
 		require.Equal(t, tc.title, title, tc.kind)
 		for _, s := range tc.body {
 			require.Contains(t, body, s, tc.kind)

@@ -32,9 +32,10 @@ const (
 	rateLimitSpread = 5 * time.Second
 )
 
-// LinearError turns an error from the linear package into the Temporal error the activity should return: the one
-// mapping from error classes to retry behaviour. Use it as `return nil, LinearError(ctx, err)` inside activities.
-func LinearError(ctx context.Context, err error) error {
+// LinearError turns an error from the linear package into the Temporal error the activity should return, the one
+// mapping from error classes to retry behaviour, and counts the retries it asks for in m (nil counts nothing). Use
+// it as `return nil, a.Metrics.LinearError(ctx, err)` inside activities.
+func (m *Metrics) LinearError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -42,22 +43,22 @@ func LinearError(ctx context.Context, err error) error {
 	if activity.IsActivity(ctx) {
 		attempt = activity.GetInfo(ctx).Attempt
 	}
-	return linearError(err, attempt, time.Now(), rand.Int64N)
+	return m.linearError(err, attempt, time.Now(), rand.Int64N)
 }
 
 // linearError is LinearError with the attempt, clock and randomness given, for tests.
-func linearError(err error, attempt int32, now time.Time, randN func(int64) int64) error {
+func (m *Metrics) linearError(err error, attempt int32, now time.Time, randN func(int64) int64) error {
 	e := linear.Classify(err)
 	msg := err.Error()
 	// The attempt travels with the error so a dead letter can say how many were made.
 	details := []any{FailureDetails{Attempt: attempt, Class: string(e.Class)}}
 	switch e.Class {
 	case linear.ClassRateLimited:
-		metrics.retry("rate_limited")
+		m.retry("rate_limited")
 		return temporal.NewApplicationErrorWithOptions(msg, ErrTypeLinearRateLimited, temporal.ApplicationErrorOptions{
 			Cause: err, NextRetryDelay: RateLimitDelay(e.RetryAt, now, randN), Details: details})
 	case linear.ClassTransient:
-		metrics.retry("transient")
+		m.retry("transient")
 		return temporal.NewApplicationErrorWithOptions(msg, ErrTypeLinearTransient, temporal.ApplicationErrorOptions{
 			Cause: err, NextRetryDelay: TransientDelay(attempt, randN), Details: details})
 	}

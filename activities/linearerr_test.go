@@ -48,7 +48,7 @@ func TestLinearErrorMapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := linearError(tt.err, tt.attempt, now, tt.randN)
+			err := (*Metrics)(nil).linearError(tt.err, tt.attempt, now, tt.randN)
 			var appErr *temporal.ApplicationError
 			require.True(t, errors.As(err, &appErr))
 			require.Equal(t, tt.errType, appErr.Type())
@@ -58,7 +58,7 @@ func TestLinearErrorMapping(t *testing.T) {
 			require.ErrorIs(t, err, tt.err)
 		})
 	}
-	require.NoError(t, LinearError(t.Context(), nil))
+	require.NoError(t, (*Metrics)(nil).LinearError(t.Context(), nil))
 }
 
 func TestCreateOrFetch(t *testing.T) {

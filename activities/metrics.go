@@ -6,10 +6,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the activities' operational counters. A nil *Metrics records nothing, so tests need not build one.
+// Metrics are the activities' operational counters, shared by every activity struct that counts. A nil *Metrics
+// records nothing, so tests need not build one.
 type Metrics struct {
 	retries     *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
+	drift       *prometheus.CounterVec
+	reenabled   prometheus.Counter
 }
 
 // NewMetrics registers the activities' metrics with reg.
@@ -23,8 +26,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "linsync_dead_letters_total",
 			Help: "Runs that failed for good and became dead letters, by kind and error class.",
 		}, []string{"kind", "error_class"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linsync_drift_repaired_total",
+			Help: "Changes webhooks missed that reconciliation applied, by kind (question, filed_issue, question_resync).",
+		}, []string{"kind"}),
+		reenabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linsync_webhooks_reenabled_total",
+			Help: "linsync webhooks that Linear had disabled and reconciliation enabled again.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.retries, m.deadLetters} {
+	for _, c := range []prometheus.Collector{m.retries, m.deadLetters, m.drift, m.reenabled} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register activity metrics: %w", err)
 		}
@@ -44,8 +55,14 @@ func (m *Metrics) deadLetter(kind, class string) {
 	}
 }
 
-// metrics is set once at start-up by SetMetrics; LinearError is a plain function, so it reads it from here.
-var metrics *Metrics
+func (m *Metrics) driftRepaired(kind string, n int) {
+	if m != nil {
+		m.drift.WithLabelValues(kind).Add(float64(n))
+	}
+}
 
-// SetMetrics makes the activities report to m.
-func SetMetrics(m *Metrics) { metrics = m }
+func (m *Metrics) webhookReenabled() {
+	if m != nil {
+		m.reenabled.Inc()
+	}
+}

@@ -20,9 +20,9 @@ import (
 // Questions syncs Q&A questions and replies with Linear issues and comments.
 type Questions struct {
 	DB     *postgres.DB
-	Linear *LinearClients
+	Linear *linear.Clients
 	// Sync asks the question's entity workflow to write pending changes to Linear (signal-with-start); set by
-	// cmd/linsync to workflows.QuestionSyncer, which activities cannot import.
+	// worker.NewActivities to workflows.Starter.QuestionSyncer, which activities cannot import.
 	Sync func(ctx context.Context, workspaceID, questionID string) error
 	// AfterLinearWrite, when set, runs after every successful write to Linear and before its result is stored; an
 	// error fails the attempt there. It is the seam tests use to prove a retried write creates nothing twice; nil in
@@ -30,6 +30,8 @@ type Questions struct {
 	AfterLinearWrite func(ctx context.Context, op string) error
 	// DeadLetters, when set, receives questions whose push failed for good (see RecordSyncFailure).
 	DeadLetters *DeadLetters
+	// Metrics counts the retries of Linear calls; nil counts nothing.
+	Metrics *Metrics
 	// CallbackClient posts the signed callbacks to the Q&A app; nil means PublicHTTPClient(false, 10s), which
 	// refuses private addresses.
 	CallbackClient *http.Client
@@ -48,32 +50,13 @@ type ReplyRef struct {
 	ReplyID     string `json:"reply_id"`
 }
 
-// SyncWork is what a question still needs from Linear.
-type SyncWork struct {
-	Linked         bool     `json:"linked"`
-	NeedIssue      bool     `json:"need_issue"`
-	NeedPush       bool     `json:"need_push"`
-	PendingReplies []string `json:"pending_replies"`
-	NeedArchive    bool     `json:"need_archive"`
-}
-
-// Empty reports whether nothing is left to write.
-func (w SyncWork) Empty() bool {
-	return !w.Linked || (!w.NeedIssue && !w.NeedPush && len(w.PendingReplies) == 0 && !w.NeedArchive)
-}
-
 // commentNamespace seeds the ids of comments linsync derives rather than stores (unmatched-email notes, archive
 // notes): the same note for the same question always gets the same id, so a retry conflicts instead of doubling.
 var commentNamespace = uuid.MustParse("6f1f7f3e-3c0b-4b52-9f1a-2f7d8c4e9a21")
 
 // QuestionSyncWork reads what a question still needs from Linear.
-func (a *Questions) QuestionSyncWork(ctx context.Context, ref QuestionRef) (*SyncWork, error) {
-	w, err := a.DB.QuestionSyncWork(ctx, ref.QuestionID)
-	if err != nil {
-		return nil, err
-	}
-	return &SyncWork{Linked: w.Linked, NeedIssue: w.NeedIssue, NeedPush: w.NeedPush, PendingReplies: w.PendingReplies,
-		NeedArchive: w.NeedArchive}, nil
+func (a *Questions) QuestionSyncWork(ctx context.Context, ref QuestionRef) (*linsync.SyncWork, error) {
+	return a.DB.QuestionSyncWork(ctx, ref.QuestionID)
 }
 
 func (a *Questions) afterWrite(ctx context.Context, op string) error {
@@ -94,7 +77,7 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 	if q.IssueCreated || !q.Linked {
 		return nil
 	}
-	lc, conn, err := a.Linear.For(ctx, ref.WorkspaceID)
+	lc, conn, err := LinearFor(ctx, a.Linear, ref.WorkspaceID)
 	if err != nil {
 		return err
 	}
@@ -104,9 +87,9 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 	}
 	team, err := lc.Team(ctx, q.TeamID)
 	if err != nil {
-		return LinearError(ctx, err)
+		return a.Metrics.LinearError(ctx, err)
 	}
-	in := linear.IssueCreateInput{ID: q.LinearIssueID, TeamID: team.Id, Title: q.Field(postgres.FieldTitle),
+	in := linear.IssueCreateInput{ID: q.LinearIssueID, TeamID: team.Id, Title: q.Field(linsync.FieldTitle),
 		Description: describe(q, settings), Priority: q.Priority()}
 	if team.TriageEnabled {
 		if st, ok := team.StateByType("triage"); ok {
@@ -115,10 +98,10 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 	}
 	if len(conn.DefaultLabels) > 0 {
 		if in.LabelIDs, err = lc.LabelIDs(ctx, team.Id, conn.DefaultLabels); err != nil {
-			return LinearError(ctx, err)
+			return a.Metrics.LinearError(ctx, err)
 		}
 	}
-	assignee := q.Field(postgres.FieldAssignee)
+	assignee := q.Field(linsync.FieldAssignee)
 	matched := true
 	if assignee != "" {
 		u, err := a.userByEmail(ctx, lc, ref.WorkspaceID, assignee)
@@ -145,7 +128,7 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 			return &resp.Issue.IssueFields, nil
 		})
 	if err != nil {
-		return LinearError(ctx, fmt.Errorf("create issue for question %s: %w", q.ID, err))
+		return a.Metrics.LinearError(ctx, fmt.Errorf("create issue for question %s: %w", q.ID, err))
 	}
 	if issue == nil {
 		return fmt.Errorf("create issue for question %s: Linear answered without the issue", q.ID)
@@ -155,20 +138,20 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 	}
 	linearAssignee := ""
 	if issue.Assignee != nil {
-		linearAssignee = postgres.NormalizeEmail(issue.Assignee.Email)
+		linearAssignee = linsync.NormalizeEmail(issue.Assignee.Email)
 	}
 	linearStatus := settings.StatusOf(issue.State.Type)
 	linearPriority := strconv.Itoa(int(issue.Priority))
-	pushed := map[string]postgres.PushedField{
+	pushed := map[string]linsync.PushedField{
 		// The status pushed is the one Linear chose (triage or the team's default); a different status set in the
 		// app meanwhile stays dirty and is written next.
-		postgres.FieldStatus:   {Value: linearStatus, LinearValue: linearStatus},
-		postgres.FieldAssignee: {Value: assignee, LinearValue: linearAssignee},
-		postgres.FieldPriority: {Value: strconv.Itoa(in.Priority), LinearValue: linearPriority},
-		postgres.FieldTitle:    {Value: in.Title, LinearValue: issue.Title},
-		postgres.FieldBody:     {Value: q.Field(postgres.FieldBody), LinearValue: q.Field(postgres.FieldBody)},
+		linsync.FieldStatus:   {Value: linearStatus, LinearValue: linearStatus},
+		linsync.FieldAssignee: {Value: assignee, LinearValue: linearAssignee},
+		linsync.FieldPriority: {Value: strconv.Itoa(in.Priority), LinearValue: linearPriority},
+		linsync.FieldTitle:    {Value: in.Title, LinearValue: issue.Title},
+		linsync.FieldBody:     {Value: q.Field(linsync.FieldBody), LinearValue: q.Field(linsync.FieldBody)},
 	}
-	link := postgres.IssueLink{Identifier: issue.Identifier, URL: issue.Url, TeamID: issue.Team.Id}
+	link := linsync.IssueLink{Identifier: issue.Identifier, URL: issue.Url, TeamID: issue.Team.Id}
 	if err := a.DB.RecordIssueCreated(ctx, q.ID, link, pushed, issue.UpdatedAt); err != nil {
 		return err
 	}
@@ -182,7 +165,7 @@ func (a *Questions) EnsureIssue(ctx context.Context, ref QuestionRef) error {
 func (a *Questions) userByEmail(ctx context.Context, lc *linear.Client, workspaceID, email string) (*linear.UserFields, error) {
 	u, err := lc.UserByEmail(ctx, email)
 	if err != nil {
-		return nil, LinearError(ctx, err)
+		return nil, a.Metrics.LinearError(ctx, err)
 	}
 	if u != nil {
 		if err := a.DB.RememberLinearUser(ctx, workspaceID, u.Id, u.Email, u.Name); err != nil {
@@ -194,7 +177,7 @@ func (a *Questions) userByEmail(ctx context.Context, lc *linear.Client, workspac
 
 // noteUnmatched says, on the issue and on the question, that an assignee email matches no Linear user: the issue
 // stays unassigned, never silently.
-func (a *Questions) noteUnmatched(ctx context.Context, lc *linear.Client, q *postgres.Question, email string) error {
+func (a *Questions) noteUnmatched(ctx context.Context, lc *linear.Client, q *linsync.Question, email string) error {
 	id := uuid.NewSHA1(commentNamespace, []byte(q.ID+"|unmatched|"+email)).String()
 	body := fmt.Sprintf("linsync could not assign this issue: no active Linear user has the email `%s` that the "+
 		"Q&A app named as assignee. It stays unassigned until the app names someone with a Linear account.", email)
@@ -203,8 +186,8 @@ func (a *Questions) noteUnmatched(ctx context.Context, lc *linear.Client, q *pos
 		return err
 	}
 	warning := fmt.Sprintf("assignee %s matches no active Linear user; the issue is left unassigned", email)
-	return a.DB.SetSyncWarning(ctx, q.ID, warning, postgres.AuditEntry{Kind: postgres.AuditUnmatchedEmail,
-		Field: postgres.FieldAssignee, Detail: map[string]any{"email": email, "comment_id": id}})
+	return a.DB.SetSyncWarning(ctx, q.ID, warning, linsync.AuditEntry{Kind: linsync.AuditUnmatchedEmail,
+		Field: linsync.FieldAssignee, Detail: map[string]any{"email": email, "comment_id": id}})
 }
 
 // createComment creates a comment with a client-chosen id; a conflict means an earlier attempt created it.
@@ -219,7 +202,7 @@ func (a *Questions) createComment(ctx context.Context, lc *linear.Client, in lin
 			return in.ID, err
 		})
 	if err != nil {
-		return LinearError(ctx, fmt.Errorf("create comment %s on issue %s: %w", in.ID, in.IssueID, err))
+		return a.Metrics.LinearError(ctx, fmt.Errorf("create comment %s on issue %s: %w", in.ID, in.IssueID, err))
 	}
 	return a.afterWrite(ctx, "CommentCreate")
 }
@@ -234,7 +217,7 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 	if !q.IssueCreated || !q.Linked || !q.NeedsPush() {
 		return 0, nil
 	}
-	lc, _, err := a.Linear.For(ctx, ref.WorkspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, ref.WorkspaceID)
 	if err != nil {
 		return 0, err
 	}
@@ -244,27 +227,27 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 	}
 	var in linear.IssueUpdateInput
 	send := false
-	pushed := map[string]postgres.PushedField{}
+	pushed := map[string]linsync.PushedField{}
 	unmatched := ""
-	for _, name := range postgres.SyncedFields {
+	for _, name := range linsync.SyncedFields {
 		f := q.Fields[name]
 		if !f.Dirty() {
 			continue
 		}
 		v := f.Value
 		switch name {
-		case postgres.FieldStatus:
+		case linsync.FieldStatus:
 			typ, ok := settings.StateForStatus[v]
 			if !ok {
 				return 0, fmt.Errorf("push status of question %s: no Linear state type configured for %q", q.ID, v)
 			}
 			st, err := lc.State(ctx, q.TeamID, typ)
 			if err != nil {
-				return 0, LinearError(ctx, err)
+				return 0, a.Metrics.LinearError(ctx, err)
 			}
 			in.StateID, send = linear.Value(st.Id), true
-			pushed[name] = postgres.PushedField{Value: v, LinearValue: settings.StatusOf(st.Type)}
-		case postgres.FieldAssignee:
+			pushed[name] = linsync.PushedField{Value: v, LinearValue: settings.StatusOf(st.Type)}
+		case linsync.FieldAssignee:
 			u := (*linear.UserFields)(nil)
 			if v != "" {
 				if u, err = a.userByEmail(ctx, lc, ref.WorkspaceID, v); err != nil {
@@ -274,33 +257,33 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 			switch {
 			case u != nil:
 				in.AssigneeID, send = linear.Value(u.Id), true
-				pushed[name] = postgres.PushedField{Value: v, LinearValue: postgres.NormalizeEmail(u.Email)}
+				pushed[name] = linsync.PushedField{Value: v, LinearValue: linsync.NormalizeEmail(u.Email)}
 			case f.LinearValue != "":
 				in.AssigneeID, send = linear.Clear[string](), true
-				pushed[name] = postgres.PushedField{Value: v, LinearValue: ""}
+				pushed[name] = linsync.PushedField{Value: v, LinearValue: ""}
 			default:
-				pushed[name] = postgres.PushedField{Value: v, LinearValue: ""}
+				pushed[name] = linsync.PushedField{Value: v, LinearValue: ""}
 			}
 			if u == nil && v != "" {
 				unmatched = v
 			}
-		case postgres.FieldPriority:
+		case linsync.FieldPriority:
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return 0, fmt.Errorf("push priority of question %s: %w", q.ID, err)
 			}
 			in.Priority, send = linear.Value(n), true
-			pushed[name] = postgres.PushedField{Value: v, LinearValue: v}
-		case postgres.FieldTitle:
+			pushed[name] = linsync.PushedField{Value: v, LinearValue: v}
+		case linsync.FieldTitle:
 			in.Title, send = linear.Value(v), true
-			pushed[name] = postgres.PushedField{Value: v, LinearValue: v}
-		case postgres.FieldBody:
+			pushed[name] = linsync.PushedField{Value: v, LinearValue: v}
+		case linsync.FieldBody:
 			in.Description, send = linear.Value(describe(q, settings)), true
-			pushed[name] = postgres.PushedField{Value: v, LinearValue: v}
+			pushed[name] = linsync.PushedField{Value: v, LinearValue: v}
 		}
 	}
 	requests := 0
-	var at time.Time // zero: nothing was sent (see postgres.MergePush)
+	var at time.Time // zero: nothing was sent (see linsync.MergePush)
 	if send {
 		// The values go to Postgres before the call, like the pre-chosen ids: the webhook of this write may arrive
 		// before RecordPush, and without an actor only these values tell it is an echo.
@@ -309,7 +292,7 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 		}
 		resp, err := linear.IssueUpdate(ctx, lc.GQL(), q.LinearIssueID, in)
 		if err != nil {
-			return 0, LinearError(ctx, fmt.Errorf("update issue of question %s: %w", q.ID, err))
+			return 0, a.Metrics.LinearError(ctx, fmt.Errorf("update issue of question %s: %w", q.ID, err))
 		}
 		requests++
 		if err := a.afterWrite(ctx, "IssueUpdate"); err != nil {
@@ -322,7 +305,7 @@ func (a *Questions) PushFields(ctx context.Context, ref QuestionRef) (int, error
 	if err := a.DB.RecordPush(ctx, q.ID, pushed, at); err != nil {
 		return 0, err
 	}
-	if _, ok := pushed[postgres.FieldAssignee]; ok {
+	if _, ok := pushed[linsync.FieldAssignee]; ok {
 		if unmatched != "" {
 			requests++
 			return requests, a.noteUnmatched(ctx, lc, q, unmatched)
@@ -340,7 +323,7 @@ func (a *Questions) PushReply(ctx context.Context, ref ReplyRef) error {
 	if err != nil {
 		return err
 	}
-	if r.Synced || r.Source != postgres.SourceApp {
+	if r.Synced || r.Source != linsync.SourceApp {
 		return nil
 	}
 	q, err := a.DB.QuestionByID(ctx, ref.QuestionID)
@@ -350,7 +333,7 @@ func (a *Questions) PushReply(ctx context.Context, ref ReplyRef) error {
 	if !q.IssueCreated || !q.Linked {
 		return nil
 	}
-	lc, _, err := a.Linear.For(ctx, ref.WorkspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, ref.WorkspaceID)
 	if err != nil {
 		return err
 	}
@@ -373,7 +356,7 @@ func (a *Questions) ArchiveOnLinear(ctx context.Context, ref QuestionRef) error 
 	if q.ArchivedAt == nil || q.ArchiveSynced || !q.IssueCreated || !q.Linked {
 		return nil
 	}
-	lc, _, err := a.Linear.For(ctx, ref.WorkspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, ref.WorkspaceID)
 	if err != nil {
 		return err
 	}
@@ -418,7 +401,7 @@ func (a *Questions) ResyncQuestion(ctx context.Context, workspaceID, questionID 
 	if err != nil {
 		return err
 	}
-	if !q.Linked || (q.SyncState != postgres.SyncPending && q.SyncState != postgres.SyncFailed) {
+	if !q.Linked || (q.SyncState != linsync.SyncPending && q.SyncState != linsync.SyncFailed) {
 		return nil
 	}
 	if a.Sync == nil {
@@ -438,9 +421,9 @@ const (
 )
 
 // describe renders the issue description: the question, who asked, and the link back to the app.
-func describe(q *postgres.Question, s *postgres.QuestionSettings) string {
+func describe(q *linsync.Question, s *linsync.QuestionSettings) string {
 	var b strings.Builder
-	b.WriteString(q.Field(postgres.FieldBody))
+	b.WriteString(q.Field(linsync.FieldBody))
 	b.WriteString("\n\n---\nAsked by ")
 	b.WriteString(q.AskerEmail)
 	b.WriteString(" in the Q&A app")

@@ -18,7 +18,6 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
 // LinearChange is a verified Linear webhook for the question sync to apply.
@@ -86,10 +85,10 @@ func (a *Questions) ApplyLinearIssue(ctx context.Context, ch LinearChange) (*Lin
 		return nil, err
 	}
 	d := w.Issue
-	st := postgres.LinearIssueState{IssueID: d.ID, Identifier: d.Identifier, URL: d.URL, TeamID: d.TeamID,
+	st := linsync.LinearIssueState{IssueID: d.ID, Identifier: d.Identifier, URL: d.URL, TeamID: d.TeamID,
 		Removed: w.Action == "remove", Values: map[string]string{
-			postgres.FieldTitle:    d.Title,
-			postgres.FieldPriority: strconv.Itoa(int(d.Priority)),
+			linsync.FieldTitle:    d.Title,
+			linsync.FieldPriority: strconv.Itoa(int(d.Priority)),
 		}}
 	st.Edited = editedFields(w.UpdatedFrom)
 	// An actor that is not linsync's user is someone else; a webhook without one may be our own write.
@@ -99,14 +98,14 @@ func (a *Questions) ApplyLinearIssue(ctx context.Context, ch LinearChange) (*Lin
 	}
 	if d.State != nil {
 		if s := settings.StatusOf(d.State.Type); s != "" {
-			st.Values[postgres.FieldStatus] = s
+			st.Values[linsync.FieldStatus] = s
 		}
 	}
 	email, err := a.assigneeEmail(ctx, ch.WorkspaceID, d)
 	if err != nil {
 		return nil, err
 	}
-	st.Values[postgres.FieldAssignee] = email
+	st.Values[linsync.FieldAssignee] = email
 	if st.UpdatedAt, err = changeTime(d.UpdatedAt, w); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError("read issue updatedAt", ErrTypeBadWebhook, err)
 	}
@@ -124,8 +123,8 @@ func editedFields(updatedFrom json.RawMessage) map[string]bool {
 		return nil
 	}
 	out := map[string]bool{}
-	for key, field := range map[string]string{"stateId": postgres.FieldStatus, "assigneeId": postgres.FieldAssignee,
-		"priority": postgres.FieldPriority, "title": postgres.FieldTitle} {
+	for key, field := range map[string]string{"stateId": linsync.FieldStatus, "assigneeId": linsync.FieldAssignee,
+		"priority": linsync.FieldPriority, "title": linsync.FieldTitle} {
 		if _, ok := from[key]; ok {
 			out[field] = true
 		}
@@ -133,7 +132,7 @@ func editedFields(updatedFrom json.RawMessage) map[string]bool {
 	return out
 }
 
-func applyResult(res *postgres.LinearApply, action string) *LinearChangeResult {
+func applyResult(res *linsync.LinearApply, action string) *LinearChangeResult {
 	if !res.Found {
 		return ignored("not linked to a question")
 	}
@@ -163,7 +162,7 @@ func (a *Questions) assigneeEmail(ctx context.Context, workspaceID string, d *li
 	if d.Assignee != nil {
 		id = d.Assignee.ID
 		if d.Assignee.Email != "" {
-			return postgres.NormalizeEmail(d.Assignee.Email), a.DB.RememberLinearUser(ctx, workspaceID, id, d.Assignee.Email, d.Assignee.Name)
+			return linsync.NormalizeEmail(d.Assignee.Email), a.DB.RememberLinearUser(ctx, workspaceID, id, d.Assignee.Email, d.Assignee.Name)
 		}
 	}
 	if id == "" {
@@ -172,15 +171,15 @@ func (a *Questions) assigneeEmail(ctx context.Context, workspaceID string, d *li
 	if email, err := a.DB.LinearUserEmail(ctx, workspaceID, id); err != nil || email != "" {
 		return email, err
 	}
-	lc, _, err := a.Linear.For(ctx, workspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, workspaceID)
 	if err != nil {
 		return "", err
 	}
 	resp, err := linear.User(ctx, lc.GQL(), id)
 	if err != nil {
-		return "", LinearError(ctx, fmt.Errorf("look up assignee %s: %w", id, err))
+		return "", a.Metrics.LinearError(ctx, fmt.Errorf("look up assignee %s: %w", id, err))
 	}
-	return postgres.NormalizeEmail(resp.User.Email), a.DB.RememberLinearUser(ctx, workspaceID, id, resp.User.Email, resp.User.Name)
+	return linsync.NormalizeEmail(resp.User.Email), a.DB.RememberLinearUser(ctx, workspaceID, id, resp.User.Email, resp.User.Name)
 }
 
 // changeTime is when Linear made the change: the entity's updatedAt, else the event's createdAt.
@@ -211,7 +210,7 @@ func (a *Questions) ApplyLinearComment(ctx context.Context, ch LinearChange) (*L
 		return ignored("echo: comment by linsync's own Linear user"), nil
 	}
 	c := w.Comment
-	var res *postgres.LinearApply
+	var res *linsync.LinearApply
 	switch w.Action {
 	case "create":
 		author, name := "", ""
@@ -231,7 +230,7 @@ func (a *Questions) ApplyLinearComment(ctx context.Context, ch LinearChange) (*L
 			return nil, temporal.NewNonRetryableApplicationError("read comment createdAt", ErrTypeBadWebhook, err)
 		}
 		var created bool
-		res, created, err = a.DB.AddLinearComment(ctx, ch.WorkspaceID, postgres.LinearComment{CommentID: c.ID,
+		res, created, err = a.DB.AddLinearComment(ctx, ch.WorkspaceID, linsync.LinearComment{CommentID: c.ID,
 			IssueID: *c.IssueID, Body: c.Body, AuthorEmail: author, AuthorName: name, CreatedAt: at})
 		if err != nil {
 			return nil, err
@@ -276,7 +275,7 @@ func (a *Questions) NotifyApp(ctx context.Context, n Notification) error {
 	}
 	msgID := "msg_" + uuid.NewSHA1(commentNamespace, []byte(n.DeliveryID+"|"+n.QuestionID)).String()
 	fields := map[string]string{}
-	for _, f := range postgres.SyncedFields {
+	for _, f := range linsync.SyncedFields {
 		fields[f] = q.Field(f)
 	}
 	body, err := json.Marshal(map[string]any{

@@ -21,10 +21,10 @@ import (
 // linsync's webhook in Linear, and records what each run repaired.
 type Reconciler struct {
 	DB       *postgres.DB
-	Linear   *LinearClients
+	Linear   *linear.Clients
 	Temporal client.Client
-	// Metrics receives the drift and webhook counters; nil records nothing.
-	Metrics *ReconcileMetrics
+	// Metrics counts retries, repaired drift and re-enabled webhooks; nil counts nothing.
+	Metrics *Metrics
 	// Now is the clock of first watermarks; nil means time.Now.
 	Now func() time.Time
 }
@@ -95,7 +95,7 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 	if err != nil {
 		return nil, err
 	}
-	ours := map[string]*postgres.WebhookRecord{}
+	ours := map[string]*linsync.WebhookRecord{}
 	for _, r := range records {
 		if r.Managed && r.LinearWebhookID != "" {
 			ours[r.LinearWebhookID] = r
@@ -105,7 +105,7 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 	if len(ours) == 0 {
 		return out, nil
 	}
-	lc, _, err := a.Linear.For(ctx, workspaceID)
+	lc, _, err := LinearFor(ctx, a.Linear, workspaceID)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 	for {
 		resp, err := linear.Webhooks(ctx, lc.GQL(), &first, after)
 		if err != nil {
-			return nil, LinearError(ctx, fmt.Errorf("list webhooks: %w", err))
+			return nil, a.Metrics.LinearError(ctx, fmt.Errorf("list webhooks: %w", err))
 		}
 		for _, wh := range resp.Webhooks.Nodes {
 			rec, ok := ours[wh.Id]
@@ -128,14 +128,14 @@ func (a *Reconciler) CheckWebhooks(ctx context.Context, workspaceID string) (*We
 				continue
 			}
 			if _, err := linear.WebhookUpdate(ctx, lc.GQL(), wh.Id, linear.WebhookUpdateInput{Enabled: linear.Value(true)}); err != nil {
-				return nil, LinearError(ctx, fmt.Errorf("re-enable webhook %s: %w", wh.Id, err))
+				return nil, a.Metrics.LinearError(ctx, fmt.Errorf("re-enable webhook %s: %w", wh.Id, err))
 			}
 			out.Reenabled = append(out.Reenabled, wh.Id)
 			activity.GetLogger(ctx).Info("re-enabled linear webhook disabled by linear", "workspace_id", workspaceID,
 				"webhook_id", rec.ID, "linear_webhook_id", wh.Id)
 			a.Metrics.webhookReenabled()
-			if err := a.DB.RecordAccessEvent(ctx, postgres.AccessEvent{WorkspaceID: workspaceID, ConnectionID: rec.ConnectionID,
-				Kind: AccessWebhookReenabled, Outcome: postgres.AccessOutcomeOK,
+			if err := a.DB.RecordAccessEvent(ctx, linsync.AccessEvent{WorkspaceID: workspaceID, ConnectionID: rec.ConnectionID,
+				Kind: AccessWebhookReenabled, Outcome: linsync.AccessOutcomeOK,
 				Detail: "reconciliation re-enabled webhook " + rec.ID + " that Linear had disabled"}); err != nil {
 				return nil, err
 			}
@@ -194,7 +194,7 @@ type ReconcilePage struct {
 // ChangedIssues fetches one page of the workspace's issues changed after Since (Linear's IssuesUpdatedSince,
 // archived included) and keeps those linked to questions or filed by linsync.
 func (a *Reconciler) ChangedIssues(ctx context.Context, in ReconcilePageInput) (*ReconcilePage, error) {
-	lc, conn, err := a.Linear.For(ctx, in.WorkspaceID)
+	lc, conn, err := LinearFor(ctx, a.Linear, in.WorkspaceID)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (a *Reconciler) ChangedIssues(ctx context.Context, in ReconcilePageInput) (
 	}
 	resp, err := linear.IssuesUpdatedSince(ctx, lc.GQL(), in.Since.UTC().Format(time.RFC3339Nano), &first, after)
 	if err != nil {
-		return nil, LinearError(ctx, fmt.Errorf("list issues updated since %s: %w", in.Since.Format(time.RFC3339), err))
+		return nil, a.Metrics.LinearError(ctx, fmt.Errorf("list issues updated since %s: %w", in.Since.Format(time.RFC3339), err))
 	}
 	nodes := resp.Issues.Nodes
 	page := &ReconcilePage{Seen: len(nodes)}
@@ -341,7 +341,7 @@ func (a *Reconciler) FinishReconcile(ctx context.Context, r ReconcileReport) err
 	if err != nil {
 		return fmt.Errorf("encode repairs: %w", err)
 	}
-	inserted, err := a.DB.RecordReconcileRun(ctx, postgres.ReconcileRun{RunID: r.RunID, WorkspaceID: r.WorkspaceID,
+	inserted, err := a.DB.RecordReconcileRun(ctx, linsync.ReconcileRun{RunID: r.RunID, WorkspaceID: r.WorkspaceID,
 		WorkflowID: r.WorkflowID, WatermarkFrom: r.WatermarkFrom, WatermarkTo: r.WatermarkTo, IssuesSeen: r.IssuesSeen,
 		QuestionsRepaired: counts[DriftQuestion], FiledRepaired: counts[DriftFiledIssue], QuestionsResynced: r.Resynced,
 		WebhooksReenabled: len(r.Reenabled), Repaired: repaired, StartedAt: r.StartedAt})
@@ -362,15 +362,15 @@ func (a *Reconciler) FinishReconcile(ctx context.Context, r ReconcileReport) err
 		return nil
 	}
 	activity.GetLogger(ctx).Info("reconciliation repaired drift", "workspace_id", r.WorkspaceID, "repaired", strings.Join(parts, ", "))
-	return a.DB.RecordAccessEvent(ctx, postgres.AccessEvent{WorkspaceID: r.WorkspaceID, Kind: AccessDriftRepaired,
-		Outcome: postgres.AccessOutcomeOK, Detail: "reconciliation run " + r.RunID + " repaired " + strings.Join(parts, ", ")})
+	return a.DB.RecordAccessEvent(ctx, linsync.AccessEvent{WorkspaceID: r.WorkspaceID, Kind: AccessDriftRepaired,
+		Outcome: linsync.AccessOutcomeOK, Detail: "reconciliation run " + r.RunID + " repaired " + strings.Join(parts, ", ")})
 }
 
 // ReconcileResyncLimit bounds how many unsynced questions one run signals; the rest wait for the next run.
 const ReconcileResyncLimit = 100
 
 // QuestionsToResync returns the ids of the workspace's questions whose push to Linear is pending or failed and that
-// nothing is working on (postgres.NextActionResync), longest-waiting first.
+// nothing is working on (linsync.NextActionResync), longest-waiting first.
 func (a *Reconciler) QuestionsToResync(ctx context.Context, workspaceID string) ([]string, error) {
 	qs, err := a.DB.UnsyncedQuestions(ctx, workspaceID, ReconcileResyncLimit)
 	if err != nil {
@@ -378,7 +378,7 @@ func (a *Reconciler) QuestionsToResync(ctx context.Context, workspaceID string) 
 	}
 	var ids []string
 	for _, q := range qs {
-		if q.NextAction == postgres.NextActionResync {
+		if q.NextAction == linsync.NextActionResync {
 			ids = append(ids, q.QuestionID)
 		}
 	}

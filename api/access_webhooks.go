@@ -11,7 +11,6 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
 // webhookResourceTypes are the Linear resource types linsync acts on; OAuthApp revocations come through the OAuth
@@ -28,7 +27,7 @@ func (s *Server) webhookURL(ws *linsync.Workspace) string {
 
 // ensureManagedWebhook returns the workspace's managed webhook for the connection's organization, creating it in
 // Linear when there is none (a reconnect keeps the existing one).
-func (s *Server) ensureManagedWebhook(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client) (*postgres.WebhookRecord, error) {
+func (s *Server) ensureManagedWebhook(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client) (*linsync.WebhookRecord, error) {
 	hooks, err := s.db.ListLinearWebhooks(ctx, ws.ID)
 	if err != nil {
 		return nil, err
@@ -44,7 +43,7 @@ func (s *Server) ensureManagedWebhook(ctx context.Context, ws *linsync.Workspace
 // createManagedWebhook registers linsync's webhook in Linear with a secret linsync generates. The secret is stored
 // (encrypted) before Linear is asked, so the first delivery already verifies; if Linear refuses, the row goes again.
 // teamID "" subscribes all public teams.
-func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client, teamID string) (*postgres.WebhookRecord, error) {
+func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client, teamID string) (*linsync.WebhookRecord, error) {
 	if s.cfg.PublicURL == "" {
 		return nil, linsync.Errorf(linsync.ECONFLICT,
 			"linsync has no public URL (LINSYNC_PUBLIC_URL), so Linear cannot reach it; create the webhook in Linear and register its secret instead")
@@ -52,7 +51,7 @@ func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace
 	id := uuid.NewString()
 	secret := newWebhookSecret()
 	url := s.webhookURL(ws)
-	rec, err := s.db.RegisterLinearWebhook(ctx, postgres.WebhookRegistration{ID: id, WorkspaceID: ws.ID,
+	rec, err := s.db.RegisterLinearWebhook(ctx, linsync.WebhookRegistration{ID: id, WorkspaceID: ws.ID,
 		ConnectionID: conn.ID, OrganizationID: conn.OrganizationID, TeamID: teamID, LinearWebhookID: id, Managed: true,
 		URL: url, ResourceTypes: webhookResourceTypes, Secret: secret})
 	if err != nil {
@@ -66,13 +65,13 @@ func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace
 		if derr := s.db.DeleteLinearWebhook(context.WithoutCancel(ctx), ws.ID, id); derr != nil {
 			s.log.WarnContext(ctx, "forget unregistered webhook failed", "workspace_id", ws.ID, "webhook_id", id, "err", derr)
 		}
-		s.recordAccess(ctx, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessWebhookCreated,
-			Outcome: postgres.AccessOutcomeFailed, Detail: linear.Classify(err).Error()})
+		s.recordAccess(ctx, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookCreated,
+			Outcome: linsync.AccessOutcomeFailed, Detail: linear.Classify(err).Error()})
 		s.log.WarnContext(ctx, "create linear webhook failed", "workspace_id", ws.ID, "err", err)
 		return nil, linearRefusal("create the webhook in Linear", err)
 	}
-	s.recordAccess(ctx, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessWebhookCreated,
-		Outcome: postgres.AccessOutcomeOK, Detail: "managed webhook " + id + " → " + url})
+	s.recordAccess(ctx, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookCreated,
+		Outcome: linsync.AccessOutcomeOK, Detail: "managed webhook " + id + " → " + url})
 	s.log.InfoContext(ctx, "linear webhook registered", "workspace_id", ws.ID, "webhook_id", id, "linear_webhook_id", id,
 		"secret", rec.SecretLast4)
 	return rec, nil
@@ -107,7 +106,7 @@ func (s *Server) handleCreateWebhook(c *gin.Context) {
 	ws := workspaceOf(c)
 	req.Secret = strings.TrimSpace(req.Secret)
 	if req.Secret == "" {
-		lc, conn, _, err := s.linearFor(c, ws.ID)
+		lc, conn, err := s.linearFor(c, ws.ID)
 		if err == nil && req.OrganizationID != "" && req.OrganizationID != conn.OrganizationID {
 			err = &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "organization_id",
 				Message: "a managed webhook belongs to the connected organization " + conn.OrganizationID}
@@ -140,14 +139,14 @@ func (s *Server) handleCreateWebhook(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	rec, err := s.db.RegisterLinearWebhook(c, postgres.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: connID,
+	rec, err := s.db.RegisterLinearWebhook(c, linsync.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: connID,
 		OrganizationID: req.OrganizationID, TeamID: req.TeamID, LinearWebhookID: req.LinearWebhookID, Secret: req.Secret})
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: connID, Kind: postgres.AccessWebhookCreated,
-		Outcome: postgres.AccessOutcomeOK, Detail: "manual webhook " + rec.ID})
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: connID, Kind: linsync.AccessWebhookCreated,
+		Outcome: linsync.AccessOutcomeOK, Detail: "manual webhook " + rec.ID})
 	s.log.InfoContext(c, "linear webhook registered", "workspace_id", ws.ID, "webhook_id", rec.ID, "managed", false,
 		"secret", rec.SecretLast4)
 	c.JSON(http.StatusCreated, gin.H{"webhook": rec})
@@ -163,7 +162,7 @@ func (s *Server) handleDeleteWebhook(c *gin.Context) {
 		return
 	}
 	if rec.Managed && rec.LinearWebhookID != "" {
-		lc, _, _, err := s.linearFor(c, ws.ID)
+		lc, _, err := s.linearFor(c, ws.ID)
 		switch {
 		case err == nil:
 			if err := s.deleteInLinear(c, ws.ID, rec, lc); err != nil {
@@ -172,8 +171,8 @@ func (s *Server) handleDeleteWebhook(c *gin.Context) {
 			}
 		case linsync.ErrorCode(err) == linsync.ENOTFOUND || linsync.ErrorCode(err) == linsync.ECONFLICT:
 			// No usable credential: Linear keeps the webhook until an admin removes it there; say so in the history.
-			s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookDeleted,
-				Outcome: postgres.AccessOutcomeFailed, Detail: "not deleted in Linear (" + linsync.ErrorMessage(err) + "): " + rec.LinearWebhookID})
+			s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: linsync.AccessWebhookDeleted,
+				Outcome: linsync.AccessOutcomeFailed, Detail: "not deleted in Linear (" + linsync.ErrorMessage(err) + "): " + rec.LinearWebhookID})
 		default:
 			s.writeError(c, err)
 			return
@@ -183,22 +182,22 @@ func (s *Server) handleDeleteWebhook(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookDeleted,
-		Outcome: postgres.AccessOutcomeOK, Detail: "webhook " + rec.ID})
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: linsync.AccessWebhookDeleted,
+		Outcome: linsync.AccessOutcomeOK, Detail: "webhook " + rec.ID})
 	c.Status(http.StatusNoContent)
 }
 
 // deleteInLinear deletes a managed webhook in Linear; one Linear no longer has counts as deleted. A refusal is
 // recorded and returned as 400, an outage as 503.
-func (s *Server) deleteInLinear(ctx context.Context, workspaceID string, rec *postgres.WebhookRecord, lc *linear.Client) error {
+func (s *Server) deleteInLinear(ctx context.Context, workspaceID string, rec *linsync.WebhookRecord, lc *linear.Client) error {
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	_, err := linear.WebhookDelete(cctx, lc.GQL(), rec.LinearWebhookID)
 	if err == nil || linear.ClassOf(err) == linear.ClassNotFound {
 		return nil
 	}
-	s.recordAccess(ctx, postgres.AccessEvent{WorkspaceID: workspaceID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookDeleted,
-		Outcome: postgres.AccessOutcomeFailed, Detail: "delete in Linear " + rec.LinearWebhookID + ": " + linear.Classify(err).Error()})
+	s.recordAccess(ctx, linsync.AccessEvent{WorkspaceID: workspaceID, ConnectionID: rec.ConnectionID, Kind: linsync.AccessWebhookDeleted,
+		Outcome: linsync.AccessOutcomeFailed, Detail: "delete in Linear " + rec.LinearWebhookID + ": " + linear.Classify(err).Error()})
 	return linearRefusal("delete the webhook in Linear", err)
 }
 
@@ -233,7 +232,7 @@ func (s *Server) handleRotateWebhook(c *gin.Context) {
 			Message: "linsync generates the secrets of webhooks it manages; send no secret"})
 		return
 	case rec.Managed:
-		lc, _, _, err := s.linearFor(c, ws.ID)
+		lc, _, err := s.linearFor(c, ws.ID)
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -256,13 +255,13 @@ func (s *Server) handleRotateWebhook(c *gin.Context) {
 	}
 	out, err := s.db.RotateLinearWebhookSecretWith(c, ws.ID, rec.ID, req.Secret, s.cfg.WebhookSecretGrace, apply)
 	if err != nil {
-		s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookRotated,
-			Outcome: postgres.AccessOutcomeFailed, Detail: "webhook " + rec.ID + ": " + linsync.ErrorMessage(err)})
+		s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: linsync.AccessWebhookRotated,
+			Outcome: linsync.AccessOutcomeFailed, Detail: "webhook " + rec.ID + ": " + linsync.ErrorMessage(err)})
 		s.writeError(c, err)
 		return
 	}
-	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: postgres.AccessWebhookRotated,
-		Outcome: postgres.AccessOutcomeOK, Detail: "webhook " + rec.ID})
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: linsync.AccessWebhookRotated,
+		Outcome: linsync.AccessOutcomeOK, Detail: "webhook " + rec.ID})
 	s.log.InfoContext(c, "linear webhook secret rotated", "workspace_id", ws.ID, "webhook_id", rec.ID, "secret", out.SecretLast4,
 		"grace", s.cfg.WebhookSecretGrace.String())
 	c.JSON(http.StatusOK, gin.H{"webhook": out})
@@ -287,12 +286,12 @@ func (s *Server) handleDisconnectLinear(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	lc, _, creds, lerr := s.linearFor(c, ws.ID)
+	lc, _, lerr := s.linearFor(c, ws.ID)
 	for _, h := range hooks {
 		if h.Managed && h.LinearWebhookID != "" {
 			if lerr != nil {
-				s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessWebhookDeleted,
-					Outcome: postgres.AccessOutcomeFailed, Detail: "not deleted in Linear (" + linsync.ErrorMessage(lerr) + "): " + h.LinearWebhookID})
+				s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookDeleted,
+					Outcome: linsync.AccessOutcomeFailed, Detail: "not deleted in Linear (" + linsync.ErrorMessage(lerr) + "): " + h.LinearWebhookID})
 			} else if err := s.deleteInLinear(c, ws.ID, h, lc); err != nil {
 				s.log.WarnContext(c, "delete linear webhook at disconnect failed", "workspace_id", ws.ID, "webhook_id", h.ID, "err", err)
 			}
@@ -301,11 +300,14 @@ func (s *Server) handleDisconnectLinear(c *gin.Context) {
 			s.writeError(c, err)
 			return
 		}
-		s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessWebhookDeleted,
-			Outcome: postgres.AccessOutcomeOK, Detail: "webhook " + h.ID})
+		s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookDeleted,
+			Outcome: linsync.AccessOutcomeOK, Detail: "webhook " + h.ID})
 	}
-	if conn.AuthKind == linsync.AuthOAuth && creds != nil {
-		s.revokeGrant(c, ws.ID, conn.ID, creds.Credential, creds.RefreshToken)
+	if conn.AuthKind == linsync.AuthOAuth && lerr == nil {
+		// The tokens as they are now: linearFor may just have rotated them.
+		if _, creds, err := s.db.ConnectionCredentials(c, ws.ID); err == nil {
+			s.revokeGrant(c, ws.ID, conn.ID, creds.Credential, creds.RefreshToken)
+		}
 	}
 	tok := c.MustGet(ctxToken).(*linsync.APIToken)
 	out, err := s.db.DisconnectConnection(c, ws.ID, "disconnected by API token "+tok.Name+" ("+tok.ID+")")
@@ -313,8 +315,8 @@ func (s *Server) handleDisconnectLinear(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessDisconnected,
-		Outcome: postgres.AccessOutcomeOK})
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessDisconnected,
+		Outcome: linsync.AccessOutcomeOK})
 	s.afterDisconnectReconcile(c, ws.ID) // reconciliation schedule (syncstatus.go)
 	s.log.InfoContext(c, "linear disconnected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID)
 	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(out)})

@@ -17,6 +17,7 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync/workflows"
 )
 
 // Config is the API's share of linsync's configuration.
@@ -48,8 +49,15 @@ type Config struct {
 	WebhookSecretGrace time.Duration
 	// OAuth is Linear's OAuth application; nil disables connecting by OAuth.
 	OAuth *linear.OAuthClient
+	// LinearMetrics receives the metrics of the API's calls to Linear, with the worker's; nil disables them.
+	LinearMetrics *linear.Metrics
 	// MinBrokenLinkWindow is the shortest broken-link dedup window event settings accept. Default 1 min.
 	MinBrokenLinkWindow time.Duration
+	// LinearMaxAttempts goes into the inputs of the workflows the API starts (see workflows.Starter); 0 is the
+	// default.
+	LinearMaxAttempts int32
+	// ReconcileEvery is how often a workspace without an interval of its own is reconciled; 0 is the default.
+	ReconcileEvery time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -78,11 +86,15 @@ type Server struct {
 	cfg      Config
 	db       *postgres.DB
 	temporal client.Client
-	log      *slog.Logger
-	metrics  *metrics
-	engine   *gin.Engine
-	now      func() time.Time
-	secrets  *verifierCache
+	// linear makes the API's Linear clients (the worker has its own, of the same factory).
+	linear *linear.Clients
+	// start starts workflows on the task queue, with the settings their inputs carry.
+	start   workflows.Starter
+	log     *slog.Logger
+	metrics *metrics
+	engine  *gin.Engine
+	now     func() time.Time
+	secrets *verifierCache
 }
 
 // New returns a Server. reg receives the API's metrics and gatherer serves /metrics (usually the same registry).
@@ -92,8 +104,13 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, db: db, temporal: tc, log: log, metrics: m, now: time.Now}
+	s := &Server{cfg: cfg, db: db, temporal: tc, log: log, metrics: m, now: time.Now,
+		start: workflows.Starter{Client: tc, TaskQueue: cfg.TaskQueue, LinearMaxAttempts: cfg.LinearMaxAttempts,
+			ReconcileEvery: cfg.ReconcileEvery}}
 	s.secrets = newVerifierCache(db, cfg.SecretCacheTTL, s.now)
+	// An API request waits on Linear for at most 10 s per call.
+	s.linear = &linear.Clients{Store: db, Endpoint: cfg.LinearEndpoint, HTTPClient: cfg.LinearHTTPClient,
+		Timeout: 10 * time.Second, Metrics: cfg.LinearMetrics, OAuth: cfg.OAuth}
 
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()

@@ -109,7 +109,7 @@ func (s *Server) plan(ctx context.Context, d *linsync.DeadLetter) replayPlan {
 	if s.planEventReplay(ctx, d, &p) {
 		return p
 	}
-	if d.Kind == "LinearDelivery" {
+	if d.Kind == workflows.TypeLinearDelivery {
 		var args []workflows.LinearDeliveryInput
 		if json.Unmarshal(d.Input, &args) == nil && len(args) == 1 {
 			in := args[0]

@@ -10,12 +10,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -119,7 +116,7 @@ func (s *Server) handlePostEventBatch(c *gin.Context) {
 
 	ws := workspaceOf(c)
 	items := make([]eventItem, len(req.Items))
-	events := make([]postgres.Event, len(req.Items))
+	events := make([]linsync.Event, len(req.Items))
 	var keys []string
 	first := map[string]int{}
 	for i, raw := range req.Items {
@@ -182,17 +179,13 @@ func (s *Server) handlePostEventBatch(c *gin.Context) {
 
 // startEvent starts the event's workflow. Its ID comes from the key, so a second start finds it taken: that is
 // the dedup. A failed run may be started again by a resubmission.
-func (s *Server) startEvent(ctx context.Context, workspaceID, key string, ev postgres.Event, received time.Time) eventItem {
+func (s *Server) startEvent(ctx context.Context, workspaceID, key string, ev linsync.Event, received time.Time) eventItem {
 	id := workflows.EventWorkflowID(workspaceID, key)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
-	_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                s.cfg.TaskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, workflows.FileEvent, workflows.EventInput{WorkspaceID: workspaceID, Key: key, Event: ev, ReceivedAt: received})
+	_, err := s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(id, s.cfg.TaskQueue), workflows.FileEvent,
+		workflows.EventInput{WorkspaceID: workspaceID, Key: key, Event: ev, ReceivedAt: received,
+			LinearMaxAttempts: s.start.LinearMaxAttempts})
 	item := eventItem{Key: key, WorkflowID: id}
 	switch {
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
@@ -228,7 +221,7 @@ func (s *Server) handleSimulateRouting(c *gin.Context) {
 		return
 	}
 	d := workflows.RouteEvent(*rc, ev)
-	var rule *postgres.RoutingRule
+	var rule *linsync.RoutingRule
 	if d.RuleIndex >= 0 {
 		rule = &rc.Rules[d.RuleIndex]
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -18,7 +17,7 @@ import (
 // dead letter cannot overwrite newer data: the plan says so, and says whether anything would change at all.
 func (s *Server) planEventReplay(ctx context.Context, d *linsync.DeadLetter, p *replayPlan) bool {
 	switch d.Kind {
-	case "FileEvent":
+	case workflows.TypeFileEvent:
 		var args []workflows.EventInput
 		if json.Unmarshal(d.Input, &args) != nil || len(args) != 1 {
 			return false
@@ -43,10 +42,10 @@ func (s *Server) planEventReplay(ctx context.Context, d *linsync.DeadLetter, p *
 			return true
 		}
 		entry := workflows.EventEntry(in.Key, in.Event)
-		p.Reason = s.describeFilingReplay(ctx, d, dec.DedupKey, dec.WindowStart, []workflows.FiledEntry{entry})
+		p.Reason = s.describeFilingReplay(ctx, d, dec.DedupKey, dec.WindowStart, []linsync.FiledEntry{entry})
 		return true
-	case workflows.AggregatorWorkflowName:
-		var args []workflows.AggregatorInput
+	case workflows.TypeIssueAggregator:
+		var args []linsync.AggregatorInput
 		if json.Unmarshal(d.Input, &args) != nil || len(args) != 1 {
 			return false
 		}
@@ -59,7 +58,7 @@ func (s *Server) planEventReplay(ctx context.Context, d *linsync.DeadLetter, p *
 
 // describeFilingReplay says what replaying the filing of entries into the issue of dedupKey would do.
 func (s *Server) describeFilingReplay(ctx context.Context, d *linsync.DeadLetter, dedupKey string, start time.Time,
-	entries []workflows.FiledEntry) string {
+	entries []linsync.FiledEntry) string {
 	f, err := s.db.FiledWindow(ctx, d.WorkspaceID, dedupKey, start, s.now())
 	if err != nil {
 		s.log.WarnContext(ctx, "read filed issues for a dry run", "workspace_id", d.WorkspaceID, "err", err)
@@ -91,9 +90,9 @@ func (s *Server) describeFilingReplay(ctx context.Context, d *linsync.DeadLetter
 	safe := "a replay renders the issue from linsync's current state (every entry, merged labels, the most urgent " +
 		"priority), never from this payload alone, so it does not overwrite newer data"
 	switch {
-	case f.Status == postgres.FiledCapped:
+	case f.Status == linsync.FiledCapped:
 		return fmt.Sprintf("%s for %s went to the hour's digest (creation cap)%s; %s", name, dedupKey, newer, safe)
-	case f.Status != postgres.FiledCreated:
+	case f.Status != linsync.FiledCreated:
 		return fmt.Sprintf("%s for %s has not reached Linear yet (%d entries recorded): a replay creates it with every "+
 			"recorded entry; %s", name, dedupKey, f.EntryCount, safe)
 	case missing == 0:
@@ -105,8 +104,8 @@ func (s *Server) describeFilingReplay(ctx context.Context, d *linsync.DeadLetter
 }
 
 // linearState describes the filed issue as Linear has it now, or says why it could not be read.
-func (s *Server) linearState(ctx context.Context, workspaceID string, f *postgres.FiledIssue) string {
-	lc, _, _, err := s.linearFor(ctx, workspaceID)
+func (s *Server) linearState(ctx context.Context, workspaceID string, f *linsync.FiledIssue) string {
+	lc, _, err := s.linearFor(ctx, workspaceID)
 	if err != nil {
 		return "; Linear not checked: " + linsync.ErrorMessage(err)
 	}

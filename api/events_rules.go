@@ -13,7 +13,6 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
 const maxRuleLabels = 20
@@ -32,7 +31,7 @@ func (s *Server) handleGetRoutingRules(c *gin.Context) {
 // credential sees (a team key is stored as its id).
 func (s *Server) handlePutRoutingRules(c *gin.Context) {
 	var req struct {
-		Rules []postgres.RoutingRule `json:"rules"`
+		Rules []linsync.RoutingRule `json:"rules"`
 	}
 	if err := bindJSON(c, &req); err != nil {
 		s.writeError(c, err)
@@ -61,7 +60,7 @@ func (s *Server) handlePutRoutingRules(c *gin.Context) {
 }
 
 // checkRules validates rules without Linear: shape, globs, enumerations, and a default rule only at the end.
-func checkRules(rules []postgres.RoutingRule) []fieldError {
+func checkRules(rules []linsync.RoutingRule) []fieldError {
 	var errs []fieldError
 	fail := func(i int, field, format string, args ...any) {
 		errs = append(errs, fieldError{Field: "rules[" + strconv.Itoa(i) + "]" + field, Message: fmt.Sprintf(format, args...)})
@@ -72,12 +71,12 @@ func checkRules(rules []postgres.RoutingRule) []fieldError {
 				fail(i, ".tag_glob", "tag_glob %q is not a valid glob (use *, ? and [a-z] classes)", r.TagGlob)
 			}
 		}
-		if r.FailureType != "" && !slices.Contains(postgres.FailureTypes, r.FailureType) {
-			fail(i, ".failure_type", "failure_type must be one of %s", strings.Join(postgres.FailureTypes, ", "))
+		if r.FailureType != "" && !slices.Contains(linsync.FailureTypes, r.FailureType) {
+			fail(i, ".failure_type", "failure_type must be one of %s", strings.Join(linsync.FailureTypes, ", "))
 		}
 		for j, t := range r.EventTypes {
-			if !slices.Contains(postgres.EventTypes, t) {
-				fail(i, ".event_types["+strconv.Itoa(j)+"]", "event type must be one of %s", strings.Join(postgres.EventTypes, ", "))
+			if !slices.Contains(linsync.EventTypes, t) {
+				fail(i, ".event_types["+strconv.Itoa(j)+"]", "event type must be one of %s", strings.Join(linsync.EventTypes, ", "))
 			}
 		}
 		if r.Priority != nil && (*r.Priority < 0 || *r.Priority > 4) {
@@ -109,8 +108,8 @@ func checkRules(rules []postgres.RoutingRule) []fieldError {
 
 // resolveRuleTeams checks every rule's team against the teams the workspace's Linear credential sees and stores
 // team keys as ids.
-func (s *Server) resolveRuleTeams(c *gin.Context, workspaceID string, rules []postgres.RoutingRule) error {
-	if !slices.ContainsFunc(rules, func(r postgres.RoutingRule) bool { return r.TeamID != "" }) {
+func (s *Server) resolveRuleTeams(c *gin.Context, workspaceID string, rules []linsync.RoutingRule) error {
+	if !slices.ContainsFunc(rules, func(r linsync.RoutingRule) bool { return r.TeamID != "" }) {
 		return nil
 	}
 	conn, creds, err := s.db.ConnectionCredentials(c, workspaceID)

@@ -12,7 +12,6 @@ import (
 	"unicode"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/postgres"
 )
 
 // Bounds on event fields, generous for real monitors and small enough to keep Temporal payloads far from 2 MB.
@@ -175,7 +174,7 @@ func (v *eventChecker) oneOf(field, value string, allowed []string) {
 // decodeEvent decodes and validates one event. prefix is the event's path in the request ("items[3]" in a batch);
 // headerKey, when set, is the idempotency key from the header, which wins over the event's own id. Times missing
 // from time-keyed events are set to received, so routing (which keys click thresholds by hour) is deterministic.
-func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Time) (string, postgres.Event, []fieldError) {
+func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Time) (string, linsync.Event, []fieldError) {
 	v := &eventChecker{prefix: prefix}
 	var w eventWire
 	if err := json.Unmarshal(raw, &w); err != nil {
@@ -191,7 +190,7 @@ func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Ti
 		default:
 			v.errs = append(v.errs, fieldError{Field: prefix, Message: "invalid event: " + err.Error()})
 		}
-		return "", postgres.Event{}, v.errs
+		return "", linsync.Event{}, v.errs
 	}
 
 	key := headerKey
@@ -210,14 +209,14 @@ func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Ti
 			Message: fmt.Sprintf("the idempotency key must be 1 to %d characters without spaces or control characters", maxKeyLen)})
 	}
 
-	ev := postgres.Event{Type: w.Event, LinkID: w.LinkID, ShortURL: w.ShortURL, DestinationURL: w.DestinationURL,
+	ev := linsync.Event{Type: w.Event, LinkID: w.LinkID, ShortURL: w.ShortURL, DestinationURL: w.DestinationURL,
 		OwnerEmail: w.OwnerEmail, FailureType: w.FailureType, FailureDetail: w.FailureDetail, Band: w.Band,
 		Domain: strings.ToLower(strings.TrimSuffix(w.Domain, ".")), Detail: w.Detail, DanglingRecord: w.DanglingRecord,
 		ScanID: w.ScanID}
 	if !v.required("event", w.Event) {
 		return key, ev, v.errs
 	}
-	v.oneOf("event", w.Event, postgres.EventTypes)
+	v.oneOf("event", w.Event, linsync.EventTypes)
 
 	// Fields every type may carry.
 	if len(w.Tags) > maxTags {
@@ -241,7 +240,7 @@ func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Ti
 		if r.Clicks < 0 {
 			v.fail(p+".clicks", "%s.clicks must not be negative", p)
 		}
-		ev.TopReferrers = append(ev.TopReferrers, postgres.Referrer{Host: strings.TrimSpace(r.Host), Clicks: r.Clicks})
+		ev.TopReferrers = append(ev.TopReferrers, linsync.Referrer{Host: strings.TrimSpace(r.Host), Clicks: r.Clicks})
 	}
 	v.text("owner_email", w.OwnerEmail, 320)
 	v.text("link_id", w.LinkID, maxIDLen)
@@ -250,22 +249,22 @@ func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Ti
 	v.text("dangling_record", w.DanglingRecord, maxTextLen)
 
 	switch w.Event {
-	case postgres.EventLinkBroken:
+	case linsync.EventLinkBroken:
 		v.required("link_id", w.LinkID)
 		v.link("short_url", w.ShortURL, true)
 		ev.DestinationHost = v.link("destination_url", w.DestinationURL, true)
 		if v.required("failure_type", w.FailureType) {
-			v.oneOf("failure_type", w.FailureType, postgres.FailureTypes)
+			v.oneOf("failure_type", w.FailureType, linsync.FailureTypes)
 		}
 		ev.LastWorkingAt = v.stamp("last_working_at", w.LastWorkingAt)
 		ev.DetectedAt = v.stamp("detected_at", w.DetectedAt)
 		ev.ClicksLast7d = v.count("clicks_last_7d", w.ClicksLast7d)
 		ev.ClicksLast24h = v.count("clicks_last_24h", w.ClicksLast24h)
-	case postgres.EventClickThreshold:
+	case linsync.EventClickThreshold:
 		v.required("link_id", w.LinkID)
 		v.link("short_url", w.ShortURL, true)
 		if v.required("band", w.Band) {
-			v.oneOf("band", w.Band, postgres.Bands)
+			v.oneOf("band", w.Band, linsync.Bands)
 		}
 		if w.CurrentHourClicks == nil {
 			v.fail("current_hour_clicks", "current_hour_clicks is required")
@@ -289,12 +288,12 @@ func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Ti
 		if ev.TriggeredAt == nil {
 			ev.TriggeredAt = &received
 		}
-	case postgres.EventLinkCreated:
+	case linsync.EventLinkCreated:
 		v.required("link_id", w.LinkID)
 		v.link("short_url", w.ShortURL, true)
 		ev.DestinationHost = v.link("destination_url", w.DestinationURL, false)
 		ev.CreatedAt = v.stamp("created_at", w.CreatedAt)
-	case postgres.EventDomainTakeover:
+	case linsync.EventDomainTakeover:
 		if v.required("domain", w.Domain) && (len(w.Domain) > 253 || strings.ContainsAny(w.Domain, " /:@")) {
 			v.fail("domain", "domain must be a host name such as links.example.com")
 		}
@@ -309,7 +308,7 @@ func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Ti
 			v.link("affected_short_urls["+strconv.Itoa(i)+"]", l, true)
 		}
 		ev.AffectedLinks = w.AffectedLinks
-	case postgres.EventScanComplete:
+	case linsync.EventScanComplete:
 		if v.required("scan_id", w.ScanID) {
 			v.text("scan_id", w.ScanID, maxIDLen)
 		}
@@ -324,9 +323,9 @@ func decodeEvent(raw json.RawMessage, prefix, headerKey string, received time.Ti
 			v.link(p+".short_url", f.ShortURL, true)
 			v.link(p+".destination_url", f.DestinationURL, false)
 			if f.FailureType != "" {
-				v.oneOf(p+".failure_type", f.FailureType, postgres.FailureTypes)
+				v.oneOf(p+".failure_type", f.FailureType, linsync.FailureTypes)
 			}
-			ev.Flagged = append(ev.Flagged, postgres.FlaggedLink(f))
+			ev.Flagged = append(ev.Flagged, linsync.FlaggedLink(f))
 		}
 	}
 	return key, ev, v.errs

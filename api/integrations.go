@@ -11,7 +11,6 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
 type connectRequest struct {
@@ -67,7 +66,7 @@ func (s *Server) handleConnectLinear(c *gin.Context) {
 	if req.DefaultPriority != nil {
 		priority = *req.DefaultPriority
 	}
-	conn, err := s.db.SaveConnection(c, postgres.ConnectionInput{
+	conn, err := s.db.SaveConnection(c, linsync.ConnectionInput{
 		WorkspaceID: ws.ID, OrganizationID: probe.orgID, OrganizationName: probe.orgName, AuthKind: linsync.AuthAPIKey,
 		Credential: req.APIKey, ActorUserID: probe.viewer.Id, ActorName: probe.viewer.Name,
 		DefaultTeam: probe.teamID, Priority: priority, Labels: req.Labels,
@@ -135,8 +134,7 @@ func probeWith(ctx context.Context, lc *linear.Client, teamID string) (*linearPr
 }
 
 func (s *Server) linearClient(cred linear.Credential) (*linear.Client, error) {
-	lc, err := linear.New(linear.Options{Credential: cred, Endpoint: s.cfg.LinearEndpoint, HTTPClient: s.cfg.LinearHTTPClient,
-		Timeout: 10 * time.Second})
+	lc, err := s.linear.New(cred, "")
 	if err != nil {
 		return nil, linsync.Errorf(linsync.EINVALID, "invalid Linear credential")
 	}
@@ -167,7 +165,7 @@ func (s *Server) handleGetLinear(c *gin.Context) {
 
 // handleLinearTeams serves a team picker from the stored credential.
 func (s *Server) handleLinearTeams(c *gin.Context) {
-	lc, conn, _, err := s.linearFor(c, workspaceOf(c).ID)
+	lc, conn, err := s.linearFor(c, workspaceOf(c).ID)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -12,15 +12,10 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
-const (
-	// oauthStateTTL bounds how long an admin may take on Linear's consent screen.
-	oauthStateTTL = 10 * time.Minute
-	// refreshWithin is how close to expiry an OAuth access token is refreshed before use.
-	refreshWithin = 5 * time.Minute
-)
+// oauthStateTTL bounds how long an admin may take on Linear's consent screen.
+const oauthStateTTL = 10 * time.Minute
 
 // registerAccessRoutes adds OAuth connect, webhook registration and disconnect.
 func (s *Server) registerAccessRoutes(v1, ws *gin.RouterGroup) {
@@ -64,7 +59,7 @@ func (s *Server) handleOAuthStart(c *gin.Context) {
 	if req.DefaultPriority != nil {
 		priority = *req.DefaultPriority
 	}
-	err = s.db.CreateOAuthState(c, postgres.OAuthState{WorkspaceID: ws.ID, State: state, CodeVerifier: verifier,
+	err = s.db.CreateOAuthState(c, linsync.OAuthState{WorkspaceID: ws.ID, State: state, CodeVerifier: verifier,
 		RedirectURI: s.cfg.OAuth.RedirectURL(), DefaultTeamID: req.DefaultTeamID, DefaultPriority: priority,
 		DefaultLabels: req.Labels, ExpiresAt: expires})
 	if err != nil {
@@ -121,8 +116,8 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 		return
 	}
 	if e := c.Query("error"); e != "" {
-		s.recordAccess(c, postgres.AccessEvent{WorkspaceID: st.WorkspaceID, Kind: postgres.AccessConnected,
-			Outcome: postgres.AccessOutcomeFailed, Detail: "Linear did not grant access: " + e})
+		s.recordAccess(c, linsync.AccessEvent{WorkspaceID: st.WorkspaceID, Kind: linsync.AccessConnected,
+			Outcome: linsync.AccessOutcomeFailed, Detail: "Linear did not grant access: " + e})
 		s.writeError(c, linsync.Errorf(linsync.EINVALID, "Linear did not grant access: %s %s", e, c.Query("error_description")))
 		return
 	}
@@ -163,7 +158,7 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 	if !tok.ExpiresAt.IsZero() {
 		expires = &tok.ExpiresAt
 	}
-	conn, err := s.db.SaveConnection(c, postgres.ConnectionInput{
+	conn, err := s.db.SaveConnection(c, linsync.ConnectionInput{
 		WorkspaceID: ws.ID, OrganizationID: probe.orgID, OrganizationName: probe.orgName, AuthKind: linsync.AuthOAuth,
 		Credential: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: expires, OAuthScopes: tok.Scopes,
 		ActorUserID: probe.viewer.Id, ActorName: probe.viewer.Name, DefaultTeam: team, Priority: st.DefaultPriority,
@@ -174,8 +169,8 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessConnected,
-		Outcome: postgres.AccessOutcomeOK, Detail: "oauth, organization " + conn.OrganizationID})
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessConnected,
+		Outcome: linsync.AccessOutcomeOK, Detail: "oauth, organization " + conn.OrganizationID})
 	s.log.InfoContext(c, "linear connected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID,
 		"auth_kind", conn.AuthKind, "credential", conn.CredentialLast4)
 	lc, err := s.linearClient(cred)
@@ -215,10 +210,10 @@ func (s *Server) revokeGrant(ctx context.Context, workspaceID, connectionID, acc
 		if t.tok == "" {
 			continue
 		}
-		ev := postgres.AccessEvent{WorkspaceID: workspaceID, ConnectionID: connectionID, Kind: postgres.AccessTokenRevoked,
-			Outcome: postgres.AccessOutcomeOK, Detail: t.hint + " " + linear.Credential{AccessToken: t.tok}.Redacted()}
+		ev := linsync.AccessEvent{WorkspaceID: workspaceID, ConnectionID: connectionID, Kind: linsync.AccessTokenRevoked,
+			Outcome: linsync.AccessOutcomeOK, Detail: t.hint + " " + linear.Credential{AccessToken: t.tok}.Redacted()}
 		if err := s.cfg.OAuth.Revoke(ctx, t.tok, t.hint); err != nil {
-			ev.Outcome, ev.Detail = postgres.AccessOutcomeFailed, ev.Detail+": "+err.Error()
+			ev.Outcome, ev.Detail = linsync.AccessOutcomeFailed, ev.Detail+": "+err.Error()
 			s.log.WarnContext(ctx, "revoke linear oauth token failed", "workspace_id", workspaceID, "token_type", t.hint, "err", err)
 		}
 		s.recordAccess(ctx, ev)
@@ -238,54 +233,24 @@ func oauthRefusal(what string, err error) error {
 	return linsync.Errorf(linsync.EUNAVAILABLE, "%s: Linear's OAuth endpoint is unavailable; retry later", what)
 }
 
-// linearFor returns a Linear client for the workspace's active connection, refreshing an OAuth access token that
-// is about to expire (serialised with every other refresher; see postgres.RefreshOAuthConnection).
-func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Client, *linsync.LinearConnection, *postgres.Credentials, error) {
-	conn, err := s.db.FindConnection(ctx, workspaceID)
-	if err != nil {
-		return nil, nil, nil, err
+// linearFor returns a Linear client for the workspace's active connection from the one factory of Linear clients
+// (linear.Clients), which refreshes an OAuth access token about to expire and marks the connection revoked when
+// Linear refuses its refresh token; the errors become answers here.
+func (s *Server) linearFor(ctx context.Context, workspaceID string) (*linear.Client, *linsync.LinearConnection, error) {
+	lc, conn, err := s.linear.For(ctx, workspaceID)
+	var refresh *linear.RefreshError
+	switch {
+	case err == nil:
+		return lc, conn, nil
+	case errors.As(err, &refresh) && refresh.Revoked:
+		return nil, nil, oauthRefusal("Linear refused the refresh token; connect again", refresh.Err)
+	case errors.As(err, &refresh) && linsync.ErrorCode(err) == linsync.EINTERNAL:
+		return nil, nil, linsync.Errorf(linsync.EUNAVAILABLE, "refresh the Linear access token: unavailable; retry later")
 	}
-	if conn.Status != linsync.ConnectionActive {
-		return nil, conn, nil, linsync.Errorf(linsync.ECONFLICT, "the Linear connection is %s: %s", conn.Status, conn.StatusReason)
-	}
-	var creds *postgres.Credentials
-	if conn.AuthKind == linsync.AuthOAuth && s.cfg.OAuth != nil && conn.AccessTokenExpiresAt != nil &&
-		conn.AccessTokenExpiresAt.Sub(s.now()) <= refreshWithin {
-		conn, creds, err = s.db.RefreshOAuthConnection(ctx, workspaceID, refreshWithin, oauthRefresher(s.cfg.OAuth))
-		if err != nil {
-			if linear.IsPermanentOAuthError(err) {
-				return nil, nil, nil, oauthRefusal("Linear refused the refresh token; connect again", err)
-			}
-			if linsync.ErrorCode(err) == linsync.EINTERNAL {
-				err = linsync.Errorf(linsync.EUNAVAILABLE, "refresh the Linear access token: unavailable; retry later")
-			}
-			return nil, nil, nil, err
-		}
-	} else if conn, creds, err = s.db.ConnectionCredentials(ctx, workspaceID); err != nil {
-		return nil, nil, nil, err
-	}
-	cred := linear.Credential{APIKey: creds.Credential}
-	if conn.AuthKind == linsync.AuthOAuth {
-		cred = linear.Credential{AccessToken: creds.Credential}
-	}
-	lc, err := s.linearClient(cred)
-	return lc, conn, creds, err
+	return nil, conn, err
 }
 
-// oauthRefresher adapts Linear's token endpoint to the store's refresh step.
-func oauthRefresher(o *linear.OAuthClient) postgres.RefreshFunc {
-	return func(ctx context.Context, refreshToken string) (*postgres.OAuthTokens, error) {
-		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		t, err := o.Refresh(ctx, refreshToken)
-		if err != nil {
-			return nil, err
-		}
-		return &postgres.OAuthTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt, Scopes: t.Scopes}, nil
-	}
-}
-
-func (s *Server) recordAccess(ctx context.Context, e postgres.AccessEvent) {
+func (s *Server) recordAccess(ctx context.Context, e linsync.AccessEvent) {
 	if err := s.db.RecordAccessEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.WarnContext(ctx, "record access event failed", "workspace_id", e.WorkspaceID, "kind", e.Kind, "err", err)
 	}
@@ -302,8 +267,8 @@ func (s *Server) handleAccessHistory(c *gin.Context) {
 
 // afterAPIKeyConnect records a connect by API key, registers linsync's webhook and answers the connect.
 func (s *Server) afterAPIKeyConnect(c *gin.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, cred linear.Credential) {
-	s.recordAccess(c, postgres.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: postgres.AccessConnected,
-		Outcome: postgres.AccessOutcomeOK, Detail: "api key, organization " + conn.OrganizationID})
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessConnected,
+		Outcome: linsync.AccessOutcomeOK, Detail: "api key, organization " + conn.OrganizationID})
 	lc, err := s.linearClient(cred)
 	if err != nil {
 		s.writeError(c, err)

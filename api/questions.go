@@ -12,8 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/postgres"
-	"github.com/linsync/linsync/workflows"
 )
 
 // registerQuestionRoutes adds the questions and replies resources (scope questions:write) and their settings
@@ -65,10 +63,10 @@ type syncView struct {
 	Warning string `json:"warning,omitempty"`
 }
 
-func viewQuestion(q *postgres.Question) questionView {
-	v := questionView{ID: q.ID, ExternalID: q.ExternalID, Title: q.Field(postgres.FieldTitle), Body: q.Field(postgres.FieldBody),
-		AskerEmail: q.AskerEmail, AssigneeEmail: q.Field(postgres.FieldAssignee), Priority: q.Priority(),
-		Status: q.Field(postgres.FieldStatus), TeamID: q.TeamID, Archived: q.ArchivedAt != nil, ArchivedAt: q.ArchivedAt,
+func viewQuestion(q *linsync.Question) questionView {
+	v := questionView{ID: q.ID, ExternalID: q.ExternalID, Title: q.Field(linsync.FieldTitle), Body: q.Field(linsync.FieldBody),
+		AskerEmail: q.AskerEmail, AssigneeEmail: q.Field(linsync.FieldAssignee), Priority: q.Priority(),
+		Status: q.Field(linsync.FieldStatus), TeamID: q.TeamID, Archived: q.ArchivedAt != nil, ArchivedAt: q.ArchivedAt,
 		Sync: syncView{State: q.SyncState, Reason: q.SyncReason, Warning: q.SyncWarning}, CreatedAt: q.CreatedAt,
 		UpdatedAt: q.UpdatedAt}
 	if q.IssueCreated || !q.Linked {
@@ -150,7 +148,7 @@ func (s *Server) handleCreateQuestion(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	in := postgres.QuestionInput{WorkspaceID: ws.ID, ExternalID: req.ExternalID, Title: req.Title, Body: req.Body,
+	in := linsync.QuestionInput{WorkspaceID: ws.ID, ExternalID: req.ExternalID, Title: req.Title, Body: req.Body,
 		AskerEmail: req.AskerEmail, AssigneeEmail: req.AssigneeEmail, Priority: conn.DefaultPriority, TeamID: req.TeamID,
 		At: s.editTime()}
 	if req.Priority != nil {
@@ -177,10 +175,10 @@ func (s *Server) handleCreateQuestion(c *gin.Context) {
 
 // signalQuestion hands a stored change to the question's workflow. The change is already in Postgres; if Temporal
 // does not take the signal the caller gets 503 and its retry (same external_id, same values) signals again.
-func (s *Server) signalQuestion(ctx context.Context, q *postgres.Question, reason string) error {
+func (s *Server) signalQuestion(ctx context.Context, q *linsync.Question, reason string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
-	if err := workflows.SignalQuestionSync(ctx, s.temporal, s.cfg.TaskQueue, q.WorkspaceID, q.ID, reason); err != nil {
+	if err := s.start.SignalQuestionSync(ctx, q.WorkspaceID, q.ID, reason); err != nil {
 		s.log.WarnContext(ctx, "question signal failed", "workspace_id", q.WorkspaceID, "question_id", q.ID, "err", err)
 		return linsync.Errorf(linsync.EUNAVAILABLE, "the change is stored but could not be scheduled for Linear; retry the request")
 	}
@@ -188,7 +186,7 @@ func (s *Server) signalQuestion(ctx context.Context, q *postgres.Question, reaso
 }
 
 // question loads the question in the path, 404 for an unknown or malformed id or another workspace's question.
-func (s *Server) question(c *gin.Context) (*postgres.Question, bool) {
+func (s *Server) question(c *gin.Context) (*linsync.Question, bool) {
 	id := c.Param("id")
 	if uuid.Validate(id) != nil {
 		s.writeError(c, linsync.Errorf(linsync.ENOTFOUND, "question not found"))
@@ -209,7 +207,7 @@ func (s *Server) handleGetQuestion(c *gin.Context) {
 }
 
 func (s *Server) handleListQuestions(c *gin.Context) {
-	f := postgres.QuestionFilter{Status: c.Query("status"), AssigneeEmail: c.Query("assignee_email"), Cursor: c.Query("cursor")}
+	f := linsync.QuestionFilter{Status: c.Query("status"), AssigneeEmail: c.Query("assignee_email"), Cursor: c.Query("cursor")}
 	if f.Status != "" && !validStatus(f.Status) {
 		s.writeError(c, &linsync.Error{Code: linsync.EINVALID, Field: "status", Message: "status must be open, in_progress, answered or closed"})
 		return
@@ -248,7 +246,7 @@ func (s *Server) handleListQuestions(c *gin.Context) {
 
 func validStatus(s string) bool {
 	switch s {
-	case postgres.StatusOpen, postgres.StatusInProgress, postgres.StatusAnswered, postgres.StatusClosed:
+	case linsync.StatusOpen, linsync.StatusInProgress, linsync.StatusAnswered, linsync.StatusClosed:
 		return true
 	}
 	return false
@@ -276,21 +274,21 @@ func (s *Server) handlePatchQuestion(c *gin.Context) {
 			s.writeError(c, err)
 			return
 		}
-		changes[postgres.FieldAssignee] = postgres.NormalizeEmail(*req.AssigneeEmail)
+		changes[linsync.FieldAssignee] = linsync.NormalizeEmail(*req.AssigneeEmail)
 	}
 	if req.Priority != nil {
 		if err := checkPriority(req.Priority); err != nil {
 			s.writeError(c, err)
 			return
 		}
-		changes[postgres.FieldPriority] = strconv.Itoa(*req.Priority)
+		changes[linsync.FieldPriority] = strconv.Itoa(*req.Priority)
 	}
 	if req.Status != nil {
 		if !validStatus(*req.Status) {
 			s.writeError(c, unprocessable("status", "status must be open, in_progress, answered or closed"))
 			return
 		}
-		changes[postgres.FieldStatus] = *req.Status
+		changes[linsync.FieldStatus] = *req.Status
 	}
 	if req.Title != nil {
 		t := strings.TrimSpace(*req.Title)
@@ -298,10 +296,10 @@ func (s *Server) handlePatchQuestion(c *gin.Context) {
 			s.writeError(c, unprocessable("title", "title must be 1 to 255 characters"))
 			return
 		}
-		changes[postgres.FieldTitle] = t
+		changes[linsync.FieldTitle] = t
 	}
 	if req.Body != nil {
-		changes[postgres.FieldBody] = *req.Body
+		changes[linsync.FieldBody] = *req.Body
 	}
 	q, ok := s.question(c)
 	if !ok {
@@ -312,7 +310,7 @@ func (s *Server) handlePatchQuestion(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if changed || q.SyncState == postgres.SyncPending || q.SyncState == postgres.SyncFailed {
+	if changed || q.SyncState == linsync.SyncPending || q.SyncState == linsync.SyncFailed {
 		if err := s.signalQuestion(c, q, "question edited"); err != nil {
 			s.writeError(c, err)
 			return
@@ -334,14 +332,14 @@ func (s *Server) handleDeleteQuestion(c *gin.Context) {
 			s.writeError(c, err)
 			return
 		}
-		if settings.DeletePolicy == postgres.DeletePolicyCancel {
+		if settings.DeletePolicy == linsync.DeletePolicyCancel {
 			if _, _, err := s.db.UpdateQuestionFromApp(c, q.WorkspaceID, q.ID,
-				map[string]string{postgres.FieldStatus: postgres.StatusClosed}, s.editTime()); err != nil {
+				map[string]string{linsync.FieldStatus: linsync.StatusClosed}, s.editTime()); err != nil {
 				s.writeError(c, err)
 				return
 			}
 		}
-		if q, err = s.db.ArchiveQuestion(c, q.WorkspaceID, q.ID, settings.DeletePolicy == postgres.DeletePolicyCancel); err != nil {
+		if q, err = s.db.ArchiveQuestion(c, q.WorkspaceID, q.ID, settings.DeletePolicy == linsync.DeletePolicyCancel); err != nil {
 			s.writeError(c, err)
 			return
 		}
@@ -374,7 +372,7 @@ type replyView struct {
 	DeletedAt   *time.Time `json:"deleted_at,omitempty"`
 }
 
-func viewReply(r *postgres.Reply) replyView {
+func viewReply(r *linsync.Reply) replyView {
 	return replyView{ID: r.ID, ExternalID: r.ExternalID, Body: r.Body, AuthorEmail: r.AuthorEmail, AuthorName: r.AuthorName,
 		Source: r.Source, Synced: r.Synced, Deleted: r.DeletedAt != nil, CommentID: r.LinearCommentID,
 		CreatedAt: r.CreatedAt, DeletedAt: r.DeletedAt}
@@ -398,7 +396,7 @@ func (s *Server) handleCreateReply(c *gin.Context) {
 	if !ok {
 		return
 	}
-	r, created, err := s.db.AddReply(c, postgres.ReplyInput{WorkspaceID: q.WorkspaceID, QuestionID: q.ID,
+	r, created, err := s.db.AddReply(c, linsync.ReplyInput{WorkspaceID: q.WorkspaceID, QuestionID: q.ID,
 		ExternalID: req.ExternalID, Body: req.Body, AuthorEmail: req.AuthorEmail})
 	if err != nil {
 		s.writeError(c, err)
@@ -444,7 +442,7 @@ func (s *Server) handleQuestionAudit(c *gin.Context) {
 		return
 	}
 	if entries == nil {
-		entries = []postgres.AuditEntry{}
+		entries = []linsync.AuditEntry{}
 	}
 	c.JSON(http.StatusOK, gin.H{"audit": entries})
 }
@@ -490,7 +488,7 @@ func (s *Server) handlePutQuestionSettings(c *gin.Context) {
 		}
 	}
 	switch req.DeletePolicy {
-	case "", postgres.DeletePolicyComment, postgres.DeletePolicyCancel:
+	case "", linsync.DeletePolicyComment, linsync.DeletePolicyCancel:
 	default:
 		s.writeError(c, unprocessable("delete_policy", "delete_policy must be comment or cancel"))
 		return
@@ -499,7 +497,7 @@ func (s *Server) handlePutQuestionSettings(c *gin.Context) {
 		s.writeError(c, unprocessable("callback_url", "callback_url must be an http(s) URL"))
 		return
 	}
-	st, err := s.db.SaveQuestionSettings(c, workspaceOf(c).ID, postgres.QuestionSettingsInput{StatusMap: req.StatusMap,
+	st, err := s.db.SaveQuestionSettings(c, workspaceOf(c).ID, linsync.QuestionSettingsInput{StatusMap: req.StatusMap,
 		StateForStatus: req.StateForStatus, DeletePolicy: req.DeletePolicy, CallbackURL: req.CallbackURL,
 		CallbackSecret: req.CallbackSecret, QuestionURLTemplate: req.QuestionURLTemplate})
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -29,7 +28,7 @@ const (
 	syncItemFailedEvent = "failed_event"
 )
 
-// Next actions of unsynced items besides the questions' (postgres.NextAction*).
+// Next actions of unsynced items besides the questions' (linsync.NextAction*).
 const (
 	nextActionReplay      = "replay"
 	nextActionCheckFailed = "check_failed_events"
@@ -54,7 +53,7 @@ type syncItem struct {
 const syncStatusLimit = 500
 
 // deadLetterKindsOfEvents are the workflows whose dead letters are filed events that never reached Linear.
-var deadLetterKindsOfEvents = []string{"FileEvent", "IssueAggregator"}
+var deadLetterKindsOfEvents = []string{workflows.TypeFileEvent, workflows.TypeIssueAggregator}
 
 func (s *Server) handleSyncStatus(c *gin.Context) {
 	ws := workspaceOf(c)
@@ -74,14 +73,14 @@ func (s *Server) handleSyncStatus(c *gin.Context) {
 		return
 	}
 	for _, f := range filings {
-		next := postgres.NextActionWait
+		next := linsync.NextActionWait
 		if !f.Recent {
 			// A filing stuck past the grace either failed for good (its dead letter is below) or waits for its
 			// aggregator's next flush.
 			next = nextActionCheckFailed
 		}
 		at := f.UpdatedAt
-		items = append(items, syncItem{Kind: syncItemFiledIssue, ID: f.IssueID, EventKind: f.Kind, State: postgres.SyncPending,
+		items = append(items, syncItem{Kind: syncItemFiledIssue, ID: f.IssueID, EventKind: f.Kind, State: linsync.SyncPending,
 			Reason:        fmt.Sprintf("the Linear issue for %s is not created yet (%d events)", f.DedupKey, f.Entries),
 			LastAttemptAt: &at, NextAction: next})
 	}
@@ -94,7 +93,7 @@ func (s *Server) handleSyncStatus(c *gin.Context) {
 		}
 		for _, d := range ds {
 			at := d.LastFailed
-			items = append(items, syncItem{Kind: syncItemFailedEvent, ID: d.ID, EventKind: d.Kind, State: postgres.SyncFailed,
+			items = append(items, syncItem{Kind: syncItemFailedEvent, ID: d.ID, EventKind: d.Kind, State: linsync.SyncFailed,
 				Reason: d.ErrorClass + ": " + d.ErrorMessage, Attempts: d.Attempts, LastAttemptAt: &at,
 				NextAction: nextActionReplay, WorkflowID: d.WorkflowID, UIURL: d.UIURL})
 		}
@@ -109,10 +108,10 @@ func (s *Server) handleSyncStatus(c *gin.Context) {
 
 // reconcileView is a workspace's reconciliation setting and its last runs.
 type reconcileView struct {
-	IntervalSeconds int                     `json:"interval_seconds"`
-	Default         bool                    `json:"default"`
-	ScheduleID      string                  `json:"schedule_id"`
-	Runs            []postgres.ReconcileRun `json:"runs"`
+	IntervalSeconds int                    `json:"interval_seconds"`
+	Default         bool                   `json:"default"`
+	ScheduleID      string                 `json:"schedule_id"`
+	Runs            []linsync.ReconcileRun `json:"runs"`
 }
 
 func (s *Server) reconcileView(ctx context.Context, workspaceID string) (*reconcileView, error) {
@@ -120,10 +119,8 @@ func (s *Server) reconcileView(ctx context.Context, workspaceID string) (*reconc
 	if err != nil {
 		return nil, err
 	}
-	v := &reconcileView{IntervalSeconds: int(every.Seconds()), ScheduleID: workflows.ReconcileScheduleID(workspaceID)}
-	if every == 0 {
-		v.IntervalSeconds, v.Default = int(workflows.ReconcileEvery.Seconds()), true
-	}
+	v := &reconcileView{IntervalSeconds: int(s.start.ReconcileInterval(every).Seconds()), Default: every == 0,
+		ScheduleID: workflows.ReconcileScheduleID(workspaceID)}
 	if v.Runs, err = s.db.ListReconcileRuns(ctx, workspaceID, 10); err != nil {
 		return nil, err
 	}
@@ -184,7 +181,7 @@ func (s *Server) scheduleReconcile(ctx context.Context, workspaceID string) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*s.cfg.StartTimeout)
 	defer cancel()
-	if err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TaskQueue, workspaceID, every); err != nil {
+	if err := s.start.EnsureReconcileSchedule(ctx, workspaceID, every); err != nil {
 		s.log.WarnContext(ctx, "ensure reconcile schedule failed", "workspace_id", workspaceID, "err", err)
 		return err
 	}

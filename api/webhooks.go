@@ -12,8 +12,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/linsync/linsync"
@@ -92,15 +90,9 @@ func (s *Server) startDelivery(c *gin.Context, in workflows.LinearDeliveryInput)
 	ctx, cancel := context.WithTimeout(c, s.cfg.StartTimeout)
 	defer cancel()
 	start := time.Now()
-	_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                s.cfg.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		// A completed delivery stays deduplicated for the namespace's retention; a failed one may run again when
-		// Linear redelivers it or an operator replays it.
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, workflows.LinearDelivery, in)
+	// A completed delivery stays deduplicated; a failed one may run again when Linear redelivers it or an operator
+	// replays it.
+	_, err := s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(id, s.cfg.TaskQueue), workflows.LinearDelivery, in)
 	elapsed := time.Since(start).Seconds()
 	switch {
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):

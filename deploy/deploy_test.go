@@ -673,7 +673,7 @@ func TestDockerfile(t *testing.T) {
 		require.Contains(t, rootfs, want)
 	}
 	require.True(t, strings.HasSuffix(rootfs, " deploy/build-rootfs.sh /rootfs"), rootfs)
-	require.Contains(t, build.instr, "ARG GO_BUILD_TAGS=")
+	require.Contains(t, build.instr, "ARG GO_BUILD_TAGS=nodev", "production images leave the development commands out")
 
 	script, err := os.ReadFile("build-rootfs.sh")
 	require.NoError(t, err)

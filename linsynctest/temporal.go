@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 )
 
@@ -42,7 +44,7 @@ func DevServerOptions(hostPort, dbFile string) (testsuite.DevServerOptions, erro
 	}
 	opts := testsuite.DevServerOptions{
 		ExistingPath:  cli,
-		ClientOptions: &client.Options{HostPort: hostPort, Namespace: "default", Logger: quietLogger{}},
+		ClientOptions: &client.Options{HostPort: hostPort, Namespace: "default", Logger: QuietLogger()},
 		DBFilename:    dbFile,
 		LogLevel:      "error",
 		Stdout:        io.Discard,
@@ -103,10 +105,5 @@ func FreeHostPort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// quietLogger drops the SDK's logs so test output shows test failures only.
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(string, ...any) {}
+// QuietLogger is a Temporal SDK logger that drops everything, so test and tool output shows only what matters.
+func QuietLogger() log.Logger { return log.NewStructuredLogger(slog.New(slog.DiscardHandler)) }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -11,34 +10,9 @@ import (
 	"github.com/linsync/linsync/envelope"
 )
 
-// ConnectionInput is a validated connection to Linear to store for a workspace.
-type ConnectionInput struct {
-	WorkspaceID      string
-	OrganizationID   string
-	OrganizationName string
-	AuthKind         string // linsync.AuthAPIKey or linsync.AuthOAuth
-	// Credential is the personal API key or the OAuth access token.
-	Credential   string
-	RefreshToken string
-	ExpiresAt    *time.Time
-	OAuthScopes  []string
-	ActorUserID  string
-	ActorName    string
-	DefaultTeam  string
-	Priority     int
-	Labels       []string
-}
-
-// Credentials are a connection's secrets in clear, for the Linear client only.
-type Credentials struct {
-	// Credential is the personal API key or the OAuth access token.
-	Credential   string
-	RefreshToken string
-}
-
 // SaveConnection stores (or replaces) a workspace's Linear connection with its secrets encrypted. Replacing bumps
 // the credential version, so clients built on the old credential are dropped.
-func (db *DB) SaveConnection(ctx context.Context, in ConnectionInput) (*linsync.LinearConnection, error) {
+func (db *DB) SaveConnection(ctx context.Context, in linsync.ConnectionInput) (*linsync.LinearConnection, error) {
 	cred, err := db.cipher.Encrypt(ctx, []byte(in.Credential))
 	if err != nil {
 		return nil, fmt.Errorf("encrypt linear credential: %w", err)
@@ -100,7 +74,7 @@ func (db *DB) FindConnection(ctx context.Context, workspaceID string) (*linsync.
 }
 
 // ConnectionCredentials returns a workspace's connection with its secrets decrypted.
-func (db *DB) ConnectionCredentials(ctx context.Context, workspaceID string) (*linsync.LinearConnection, *Credentials, error) {
+func (db *DB) ConnectionCredentials(ctx context.Context, workspaceID string) (*linsync.LinearConnection, *linsync.LinearCredentials, error) {
 	var c linsync.LinearConnection
 	var cred, refresh []byte
 	row := db.pool.QueryRow(ctx, `SELECT `+connectionColumns+`, credential_ciphertext, refresh_token_ciphertext
@@ -108,7 +82,7 @@ func (db *DB) ConnectionCredentials(ctx context.Context, workspaceID string) (*l
 	if err := scanConnection(row, &c, &cred, &refresh); err != nil {
 		return nil, nil, notFound(err, "linear connection")
 	}
-	out := &Credentials{}
+	out := &linsync.LinearCredentials{}
 	plain, err := db.cipher.Decrypt(ctx, cred)
 	if err != nil {
 		return nil, nil, fmt.Errorf("decrypt linear credential of workspace %s: %w", workspaceID, err)

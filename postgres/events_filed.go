@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,78 +13,11 @@ import (
 	"github.com/linsync/linsync"
 )
 
-// Filed issue statuses: pending until Linear has the issue, created after, capped when the hourly cap sent its
-// events to a digest instead.
-const (
-	FiledPending = "pending"
-	FiledCreated = "created"
-	FiledCapped  = "capped"
-)
-
-// FiledIssue is one Linear issue linsync filed for events, or would have filed had the hourly cap not sent its
-// events to a digest.
-type FiledIssue struct {
-	// ID is the Linear issue's id, chosen by linsync before issueCreate.
-	ID              string     `json:"id"`
-	WorkspaceID     string     `json:"-"`
-	Kind            string     `json:"kind"`
-	DedupKey        string     `json:"dedup_key"`
-	WindowStart     time.Time  `json:"window_start"`
-	WindowEnd       *time.Time `json:"window_end,omitempty"`
-	TeamID          string     `json:"team_id"`
-	RuleIndex       int        `json:"rule_index"`
-	Labels          []string   `json:"labels"`
-	Priority        int        `json:"priority"`
-	Status          string     `json:"status"`
-	DigestIssueID   *string    `json:"digest_issue_id,omitempty"`
-	PreviousIssueID *string    `json:"previous_issue_id,omitempty"`
-	Identifier      string     `json:"identifier,omitempty"`
-	URL             string     `json:"url,omitempty"`
-	Title           string     `json:"title,omitempty"`
-	AppliedHash     string     `json:"-"`
-	AppliedLabels   []string   `json:"-"`
-	EntryCount      int        `json:"entry_count"`
-	// ContentVersion counts changes to what the issue renders from; AppliedVersion is the one Linear last got.
-	ContentVersion int64 `json:"-"`
-	AppliedVersion int64 `json:"-"`
-	// Links are the short links of the issue's entries, in arrival order (filled by ListFiledIssues).
-	Links     []string  `json:"links"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// FiledEntry is one thing an issue is about: a broken link of the host, a capped event in a digest, a trigger.
-type FiledEntry struct {
-	// Key dedupes within the issue: the link id for broken links, so a repeated link changes nothing.
-	Key      string `json:"key"`
-	EventKey string `json:"event_key"`
-	// SourceKey names, in a digest, the issue the entry would have gone to.
-	SourceKey string    `json:"source_key,omitempty"`
-	ShortURL  string    `json:"short_url,omitempty"`
-	Event     Event     `json:"event"`
-	AddedAt   time.Time `json:"added_at,omitzero"`
-}
-
-// FiledIssueInput is an issue to record (or find) with entries to add to it.
-type FiledIssueInput struct {
-	ID          string
-	WorkspaceID string
-	Kind        string
-	DedupKey    string
-	WindowStart time.Time
-	WindowEnd   *time.Time
-	TeamID      string
-	RuleIndex   int
-	Labels      []string
-	Priority    int
-	Entries     []FiledEntry
-}
-
 const filedColumns = `id::text, workspace_id::text, kind, dedup_key, window_start, window_end, team_id, rule_index,
 	label_names, priority, status, digest_issue_id::text, previous_issue_id::text, identifier, url, title,
 	applied_hash, applied_labels, entry_count, content_version, applied_version, created_at, updated_at`
 
-func scanFiled(r pgx.Row, f *FiledIssue) error {
+func scanFiled(r pgx.Row, f *linsync.FiledIssue) error {
 	err := r.Scan(&f.ID, &f.WorkspaceID, &f.Kind, &f.DedupKey, &f.WindowStart, &f.WindowEnd, &f.TeamID,
 		&f.RuleIndex, &f.Labels, &f.Priority, &f.Status, &f.DigestIssueID, &f.PreviousIssueID, &f.Identifier,
 		&f.URL, &f.Title, &f.AppliedHash, &f.AppliedLabels, &f.EntryCount, &f.ContentVersion, &f.AppliedVersion, &f.CreatedAt, &f.UpdatedAt)
@@ -100,7 +32,7 @@ func scanFiled(r pgx.Row, f *FiledIssue) error {
 // RecordFiling makes sure the issue's row exists (its id persisted before anything is sent to Linear), merges the
 // labels and priority of the events routed to it, and adds entries not seen before. It returns the row and how
 // many entries were new; adding the same entries again changes nothing.
-func (db *DB) RecordFiling(ctx context.Context, in FiledIssueInput) (*FiledIssue, int, error) {
+func (db *DB) RecordFiling(ctx context.Context, in linsync.FiledIssueInput) (*linsync.FiledIssue, int, error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("begin filing: %w", err)
@@ -123,15 +55,15 @@ func (db *DB) RecordFiling(ctx context.Context, in FiledIssueInput) (*FiledIssue
 	if err != nil {
 		return nil, 0, fmt.Errorf("insert filed issue %s: %w", in.DedupKey, err)
 	}
-	var f FiledIssue
+	var f linsync.FiledIssue
 	row := tx.QueryRow(ctx, `SELECT `+filedColumns+` FROM filed_issues
 		WHERE workspace_id = $1 AND dedup_key = $2 AND window_start = $3 FOR UPDATE`,
 		in.WorkspaceID, in.DedupKey, in.WindowStart)
 	if err := scanFiled(row, &f); err != nil {
 		return nil, 0, notFound(err, "filed issue")
 	}
-	merged := MergeLabels(f.Labels, in.Labels)
-	prio := MoreUrgent(f.Priority, in.Priority)
+	merged := linsync.MergeLabels(f.Labels, in.Labels)
+	prio := linsync.MoreUrgent(f.Priority, in.Priority)
 	if len(merged) != len(f.Labels) || prio != f.Priority {
 		if _, err := tx.Exec(ctx, `UPDATE filed_issues SET label_names = $2, priority = $3,
 			content_version = content_version + 1, updated_at = now() WHERE id = $1`, f.ID, merged, prio); err != nil {
@@ -179,69 +111,18 @@ func (db *DB) RecordFiling(ctx context.Context, in FiledIssueInput) (*FiledIssue
 	return &f, added, nil
 }
 
-// MergeLabels returns a followed by the names of b it lacks, ignoring case.
-func MergeLabels(a, b []string) []string {
-	out := make([]string, 0, len(a)+len(b))
-	seen := map[string]bool{}
-	for _, l := range append(append([]string{}, a...), b...) {
-		k := strings.ToLower(strings.TrimSpace(l))
-		if k == "" || seen[k] {
-			continue
-		}
-		seen[k] = true
-		out = append(out, strings.TrimSpace(l))
-	}
-	return out
-}
-
-// MoreUrgent returns the more urgent of two Linear priorities (1 urgent … 4 low; 0, no priority, loses to any).
-func MoreUrgent(a, b int) int {
-	switch {
-	case a == 0:
-		return b
-	case b == 0:
-		return a
-	}
-	return min(a, b)
-}
-
-// FilingRequest asks to file an issue in Linear: to be its writer for one round, after the hourly cap allows it.
-type FilingRequest struct {
-	ID string
-	// Writer names one attempt of one activity; LeaseUntil is that attempt's deadline, after which its lease no
-	// longer keeps others out (a crashed attempt blocks no one past it).
-	Writer     string
-	LeaseUntil time.Time
-	// Hour and CapPerHour are the creation cap a new issue counts against; Uncapped skips it (digests, takeovers).
-	Hour       time.Time
-	CapPerHour int
-	Uncapped   bool
-	// DigestID names the digest of the issue's team for the hour, where a capped issue's entries go.
-	DigestID func(teamID string) string
-}
-
-// FilingPlan is one round of filing, read in one short transaction: what to render and send to Linear.
-type FilingPlan struct {
-	Issue FiledIssue
-	// Busy means another writer holds the issue's lease: it files every entry recorded before it finishes (see
-	// FinishFiling), so the caller sends nothing.
-	Busy     bool
-	Entries  []FiledEntry
-	Previous *FiledIssue
-}
-
 // PrepareFiling reserves the issue's creation slot (or marks it capped), takes the writer lease when no other live
 // writer holds it, and reads what to render, all in one short transaction that commits before anything is sent to
 // Linear: no transaction or row lock is held across a Linear call. The lease, not a lock, keeps a second writer
 // from overwriting a newer description with an older one.
-func (db *DB) PrepareFiling(ctx context.Context, req FilingRequest) (*FilingPlan, error) {
+func (db *DB) PrepareFiling(ctx context.Context, req linsync.FilingRequest) (*linsync.FilingPlan, error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin filing %s: %w", req.ID, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
-	p := &FilingPlan{}
+	p := &linsync.FilingPlan{}
 	f := &p.Issue
 	var writer string
 	var until *time.Time
@@ -258,7 +139,7 @@ func (db *DB) PrepareFiling(ctx context.Context, req FilingRequest) (*FilingPlan
 		f.WindowEnd = &w
 	}
 
-	if f.Status == FiledPending && !req.Uncapped {
+	if f.Status == linsync.FiledPending && !req.Uncapped {
 		granted, err := reserveSlot(ctx, tx, f, req.Hour, req.CapPerHour)
 		if err != nil {
 			return nil, err
@@ -269,11 +150,11 @@ func (db *DB) PrepareFiling(ctx context.Context, req FilingRequest) (*FilingPlan
 				WHERE id = $1`, f.ID, digestID); err != nil {
 				return nil, fmt.Errorf("mark filed issue %s capped: %w", f.ID, err)
 			}
-			f.Status, f.DigestIssueID = FiledCapped, &digestID
+			f.Status, f.DigestIssueID = linsync.FiledCapped, &digestID
 		}
 	}
 	switch {
-	case f.Status == FiledCapped:
+	case f.Status == linsync.FiledCapped:
 	case writer != "" && writer != req.Writer && until != nil && until.After(time.Now()):
 		p.Busy = true
 	default:
@@ -294,39 +175,15 @@ func (db *DB) PrepareFiling(ctx context.Context, req FilingRequest) (*FilingPlan
 	return p, nil
 }
 
-// FilingResult is what one round of filing brought Linear up to.
-type FilingResult struct {
-	ID     string
-	Writer string
-	// Version is the content version the round rendered (FilingPlan.Issue.ContentVersion).
-	Version int64
-	// Identifier and URL are set when the round created the issue.
-	Identifier string
-	URL        string
-	Title      string
-	Hash       string
-	Labels     []string
-}
-
-// FinishOutcome says what FinishFiling recorded.
-type FinishOutcome struct {
-	// Recorded is false when a newer version was already recorded: the round's write may have reached Linear after
-	// the newer one, so what Linear shows is forgotten and the next round sends the newest again.
-	Recorded bool
-	// Behind is true when the issue has content Linear does not show yet (entries recorded while the round wrote,
-	// or a lost compare-and-set): the caller files again.
-	Behind bool
-}
-
 // FinishFiling records a round's result only when its version is still the newest (compare-and-set), and releases
 // the writer's lease in the same statement, so an entry recorded while the round wrote is either seen as Behind
 // here or finds the lease free and is filed by its own writer.
-func (db *DB) FinishFiling(ctx context.Context, r FilingResult) (FinishOutcome, error) {
+func (db *DB) FinishFiling(ctx context.Context, r linsync.FilingResult) (linsync.FinishOutcome, error) {
 	labels := r.Labels
 	if labels == nil {
 		labels = []string{}
 	}
-	var out FinishOutcome
+	var out linsync.FinishOutcome
 	var content, applied int64
 	// Every SET reads the row as it is when locked by this statement, so the comparison and the write are one step.
 	err := db.pool.QueryRow(ctx, `
@@ -364,14 +221,14 @@ func (db *DB) ReleaseFiling(ctx context.Context, id, writer string) error {
 }
 
 // filedEntries returns the issue's entries in arrival order.
-func filedEntries(ctx context.Context, tx pgx.Tx, id string) ([]FiledEntry, error) {
+func filedEntries(ctx context.Context, tx pgx.Tx, id string) ([]linsync.FiledEntry, error) {
 	rows, err := tx.Query(ctx, `SELECT entry_key, event_key, source_key, short_url, event, added_at
 		FROM filed_issue_entries WHERE issue_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, fmt.Errorf("query entries of filed issue %s: %w", id, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FiledEntry, error) {
-		var e FiledEntry
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.FiledEntry, error) {
+		var e linsync.FiledEntry
 		var raw []byte
 		if err := r.Scan(&e.Key, &e.EventKey, &e.SourceKey, &e.ShortURL, &raw, &e.AddedAt); err != nil {
 			return e, err
@@ -385,11 +242,11 @@ func filedEntries(ctx context.Context, tx pgx.Tx, id string) ([]FiledEntry, erro
 }
 
 // previousFiled returns the issue of the window before f's, or nil.
-func previousFiled(ctx context.Context, tx pgx.Tx, f *FiledIssue) (*FiledIssue, error) {
+func previousFiled(ctx context.Context, tx pgx.Tx, f *linsync.FiledIssue) (*linsync.FiledIssue, error) {
 	if f.PreviousIssueID == nil {
 		return nil, nil
 	}
-	var p FiledIssue
+	var p linsync.FiledIssue
 	if err := scanFiled(tx.QueryRow(ctx, `SELECT `+filedColumns+` FROM filed_issues WHERE id = $1`, *f.PreviousIssueID), &p); err != nil {
 		return nil, notFound(err, "previous filed issue")
 	}
@@ -399,7 +256,7 @@ func previousFiled(ctx context.Context, tx pgx.Tx, f *FiledIssue) (*FiledIssue, 
 // reserveSlot asks for one of the team's cap new issues in hour. The answer is kept per issue, so asking again
 // (a retried activity) gives the same answer and counts once; the counter row serialises concurrent requests.
 // The slot is committed before issueCreate is sent: a create that fails and is retried keeps its slot.
-func reserveSlot(ctx context.Context, tx pgx.Tx, f *FiledIssue, hour time.Time, capPerHour int) (bool, error) {
+func reserveSlot(ctx context.Context, tx pgx.Tx, f *linsync.FiledIssue, hour time.Time, capPerHour int) (bool, error) {
 	var granted bool
 	err := tx.QueryRow(ctx, `SELECT granted FROM issue_creation_slots WHERE issue_id = $1`, f.ID).Scan(&granted)
 	if err == nil {
@@ -438,7 +295,7 @@ type filedCursor struct {
 
 // ListFiledIssues returns a page of the workspace's filed issues, newest first, with their links, and the cursor
 // of the next page ("" on the last).
-func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int, cursor string) ([]FiledIssue, string, error) {
+func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int, cursor string) ([]linsync.FiledIssue, string, error) {
 	if limit <= 0 {
 		limit = defaultFiledPageSize
 	}
@@ -455,8 +312,8 @@ func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int
 	if err != nil {
 		return nil, "", fmt.Errorf("list filed issues of workspace %s: %w", workspaceID, err)
 	}
-	issues, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FiledIssue, error) {
-		var f FiledIssue
+	issues, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.FiledIssue, error) {
+		var f linsync.FiledIssue
 		return f, scanFiled(r, &f)
 	})
 	if err != nil {
@@ -470,7 +327,7 @@ func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int
 		next = base64.RawURLEncoding.EncodeToString(raw)
 	}
 	if len(issues) == 0 {
-		return []FiledIssue{}, "", nil
+		return []linsync.FiledIssue{}, "", nil
 	}
 	ids := make([]string, len(issues))
 	index := map[string]int{}
@@ -502,8 +359,8 @@ func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int
 // FiledWindow returns the issue of dedupKey for the window that starts at start or, when start is zero, the newest
 // window that had opened by at (open or already closed); nil when there is none. The window of a host's broken
 // links lives here, not in a workflow run, so a run that failed does not take its window with it.
-func (db *DB) FiledWindow(ctx context.Context, workspaceID, dedupKey string, start, at time.Time) (*FiledIssue, error) {
-	var f FiledIssue
+func (db *DB) FiledWindow(ctx context.Context, workspaceID, dedupKey string, start, at time.Time) (*linsync.FiledIssue, error) {
+	var f linsync.FiledIssue
 	err := scanFiled(db.pool.QueryRow(ctx, `SELECT `+filedColumns+` FROM filed_issues
 		WHERE workspace_id = $1 AND dedup_key = $2
 			AND CASE WHEN $3::timestamptz IS NULL THEN window_start <= $4 ELSE window_start = $3 END

@@ -7,8 +7,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linsynctest"
-	"github.com/linsync/linsync/postgres"
 )
 
 // TestFilingCompareAndSet files one issue from several writers without any transaction spanning a round: a late,
@@ -25,28 +25,28 @@ func TestFilingCompareAndSet(t *testing.T) {
 	id := uuid.NewString()
 	record := func(key string) int64 {
 		t.Helper()
-		f, added, err := db.RecordFiling(ctx, postgres.FiledIssueInput{ID: id, WorkspaceID: ws.ID, Kind: postgres.EventClickThreshold,
+		f, added, err := db.RecordFiling(ctx, linsync.FiledIssueInput{ID: id, WorkspaceID: ws.ID, Kind: linsync.EventClickThreshold,
 			DedupKey: "click:l:spike:h", WindowStart: start, TeamID: "team-1", RuleIndex: -1, Labels: []string{"a"},
-			Entries: []postgres.FiledEntry{{Key: key, EventKey: key, Event: postgres.Event{Type: postgres.EventClickThreshold}}}})
+			Entries: []linsync.FiledEntry{{Key: key, EventKey: key, Event: linsync.Event{Type: linsync.EventClickThreshold}}}})
 		require.NoError(t, err)
 		require.Equal(t, 1, added)
 		return f.ContentVersion
 	}
-	prepare := func(writer string, until time.Time) *postgres.FilingPlan {
+	prepare := func(writer string, until time.Time) *linsync.FilingPlan {
 		t.Helper()
-		p, err := db.PrepareFiling(ctx, postgres.FilingRequest{ID: id, Writer: writer, LeaseUntil: until, Hour: start,
+		p, err := db.PrepareFiling(ctx, linsync.FilingRequest{ID: id, Writer: writer, LeaseUntil: until, Hour: start,
 			CapPerHour: 5, DigestID: func(string) string { return uuid.NewString() }})
 		require.NoError(t, err)
 		return p
 	}
-	finish := func(writer string, version int64, title string) postgres.FinishOutcome {
+	finish := func(writer string, version int64, title string) linsync.FinishOutcome {
 		t.Helper()
-		out, err := db.FinishFiling(ctx, postgres.FilingResult{ID: id, Writer: writer, Version: version,
+		out, err := db.FinishFiling(ctx, linsync.FilingResult{ID: id, Writer: writer, Version: version,
 			Identifier: "ENG-1", URL: "https://linear.app/x/ENG-1", Title: title, Hash: "hash-" + title, Labels: []string{"a"}})
 		require.NoError(t, err)
 		return out
 	}
-	row := func() postgres.FiledIssue {
+	row := func() linsync.FiledIssue {
 		t.Helper()
 		f, err := db.FiledWindow(ctx, ws.ID, "click:l:spike:h", start, start)
 		require.NoError(t, err)
@@ -67,12 +67,12 @@ func TestFilingCompareAndSet(t *testing.T) {
 	require.False(t, b.Busy)
 	require.Equal(t, v2, b.Issue.ContentVersion)
 	require.Len(t, b.Entries, 2)
-	require.Equal(t, postgres.FinishOutcome{Recorded: true}, finish("B", v2, "new"))
+	require.Equal(t, linsync.FinishOutcome{Recorded: true}, finish("B", v2, "new"))
 
 	// A's older result arrives late: it is not recorded, and it is told to file again.
-	require.Equal(t, postgres.FinishOutcome{Recorded: false, Behind: true}, finish("A", v1, "old"))
+	require.Equal(t, linsync.FinishOutcome{Recorded: false, Behind: true}, finish("A", v1, "old"))
 	f := row()
-	require.Equal(t, postgres.FiledCreated, f.Status)
+	require.Equal(t, linsync.FiledCreated, f.Status)
 	require.Equal(t, "new", f.Title, "an older result never overwrites a newer one")
 	require.Equal(t, v2, f.AppliedVersion, "an older result never marks newer entries filed")
 	require.Empty(t, f.AppliedHash, "A's write may have reached Linear after B's: the next round sends the newest again")
@@ -84,7 +84,7 @@ func TestFilingCompareAndSet(t *testing.T) {
 	d := prepare("D", time.Now().Add(time.Minute))
 	require.True(t, d.Busy, "a live writer keeps others out")
 	require.Empty(t, d.Entries)
-	require.Equal(t, postgres.FinishOutcome{Recorded: true, Behind: true}, finish("C", c.Issue.ContentVersion, "c"))
+	require.Equal(t, linsync.FinishOutcome{Recorded: true, Behind: true}, finish("C", c.Issue.ContentVersion, "c"))
 	require.Less(t, row().AppliedVersion, v3, "the entry that arrived while C wrote is not marked filed")
 
 	// C released its lease on finishing: D (or C again) files the newest version.
@@ -94,7 +94,7 @@ func TestFilingCompareAndSet(t *testing.T) {
 	require.Len(t, d.Entries, 3)
 	require.NoError(t, db.ReleaseFiling(ctx, id, "someone-else"))
 	require.True(t, prepare("E", time.Now().Add(time.Minute)).Busy, "only the holder releases its lease")
-	require.Equal(t, postgres.FinishOutcome{Recorded: true}, finish("D", v3, "d"))
+	require.Equal(t, linsync.FinishOutcome{Recorded: true}, finish("D", v3, "d"))
 	f = row()
 	require.Equal(t, v3, f.AppliedVersion)
 	require.Equal(t, "hash-d", f.AppliedHash)
@@ -114,29 +114,29 @@ func TestFilingCapDecidedBeforeLinear(t *testing.T) {
 	digest := uuid.NewString()
 	var ids []string
 	for i := range 2 {
-		f, _, err := db.RecordFiling(ctx, postgres.FiledIssueInput{ID: uuid.NewString(), WorkspaceID: ws.ID,
-			Kind: postgres.EventScanComplete, DedupKey: "scan:" + string(rune('a'+i)), WindowStart: hour, TeamID: "team-1",
-			RuleIndex: -1, Entries: []postgres.FiledEntry{{Key: "k", EventKey: "k", Event: postgres.Event{Type: postgres.EventScanComplete}}}})
+		f, _, err := db.RecordFiling(ctx, linsync.FiledIssueInput{ID: uuid.NewString(), WorkspaceID: ws.ID,
+			Kind: linsync.EventScanComplete, DedupKey: "scan:" + string(rune('a'+i)), WindowStart: hour, TeamID: "team-1",
+			RuleIndex: -1, Entries: []linsync.FiledEntry{{Key: "k", EventKey: "k", Event: linsync.Event{Type: linsync.EventScanComplete}}}})
 		require.NoError(t, err)
 		ids = append(ids, f.ID)
 	}
-	req := func(id, writer string) postgres.FilingRequest {
-		return postgres.FilingRequest{ID: id, Writer: writer, LeaseUntil: time.Now().Add(time.Minute), Hour: hour, CapPerHour: 1,
+	req := func(id, writer string) linsync.FilingRequest {
+		return linsync.FilingRequest{ID: id, Writer: writer, LeaseUntil: time.Now().Add(time.Minute), Hour: hour, CapPerHour: 1,
 			DigestID: func(team string) string { require.Equal(t, "team-1", team); return digest }}
 	}
 	first, err := db.PrepareFiling(ctx, req(ids[0], "A"))
 	require.NoError(t, err)
-	require.Equal(t, postgres.FiledPending, first.Issue.Status)
+	require.Equal(t, linsync.FiledPending, first.Issue.Status)
 	require.Len(t, first.Entries, 1)
 	for _, w := range []string{"B", "C"} {
 		second, err := db.PrepareFiling(ctx, req(ids[1], w))
 		require.NoError(t, err)
-		require.Equal(t, postgres.FiledCapped, second.Issue.Status)
+		require.Equal(t, linsync.FiledCapped, second.Issue.Status)
 		require.Equal(t, digest, *second.Issue.DigestIssueID)
 		require.False(t, second.Busy)
 		require.Empty(t, second.Entries)
 	}
 	again, err := db.PrepareFiling(ctx, req(ids[0], "A"))
 	require.NoError(t, err)
-	require.Equal(t, postgres.FiledPending, again.Issue.Status, "a retried round keeps its slot")
+	require.Equal(t, linsync.FiledPending, again.Issue.Status, "a retried round keeps its slot")
 }

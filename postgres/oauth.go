@@ -13,25 +13,13 @@ import (
 	"github.com/linsync/linsync/envelope"
 )
 
-// OAuthState is an OAuth authorization in flight: what the callback presenting its state needs to finish it.
-type OAuthState struct {
-	WorkspaceID     string
-	State           string // in clear only on the way in; stored as a hash
-	CodeVerifier    string // PKCE verifier, stored encrypted
-	RedirectURI     string
-	DefaultTeamID   string
-	DefaultPriority int
-	DefaultLabels   []string
-	ExpiresAt       time.Time
-}
-
 func stateHash(state string) []byte {
 	h := sha256.Sum256([]byte(state))
 	return h[:]
 }
 
 // CreateOAuthState stores an authorization in flight and sweeps expired ones.
-func (db *DB) CreateOAuthState(ctx context.Context, st OAuthState) error {
+func (db *DB) CreateOAuthState(ctx context.Context, st linsync.OAuthState) error {
 	ct, err := db.cipher.Encrypt(ctx, []byte(st.CodeVerifier))
 	if err != nil {
 		return fmt.Errorf("encrypt PKCE verifier: %w", err)
@@ -54,12 +42,12 @@ func (db *DB) CreateOAuthState(ctx context.Context, st OAuthState) error {
 
 // ConsumeOAuthState takes the authorization whose state this is, once: a second call with the same state, an
 // unknown state and an expired one are all EINVALID, and say nothing about which it was.
-func (db *DB) ConsumeOAuthState(ctx context.Context, state string) (*OAuthState, error) {
+func (db *DB) ConsumeOAuthState(ctx context.Context, state string) (*linsync.OAuthState, error) {
 	invalid := linsync.Errorf(linsync.EINVALID, "invalid or expired OAuth state; start the authorization again")
 	if state == "" {
 		return nil, invalid
 	}
-	var st OAuthState
+	var st linsync.OAuthState
 	var verifier []byte
 	err := db.pool.QueryRow(ctx, `DELETE FROM oauth_states WHERE state_hash = $1
 		RETURNING workspace_id, code_verifier_ciphertext, redirect_uri, default_team_id, default_priority,
@@ -81,17 +69,6 @@ func (db *DB) ConsumeOAuthState(ctx context.Context, state string) (*OAuthState,
 	return &st, nil
 }
 
-// OAuthTokens are the tokens one OAuth grant or refresh returned.
-type OAuthTokens struct {
-	AccessToken  string
-	RefreshToken string
-	ExpiresAt    time.Time
-	Scopes       []string
-}
-
-// RefreshFunc exchanges a refresh token at Linear's token endpoint.
-type RefreshFunc func(ctx context.Context, refreshToken string) (*OAuthTokens, error)
-
 // RefreshOAuthConnection refreshes a workspace's OAuth tokens when they expire within `within`, and returns the
 // connection and its credentials as they then are.
 //
@@ -100,9 +77,9 @@ type RefreshFunc func(ctx context.Context, refreshToken string) (*OAuthTokens, e
 // second re-reads the row, finds fresh tokens and does not refresh again. The new tokens are written in the same
 // transaction, guarded by the credential version read under the lock, so they are never lost to a concurrent writer.
 // The call to Linear happens under the lock; refresh must honour ctx's deadline.
-func (db *DB) RefreshOAuthConnection(ctx context.Context, workspaceID string, within time.Duration, refresh RefreshFunc) (*linsync.LinearConnection, *Credentials, error) {
+func (db *DB) RefreshOAuthConnection(ctx context.Context, workspaceID string, within time.Duration, refresh linsync.OAuthRefreshFunc) (*linsync.LinearConnection, *linsync.LinearCredentials, error) {
 	var conn linsync.LinearConnection
-	var creds Credentials
+	var creds linsync.LinearCredentials
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var cred, rt []byte
 		row := tx.QueryRow(ctx, `SELECT `+connectionColumns+`, credential_ciphertext, refresh_token_ciphertext
@@ -141,7 +118,7 @@ func (db *DB) RefreshOAuthConnection(ctx context.Context, workspaceID string, wi
 		if err := db.storeRefreshed(ctx, tx, &conn, tok); err != nil {
 			return err
 		}
-		creds = Credentials{Credential: tok.AccessToken, RefreshToken: tok.RefreshToken}
+		creds = linsync.LinearCredentials{Credential: tok.AccessToken, RefreshToken: tok.RefreshToken}
 		return nil
 	})
 	if err != nil {
@@ -150,7 +127,7 @@ func (db *DB) RefreshOAuthConnection(ctx context.Context, workspaceID string, wi
 	return &conn, &creds, nil
 }
 
-func (db *DB) storeRefreshed(ctx context.Context, tx pgx.Tx, conn *linsync.LinearConnection, tok *OAuthTokens) error {
+func (db *DB) storeRefreshed(ctx context.Context, tx pgx.Tx, conn *linsync.LinearConnection, tok *linsync.OAuthTokens) error {
 	access, err := db.cipher.Encrypt(ctx, []byte(tok.AccessToken))
 	if err != nil {
 		return fmt.Errorf("encrypt access token: %w", err)

@@ -1,4 +1,5 @@
-// Package postgres stores linsync's state in PostgreSQL through pgx, with migrations embedded in the binary.
+// Package postgres stores linsync's state in PostgreSQL through pgx, with migrations embedded in the binary. It holds
+// SQL only: the types it reads and writes, and the rules on them, are the root package's (package linsync).
 package postgres
 
 import (

@@ -39,7 +39,7 @@ func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	ctx := t.Context()
 	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
 	require.NoError(t, err)
-	hook, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1", Secret: "lin_wh_supersecret1234"})
+	hook, err := db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1", Secret: "lin_wh_supersecret1234"})
 	require.NoError(t, err)
 	require.Equal(t, "…1234", hook.SecretLast4)
 
@@ -57,7 +57,7 @@ func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	_, err = db.WebhookVerifiersForOrganization(ctx, "org-2")
 	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err))
 
-	_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1"})
+	_, err = db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1"})
 	require.Equal(t, linsync.EUNPROCESSABLE, linsync.ErrorCode(err), "a webhook needs a secret")
 
 	_, err = db.RotateLinearWebhookSecretWith(ctx, ws.ID, hook.ID, "lin_wh_next", time.Hour, nil)

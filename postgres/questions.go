@@ -16,81 +16,12 @@ import (
 	"github.com/linsync/linsync"
 )
 
-// Question statuses.
-const (
-	StatusOpen       = "open"
-	StatusInProgress = "in_progress"
-	StatusAnswered   = "answered"
-	StatusClosed     = "closed"
-)
-
-// Sync states of a question as the API shows them.
-const (
-	SyncPending  = "pending"
-	SyncSynced   = "synced"
-	SyncFailed   = "failed"
-	SyncUnlinked = "unlinked"
-)
-
-// Question is a question from the Q&A app with its Linear link, sync state and versioned fields.
-type Question struct {
-	ID               string                `json:"id"`
-	WorkspaceID      string                `json:"workspace_id"`
-	ExternalID       *string               `json:"external_id"`
-	Title            string                `json:"title"`
-	Body             string                `json:"body"`
-	AskerEmail       string                `json:"asker_email"`
-	TeamID           string                `json:"team_id"`
-	LinearIssueID    string                `json:"linear_issue_id"`
-	IssueCreated     bool                  `json:"issue_created"`
-	LinearIdentifier string                `json:"linear_identifier"`
-	LinearURL        string                `json:"linear_url"`
-	Linked           bool                  `json:"linked"`
-	SyncState        string                `json:"sync_state"`
-	SyncReason       string                `json:"sync_reason"`
-	SyncWarning      string                `json:"sync_warning"`
-	ArchivedAt       *time.Time            `json:"archived_at"`
-	ArchiveSynced    bool                  `json:"archive_synced"`
-	CreatedAt        time.Time             `json:"created_at"`
-	UpdatedAt        time.Time             `json:"updated_at"`
-	Fields           map[string]FieldState `json:"fields"`
-}
-
-// Field returns the current value of a synced field.
-func (q *Question) Field(name string) string { return q.Fields[name].Value }
-
-// Priority returns the question's priority on Linear's 0-4 scale.
-func (q *Question) Priority() int { p, _ := strconv.Atoi(q.Field(FieldPriority)); return p }
-
-// NeedsPush reports whether some field holds a value Linear has not been given.
-func (q *Question) NeedsPush() bool {
-	for _, f := range SyncedFields {
-		if q.Fields[f].Dirty() {
-			return true
-		}
-	}
-	return false
-}
-
-// QuestionInput is a validated new question.
-type QuestionInput struct {
-	WorkspaceID   string
-	ExternalID    string
-	Title         string
-	Body          string
-	AskerEmail    string
-	AssigneeEmail string
-	Priority      int
-	TeamID        string
-	At            time.Time
-}
-
 const questionColumns = `id::text, workspace_id::text, external_id, title, body, asker_email, team_id, linear_issue_id,
 	issue_created, linear_identifier, linear_url, linked, sync_state, sync_reason, sync_warning, archived_at,
 	archive_synced, created_at, updated_at`
 
-func scanQuestion(row pgx.Row) (*Question, error) {
-	var q Question
+func scanQuestion(row pgx.Row) (*linsync.Question, error) {
+	var q linsync.Question
 	err := row.Scan(&q.ID, &q.WorkspaceID, &q.ExternalID, &q.Title, &q.Body, &q.AskerEmail, &q.TeamID, &q.LinearIssueID,
 		&q.IssueCreated, &q.LinearIdentifier, &q.LinearURL, &q.Linked, &q.SyncState, &q.SyncReason, &q.SyncWarning,
 		&q.ArchivedAt, &q.ArchiveSynced, &q.CreatedAt, &q.UpdatedAt)
@@ -107,7 +38,7 @@ type querier interface {
 }
 
 // loadFields fills q.Fields.
-func loadFields(ctx context.Context, db querier, q *Question) error {
+func loadFields(ctx context.Context, db querier, q *linsync.Question) error {
 	rows, err := db.Query(ctx, `SELECT field, value, source, source_at, coalesce(linear_value, ''),
 		coalesce(synced_value, ''), coalesce(linear_at, 'epoch'::timestamptz), pushing_value IS NOT NULL,
 		coalesce(pushing_value, ''), coalesce(pushing_linear, ''), coalesce(pushing_at, 'epoch'::timestamptz), written_at
@@ -116,10 +47,10 @@ func loadFields(ctx context.Context, db querier, q *Question) error {
 		return fmt.Errorf("query fields of question %s: %w", q.ID, err)
 	}
 	defer rows.Close()
-	q.Fields = map[string]FieldState{}
+	q.Fields = map[string]linsync.FieldState{}
 	for rows.Next() {
 		var name string
-		var f FieldState
+		var f linsync.FieldState
 		if err := rows.Scan(&name, &f.Value, &f.Source, &f.SourceAt, &f.LinearValue, &f.SyncedValue, &f.LinearAt,
 			&f.Pushing, &f.PushValue, &f.PushLinear, &f.PushAt, &f.Writes); err != nil {
 			return fmt.Errorf("scan field of question %s: %w", q.ID, err)
@@ -132,7 +63,7 @@ func loadFields(ctx context.Context, db querier, q *Question) error {
 	return rows.Err()
 }
 
-func saveField(ctx context.Context, tx pgx.Tx, questionID, name string, f FieldState) error {
+func saveField(ctx context.Context, tx pgx.Tx, questionID, name string, f linsync.FieldState) error {
 	var linearAt *time.Time
 	if !f.LinearAt.IsZero() {
 		linearAt = &f.LinearAt
@@ -161,7 +92,7 @@ func saveField(ctx context.Context, tx pgx.Tx, questionID, name string, f FieldS
 	return nil
 }
 
-func addAudit(ctx context.Context, tx pgx.Tx, questionID string, e AuditEntry) error {
+func addAudit(ctx context.Context, tx pgx.Tx, questionID string, e linsync.AuditEntry) error {
 	if e.Detail == nil {
 		e.Detail = map[string]any{}
 	}
@@ -194,7 +125,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 // CreateQuestion stores a new question with its Linear issue id chosen now, before any call to Linear. A question
 // with the same external id in the workspace is returned instead (created false), so the app can retry a create.
-func (db *DB) CreateQuestion(ctx context.Context, in QuestionInput) (*Question, bool, error) {
+func (db *DB) CreateQuestion(ctx context.Context, in linsync.QuestionInput) (*linsync.Question, bool, error) {
 	var id string
 	created := false
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
@@ -205,7 +136,7 @@ func (db *DB) CreateQuestion(ctx context.Context, in QuestionInput) (*Question, 
 		err := tx.QueryRow(ctx, `INSERT INTO questions (id, workspace_id, external_id, title, body, asker_email, team_id,
 				linear_issue_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
 			ON CONFLICT ON CONSTRAINT questions_external_id_key DO NOTHING RETURNING id::text`,
-			uuid.NewString(), in.WorkspaceID, ext, in.Title, in.Body, NormalizeEmail(in.AskerEmail), in.TeamID,
+			uuid.NewString(), in.WorkspaceID, ext, in.Title, in.Body, linsync.NormalizeEmail(in.AskerEmail), in.TeamID,
 			uuid.NewString(), in.At).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return tx.QueryRow(ctx, `SELECT id::text FROM questions WHERE workspace_id = $1 AND external_id = $2`,
@@ -215,11 +146,11 @@ func (db *DB) CreateQuestion(ctx context.Context, in QuestionInput) (*Question, 
 			return fmt.Errorf("insert question: %w", err)
 		}
 		created = true
-		values := map[string]string{FieldStatus: StatusOpen, FieldAssignee: NormalizeEmail(in.AssigneeEmail),
-			FieldPriority: strconv.Itoa(in.Priority), FieldTitle: in.Title, FieldBody: in.Body}
-		for _, name := range SyncedFields {
+		values := map[string]string{linsync.FieldStatus: linsync.StatusOpen, linsync.FieldAssignee: linsync.NormalizeEmail(in.AssigneeEmail),
+			linsync.FieldPriority: strconv.Itoa(in.Priority), linsync.FieldTitle: in.Title, linsync.FieldBody: in.Body}
+		for _, name := range linsync.SyncedFields {
 			// Nothing is in Linear yet: SyncedValue "" marks every field as still to be written.
-			if err := saveField(ctx, tx, id, name, FieldState{Value: values[name], Source: SourceApp, SourceAt: in.At}); err != nil {
+			if err := saveField(ctx, tx, id, name, linsync.FieldState{Value: values[name], Source: linsync.SourceApp, SourceAt: in.At}); err != nil {
 				return err
 			}
 		}
@@ -233,11 +164,11 @@ func (db *DB) CreateQuestion(ctx context.Context, in QuestionInput) (*Question, 
 }
 
 // FindQuestion returns a workspace's question with its fields; ENOTFOUND for another workspace's.
-func (db *DB) FindQuestion(ctx context.Context, workspaceID, id string) (*Question, error) {
+func (db *DB) FindQuestion(ctx context.Context, workspaceID, id string) (*linsync.Question, error) {
 	return findQuestion(ctx, db.pool, `WHERE workspace_id = $1 AND id::text = $2`, workspaceID, id)
 }
 
-func findQuestion(ctx context.Context, db querier, where string, args ...any) (*Question, error) {
+func findQuestion(ctx context.Context, db querier, where string, args ...any) (*linsync.Question, error) {
 	q, err := scanQuestion(db.QueryRow(ctx, `SELECT `+questionColumns+` FROM questions `+where, args...))
 	if err != nil {
 		return nil, notFound(err, "question")
@@ -248,18 +179,9 @@ func findQuestion(ctx context.Context, db querier, where string, args ...any) (*
 	return q, nil
 }
 
-// QuestionFilter selects questions to list.
-type QuestionFilter struct {
-	Status        string
-	AssigneeEmail string
-	UpdatedSince  *time.Time
-	Limit         int
-	Cursor        string
-}
-
 // ListQuestions returns a page of a workspace's questions ordered by last update, and the cursor of the next page
 // ("" when this is the last).
-func (db *DB) ListQuestions(ctx context.Context, workspaceID string, f QuestionFilter) ([]*Question, string, error) {
+func (db *DB) ListQuestions(ctx context.Context, workspaceID string, f linsync.QuestionFilter) ([]*linsync.Question, string, error) {
 	where := []string{"q.workspace_id = $1", "q.archived_at IS NULL"}
 	args := []any{workspaceID}
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
@@ -269,7 +191,7 @@ func (db *DB) ListQuestions(ctx context.Context, workspaceID string, f QuestionF
 	}
 	if f.AssigneeEmail != "" {
 		where = append(where, `EXISTS (SELECT 1 FROM question_fields f WHERE f.question_id = q.id
-			AND f.field = 'assignee_email' AND f.value = `+arg(NormalizeEmail(f.AssigneeEmail))+`)`)
+			AND f.field = 'assignee_email' AND f.value = `+arg(linsync.NormalizeEmail(f.AssigneeEmail))+`)`)
 	}
 	if f.UpdatedSince != nil {
 		where = append(where, "q.updated_at >= "+arg(*f.UpdatedSince))
@@ -289,7 +211,7 @@ func (db *DB) ListQuestions(ctx context.Context, workspaceID string, f QuestionF
 	if err != nil {
 		return nil, "", fmt.Errorf("list questions: %w", err)
 	}
-	var out []*Question
+	var out []*linsync.Question
 	for rows.Next() {
 		q, err := scanQuestion(rows)
 		if err != nil {
@@ -335,13 +257,13 @@ func decodeCursor(c string) (time.Time, string, error) {
 }
 
 // lockQuestion reads a question and its fields under a row lock, so changes from both sides apply one at a time.
-func lockQuestion(ctx context.Context, tx pgx.Tx, where string, args ...any) (*Question, error) {
+func lockQuestion(ctx context.Context, tx pgx.Tx, where string, args ...any) (*linsync.Question, error) {
 	return findQuestion(ctx, tx, where+` FOR UPDATE`, args...)
 }
 
 // UpdateQuestionFromApp applies the app's edits made at `at`, field by field (see MergeApp), and reports whether
 // anything changed. An archived question cannot be edited.
-func (db *DB) UpdateQuestionFromApp(ctx context.Context, workspaceID, id string, changes map[string]string, at time.Time) (*Question, bool, error) {
+func (db *DB) UpdateQuestionFromApp(ctx context.Context, workspaceID, id string, changes map[string]string, at time.Time) (*linsync.Question, bool, error) {
 	changed := false
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		q, err := lockQuestion(ctx, tx, `WHERE workspace_id = $1 AND id::text = $2`, workspaceID, id)
@@ -351,12 +273,12 @@ func (db *DB) UpdateQuestionFromApp(ctx context.Context, workspaceID, id string,
 		if q.ArchivedAt != nil {
 			return linsync.Errorf(linsync.ECONFLICT, "question %s is archived", id)
 		}
-		for _, name := range SyncedFields {
+		for _, name := range linsync.SyncedFields {
 			v, ok := changes[name]
 			if !ok {
 				continue
 			}
-			f, ch, audit := MergeApp(q.Fields[name], v, at)
+			f, ch, audit := linsync.MergeApp(q.Fields[name], v, at)
 			if audit != nil {
 				audit.Field = name
 				if err := addAudit(ctx, tx, q.ID, *audit); err != nil {
@@ -384,12 +306,12 @@ func (db *DB) UpdateQuestionFromApp(ctx context.Context, workspaceID, id string,
 }
 
 // touchQuestion mirrors title and body onto the question row and marks it pending when Linear has to be written.
-func touchQuestion(ctx context.Context, tx pgx.Tx, q *Question, changes map[string]string) error {
+func touchQuestion(ctx context.Context, tx pgx.Tx, q *linsync.Question, changes map[string]string) error {
 	title, body := q.Title, q.Body
-	if v, ok := changes[FieldTitle]; ok {
+	if v, ok := changes[linsync.FieldTitle]; ok {
 		title = v
 	}
-	if v, ok := changes[FieldBody]; ok {
+	if v, ok := changes[linsync.FieldBody]; ok {
 		body = v
 	}
 	_, err := tx.Exec(ctx, `UPDATE questions SET title = $2, body = $3, updated_at = now(),
@@ -402,7 +324,7 @@ func touchQuestion(ctx context.Context, tx pgx.Tx, q *Question, changes map[stri
 
 // ArchiveQuestion archives a question (the app's DELETE); archiving twice changes nothing. noteDone says the
 // delete policy needs no further write to Linear (the cancel policy rides on the status write).
-func (db *DB) ArchiveQuestion(ctx context.Context, workspaceID, id string, noteDone bool) (*Question, error) {
+func (db *DB) ArchiveQuestion(ctx context.Context, workspaceID, id string, noteDone bool) (*linsync.Question, error) {
 	_, err := db.pool.Exec(ctx, `UPDATE questions SET archived_at = now(), updated_at = now(), archive_synced = $3,
 		sync_state = CASE WHEN linked THEN 'pending' ELSE sync_state END
 		WHERE workspace_id = $1 AND id::text = $2 AND archived_at IS NULL`, workspaceID, id, noteDone)
@@ -413,14 +335,14 @@ func (db *DB) ArchiveQuestion(ctx context.Context, workspaceID, id string, noteD
 }
 
 // ListAudit returns a question's audit entries, oldest first.
-func (db *DB) ListAudit(ctx context.Context, questionID string) ([]AuditEntry, error) {
+func (db *DB) ListAudit(ctx context.Context, questionID string) ([]linsync.AuditEntry, error) {
 	rows, err := db.pool.Query(ctx, `SELECT id, kind, field, detail, created_at FROM question_audit
 		WHERE question_id = $1 ORDER BY id`, questionID)
 	if err != nil {
 		return nil, fmt.Errorf("list audit of question %s: %w", questionID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditEntry, error) {
-		var e AuditEntry
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.AuditEntry, error) {
+		var e linsync.AuditEntry
 		err := r.Scan(&e.ID, &e.Kind, &e.Field, &e.Detail, &e.CreatedAt)
 		return e, err
 	})
@@ -431,6 +353,11 @@ func (db *DB) ListAudit(ctx context.Context, questionID string) ([]AuditEntry, e
 }
 
 // AddAudit records one audit entry for a question outside any other change.
-func (db *DB) AddAudit(ctx context.Context, questionID string, e AuditEntry) error {
+func (db *DB) AddAudit(ctx context.Context, questionID string, e linsync.AuditEntry) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error { return addAudit(ctx, tx, questionID, e) })
+}
+
+// QuestionByID returns a question by id alone, for activities that were handed the id by a workflow.
+func (db *DB) QuestionByID(ctx context.Context, id string) (*linsync.Question, error) {
+	return findQuestion(ctx, db.pool, `WHERE id::text = $1`, id)
 }

@@ -3,43 +3,15 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/linsync/linsync"
 )
-
-// Next actions of an unsynced question, for reconciliation and the sync-status view.
-const (
-	// NextActionResync: nothing is writing the question now; signal its workflow (activities.Questions.ResyncQuestion).
-	NextActionResync = "resync"
-	// NextActionWait: the question changed or was attempted within UnsyncedGrace; its workflow is probably at work.
-	NextActionWait = "wait"
-	// NextActionReconnect: the workspace has no active Linear connection; a resync would fail the same way.
-	NextActionReconnect = "reconnect_linear"
-)
-
-// UnsyncedGrace is how long after its last change or attempt a pending question is presumed in the hands of its
-// workflow rather than forgotten.
-const UnsyncedGrace = time.Minute
-
-// UnsyncedQuestion is a linked question whose sync is pending or failed: what reconciliation needs to retry it.
-type UnsyncedQuestion struct {
-	QuestionID string `json:"question_id"`
-	ExternalID string `json:"external_id"`
-	// State is SyncPending or SyncFailed.
-	State string `json:"state"`
-	// Reason is why the last pass failed, or what is waiting to be written.
-	Reason string `json:"reason"`
-	// Attempts counts the sync passes that failed since the question was last synced.
-	Attempts      int        `json:"attempts"`
-	LastAttemptAt *time.Time `json:"last_attempt_at"`
-	// NextAction is NextActionResync, NextActionWait or NextActionReconnect.
-	NextAction string `json:"next_action"`
-}
 
 // UnsyncedQuestions lists up to limit linked questions of a workspace whose sync is pending or failed, the ones
 // attempted longest ago (or never) first, so a reconciler working in pages reaches every question.
-func (db *DB) UnsyncedQuestions(ctx context.Context, workspaceID string, limit int) ([]UnsyncedQuestion, error) {
+func (db *DB) UnsyncedQuestions(ctx context.Context, workspaceID string, limit int) ([]linsync.UnsyncedQuestion, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
@@ -54,12 +26,12 @@ func (db *DB) UnsyncedQuestions(ctx context.Context, workspaceID string, limit i
 		FROM questions q LEFT JOIN linear_connections c ON c.workspace_id = q.workspace_id
 		WHERE q.workspace_id = $1 AND q.linked AND q.sync_state IN ('pending', 'failed')
 		ORDER BY q.sync_attempted_at NULLS FIRST, q.updated_at, q.id LIMIT $2`,
-		workspaceID, limit, UnsyncedGrace.String())
+		workspaceID, limit, linsync.UnsyncedGrace.String())
 	if err != nil {
 		return nil, fmt.Errorf("list unsynced questions of workspace %s: %w", workspaceID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnsyncedQuestion, error) {
-		var u UnsyncedQuestion
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.UnsyncedQuestion, error) {
+		var u linsync.UnsyncedQuestion
 		var needIssue, needPush, needArchive, connected, recent bool
 		var replies int
 		if err := r.Scan(&u.QuestionID, &u.ExternalID, &u.State, &u.Reason, &u.Attempts, &u.LastAttemptAt,
@@ -71,11 +43,11 @@ func (db *DB) UnsyncedQuestions(ctx context.Context, workspaceID string, limit i
 		}
 		switch {
 		case !connected:
-			u.NextAction = NextActionReconnect
-		case u.State == SyncPending && recent:
-			u.NextAction = NextActionWait
+			u.NextAction = linsync.NextActionReconnect
+		case u.State == linsync.SyncPending && recent:
+			u.NextAction = linsync.NextActionWait
 		default:
-			u.NextAction = NextActionResync
+			u.NextAction = linsync.NextActionResync
 		}
 		return u, nil
 	})

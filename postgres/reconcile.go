@@ -36,9 +36,6 @@ func (db *DB) AdvanceReconcileWatermark(ctx context.Context, workspaceID string,
 	return nil
 }
 
-// MinReconcileInterval is the shortest reconciliation interval a workspace may set: each run costs Linear requests.
-const MinReconcileInterval = time.Minute
-
 // ReconcileInterval returns the workspace's own reconciliation interval, or 0 when it uses the global default.
 func (db *DB) ReconcileInterval(ctx context.Context, workspaceID string) (time.Duration, error) {
 	var secs *int
@@ -57,9 +54,9 @@ func (db *DB) ReconcileInterval(ctx context.Context, workspaceID string) (time.D
 func (db *DB) SetReconcileInterval(ctx context.Context, workspaceID string, every time.Duration) error {
 	var secs *int
 	if every != 0 {
-		if every < MinReconcileInterval {
+		if every < linsync.MinReconcileInterval {
 			return &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "interval_seconds",
-				Message: fmt.Sprintf("interval_seconds must be 0 (the default) or at least %d", int(MinReconcileInterval.Seconds()))}
+				Message: fmt.Sprintf("interval_seconds must be 0 (the default) or at least %d", int(linsync.MinReconcileInterval.Seconds()))}
 		}
 		s := int(every.Seconds())
 		secs = &s
@@ -100,7 +97,7 @@ func (db *DB) LinkedIssues(ctx context.Context, workspaceID string, issueIDs []s
 			WHERE workspace_id = $1 AND linked AND issue_created AND linear_issue_id = ANY($2)
 		UNION ALL
 		SELECT id::text, 'f' FROM filed_issues WHERE workspace_id = $1 AND status = $3 AND id::text = ANY($2)`,
-		workspaceID, issueIDs, FiledCreated)
+		workspaceID, issueIDs, linsync.FiledCreated)
 	if err != nil {
 		return nil, nil, fmt.Errorf("find linked issues of workspace %s: %w", workspaceID, err)
 	}
@@ -134,25 +131,8 @@ func (db *DB) RepairFiledIssueLink(ctx context.Context, workspaceID, issueID, id
 	return tag.RowsAffected() > 0, nil
 }
 
-// ReconcileRun is one finished reconciliation run, the audit record of what it repaired.
-type ReconcileRun struct {
-	RunID             string          `json:"run_id"`
-	WorkspaceID       string          `json:"-"`
-	WorkflowID        string          `json:"workflow_id"`
-	WatermarkFrom     time.Time       `json:"watermark_from"`
-	WatermarkTo       time.Time       `json:"watermark_to"`
-	IssuesSeen        int             `json:"issues_seen"`
-	QuestionsRepaired int             `json:"questions_repaired"`
-	FiledRepaired     int             `json:"filed_repaired"`
-	QuestionsResynced int             `json:"questions_resynced"`
-	WebhooksReenabled int             `json:"webhooks_reenabled"`
-	Repaired          json.RawMessage `json:"repaired"`
-	StartedAt         time.Time       `json:"started_at"`
-	FinishedAt        time.Time       `json:"finished_at"`
-}
-
 // RecordReconcileRun stores a finished run once: a retried record of the same run reports false and changes nothing.
-func (db *DB) RecordReconcileRun(ctx context.Context, r ReconcileRun) (bool, error) {
+func (db *DB) RecordReconcileRun(ctx context.Context, r linsync.ReconcileRun) (bool, error) {
 	if len(r.Repaired) == 0 {
 		r.Repaired = json.RawMessage("[]")
 	}
@@ -169,7 +149,7 @@ func (db *DB) RecordReconcileRun(ctx context.Context, r ReconcileRun) (bool, err
 }
 
 // ListReconcileRuns returns the workspace's most recent reconciliation runs, newest first.
-func (db *DB) ListReconcileRuns(ctx context.Context, workspaceID string, limit int) ([]ReconcileRun, error) {
+func (db *DB) ListReconcileRuns(ctx context.Context, workspaceID string, limit int) ([]linsync.ReconcileRun, error) {
 	if limit <= 0 || limit > 100 {
 		limit = 100
 	}
@@ -180,8 +160,8 @@ func (db *DB) ListReconcileRuns(ctx context.Context, workspaceID string, limit i
 	if err != nil {
 		return nil, fmt.Errorf("list reconcile runs of workspace %s: %w", workspaceID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReconcileRun, error) {
-		var x ReconcileRun
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.ReconcileRun, error) {
+		var x linsync.ReconcileRun
 		err := r.Scan(&x.RunID, &x.WorkspaceID, &x.WorkflowID, &x.WatermarkFrom, &x.WatermarkTo, &x.IssuesSeen,
 			&x.QuestionsRepaired, &x.FiledRepaired, &x.QuestionsResynced, &x.WebhooksReenabled, &x.Repaired,
 			&x.StartedAt, &x.FinishedAt)
@@ -193,37 +173,21 @@ func (db *DB) ListReconcileRuns(ctx context.Context, workspaceID string, limit i
 	return out, nil
 }
 
-// FilingGrace is how long a filed issue may stay pending before the sync-status view counts it as stuck rather
-// than in the hands of its workflow.
-const FilingGrace = time.Minute
-
-// PendingFiling is a filed issue Linear does not have yet.
-type PendingFiling struct {
-	IssueID   string    `json:"issue_id"`
-	Kind      string    `json:"kind"`
-	DedupKey  string    `json:"dedup_key"`
-	Entries   int       `json:"entries"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	// Recent is true while the filing is within FilingGrace of its last change: its workflow is probably at work.
-	Recent bool `json:"-"`
-}
-
 // PendingFilings lists up to limit of the workspace's filed issues still pending (not yet created in Linear),
 // oldest first.
-func (db *DB) PendingFilings(ctx context.Context, workspaceID string, limit int) ([]PendingFiling, error) {
+func (db *DB) PendingFilings(ctx context.Context, workspaceID string, limit int) ([]linsync.PendingFiling, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
 	rows, err := db.pool.Query(ctx, `SELECT id::text, kind, dedup_key, entry_count, created_at, updated_at,
 			updated_at > now() - $4::interval
 		FROM filed_issues WHERE workspace_id = $1 AND status = $2 ORDER BY created_at, id LIMIT $3`,
-		workspaceID, FiledPending, limit, FilingGrace.String())
+		workspaceID, linsync.FiledPending, limit, linsync.FilingGrace.String())
 	if err != nil {
 		return nil, fmt.Errorf("list pending filings of workspace %s: %w", workspaceID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PendingFiling, error) {
-		var p PendingFiling
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.PendingFiling, error) {
+		var p linsync.PendingFiling
 		err := r.Scan(&p.IssueID, &p.Kind, &p.DedupKey, &p.Entries, &p.CreatedAt, &p.UpdatedAt, &p.Recent)
 		return p, err
 	})

@@ -12,47 +12,12 @@ import (
 	"github.com/linsync/linsync/envelope"
 )
 
-// WebhookRecord is a registered Linear webhook as administrators see it: never its secret, only the last four
-// characters.
-type WebhookRecord struct {
-	ID                      string     `json:"id"`
-	WorkspaceID             string     `json:"workspace_id"`
-	ConnectionID            string     `json:"connection_id,omitempty"`
-	OrganizationID          string     `json:"organization_id"`
-	TeamID                  string     `json:"team_id,omitempty"`
-	LinearWebhookID         string     `json:"linear_webhook_id,omitempty"`
-	Managed                 bool       `json:"managed"`
-	URL                     string     `json:"url,omitempty"`
-	ResourceTypes           []string   `json:"resource_types"`
-	SecretLast4             string     `json:"secret_last4"`
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
-	CreatedAt               time.Time  `json:"created_at"`
-	UpdatedAt               time.Time  `json:"updated_at"`
-}
-
-// WebhookRegistration is a Linear webhook to store: one linsync created in Linear (Managed) or one an admin created
-// and whose secret they pasted.
-type WebhookRegistration struct {
-	// ID is linsync's id; for a managed webhook it is also the id chosen for Linear, so a retried create is
-	// recognised.
-	ID              string
-	WorkspaceID     string
-	ConnectionID    string
-	OrganizationID  string
-	TeamID          string
-	LinearWebhookID string
-	Managed         bool
-	URL             string
-	ResourceTypes   []string
-	Secret          string
-}
-
 const webhookRecordColumns = `id, workspace_id, coalesce(connection_id::text, ''), organization_id, coalesce(team_id, ''),
 	coalesce(linear_webhook_id, ''), managed, url, resource_types, secret_last4,
 	CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END, created_at, updated_at`
 
-func scanWebhookRecord(row interface{ Scan(...any) error }) (*WebhookRecord, error) {
-	var w WebhookRecord
+func scanWebhookRecord(row interface{ Scan(...any) error }) (*linsync.WebhookRecord, error) {
+	var w linsync.WebhookRecord
 	err := row.Scan(&w.ID, &w.WorkspaceID, &w.ConnectionID, &w.OrganizationID, &w.TeamID, &w.LinearWebhookID,
 		&w.Managed, &w.URL, &w.ResourceTypes, &w.SecretLast4, &w.PreviousSecretExpiresAt, &w.CreatedAt, &w.UpdatedAt)
 	return &w, err
@@ -60,7 +25,7 @@ func scanWebhookRecord(row interface{ Scan(...any) error }) (*WebhookRecord, err
 
 // RegisterLinearWebhook stores a Linear webhook with its signing secret encrypted. Deliveries signed with the
 // secret verify from the moment this returns.
-func (db *DB) RegisterLinearWebhook(ctx context.Context, in WebhookRegistration) (*WebhookRecord, error) {
+func (db *DB) RegisterLinearWebhook(ctx context.Context, in linsync.WebhookRegistration) (*linsync.WebhookRecord, error) {
 	switch {
 	case in.Secret == "":
 		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "secret", Message: "webhook secret is required"}
@@ -92,13 +57,13 @@ func (db *DB) RegisterLinearWebhook(ctx context.Context, in WebhookRegistration)
 }
 
 // ListLinearWebhooks returns a workspace's registered Linear webhooks, oldest first.
-func (db *DB) ListLinearWebhooks(ctx context.Context, workspaceID string) ([]*WebhookRecord, error) {
+func (db *DB) ListLinearWebhooks(ctx context.Context, workspaceID string) ([]*linsync.WebhookRecord, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+webhookRecordColumns+` FROM linear_webhooks
 		WHERE workspace_id = $1 ORDER BY created_at, id`, workspaceID)
 	if err != nil {
 		return nil, fmt.Errorf("list linear webhooks of workspace %s: %w", workspaceID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*WebhookRecord, error) { return scanWebhookRecord(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*linsync.WebhookRecord, error) { return scanWebhookRecord(r) })
 	if err != nil {
 		return nil, fmt.Errorf("scan linear webhooks of workspace %s: %w", workspaceID, err)
 	}
@@ -106,7 +71,7 @@ func (db *DB) ListLinearWebhooks(ctx context.Context, workspaceID string) ([]*We
 }
 
 // FindLinearWebhook returns one of a workspace's webhooks; another workspace's id is ENOTFOUND.
-func (db *DB) FindLinearWebhook(ctx context.Context, workspaceID, id string) (*WebhookRecord, error) {
+func (db *DB) FindLinearWebhook(ctx context.Context, workspaceID, id string) (*linsync.WebhookRecord, error) {
 	if uuid.Validate(id) != nil {
 		return nil, linsync.Errorf(linsync.ENOTFOUND, "linear webhook not found")
 	}
@@ -134,7 +99,7 @@ func (db *DB) DeleteLinearWebhook(ctx context.Context, workspaceID, id string) e
 // (which tells Linear) succeeds: the change is committed after apply returns nil and rolled back otherwise, so
 // linsync never accepts a secret Linear does not sign with, nor drops the one it still signs with.
 func (db *DB) RotateLinearWebhookSecretWith(ctx context.Context, workspaceID, id, secret string, grace time.Duration,
-	apply func(ctx context.Context) error) (*WebhookRecord, error) {
+	apply func(ctx context.Context) error) (*linsync.WebhookRecord, error) {
 	if secret == "" {
 		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "secret", Message: "webhook secret is required"}
 	}
@@ -142,7 +107,7 @@ func (db *DB) RotateLinearWebhookSecretWith(ctx context.Context, workspaceID, id
 	if err != nil {
 		return nil, fmt.Errorf("encrypt webhook secret: %w", err)
 	}
-	var out *WebhookRecord
+	var out *linsync.WebhookRecord
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		w, err := scanWebhookRecord(tx.QueryRow(ctx, `
 			UPDATE linear_webhooks
@@ -168,35 +133,13 @@ func (db *DB) RotateLinearWebhookSecretWith(ctx context.Context, workspaceID, id
 	return out, nil
 }
 
-// Access event kinds recorded in a workspace's access history.
 const (
-	AccessConnected        = "connected"
-	AccessWebhookCreated   = "webhook_created"
-	AccessWebhookDeleted   = "webhook_deleted"
-	AccessWebhookRotated   = "webhook_rotated"
-	AccessTokenRevoked     = "oauth_token_revoked"
-	AccessTokenRefreshed   = "oauth_token_refreshed"
-	AccessDisconnected     = "disconnected"
-	AccessRevokedByLinear  = "revoked_by_linear"
-	AccessOutcomeOK        = "ok"
-	AccessOutcomeFailed    = "failed"
 	maxAccessEventDetail   = 1000
 	accessEventListDefault = 100
 )
 
-// AccessEvent is one step in a workspace's access history.
-type AccessEvent struct {
-	ID           int64     `json:"id"`
-	WorkspaceID  string    `json:"workspace_id"`
-	ConnectionID string    `json:"connection_id,omitempty"`
-	Kind         string    `json:"kind"`
-	Outcome      string    `json:"outcome"`
-	Detail       string    `json:"detail,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-}
-
 // RecordAccessEvent appends to a workspace's access history. Detail must not carry a secret.
-func (db *DB) RecordAccessEvent(ctx context.Context, e AccessEvent) error {
+func (db *DB) RecordAccessEvent(ctx context.Context, e linsync.AccessEvent) error {
 	if len(e.Detail) > maxAccessEventDetail {
 		e.Detail = e.Detail[:maxAccessEventDetail]
 	}
@@ -209,7 +152,7 @@ func (db *DB) RecordAccessEvent(ctx context.Context, e AccessEvent) error {
 }
 
 // ListAccessEvents returns a workspace's most recent access history, newest first.
-func (db *DB) ListAccessEvents(ctx context.Context, workspaceID string, limit int) ([]AccessEvent, error) {
+func (db *DB) ListAccessEvents(ctx context.Context, workspaceID string, limit int) ([]linsync.AccessEvent, error) {
 	if limit <= 0 {
 		limit = accessEventListDefault
 	}
@@ -218,8 +161,8 @@ func (db *DB) ListAccessEvents(ctx context.Context, workspaceID string, limit in
 	if err != nil {
 		return nil, fmt.Errorf("list access events of workspace %s: %w", workspaceID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AccessEvent, error) {
-		var e AccessEvent
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.AccessEvent, error) {
+		var e linsync.AccessEvent
 		err := r.Scan(&e.ID, &e.WorkspaceID, &e.ConnectionID, &e.Kind, &e.Outcome, &e.Detail, &e.CreatedAt)
 		return e, err
 	})

@@ -70,18 +70,9 @@ func (db *DB) FindWorkspace(ctx context.Context, key string) (*linsync.Workspace
 	return &ws, nil
 }
 
-// LinearWebhookInput describes a Linear webhook to register with linsync.
-type LinearWebhookInput struct {
-	WorkspaceID     string
-	OrganizationID  string
-	TeamID          string // empty: all public teams
-	LinearWebhookID string // Linear's id, when linsync created the webhook
-	Secret          string
-}
-
 // AddLinearWebhook stores a Linear webhook with its signing secret encrypted.
-func (db *DB) AddLinearWebhook(ctx context.Context, in LinearWebhookInput) (*linsync.LinearWebhook, error) {
-	w, err := db.RegisterLinearWebhook(ctx, WebhookRegistration{WorkspaceID: in.WorkspaceID, OrganizationID: in.OrganizationID,
+func (db *DB) AddLinearWebhook(ctx context.Context, in linsync.LinearWebhookInput) (*linsync.LinearWebhook, error) {
+	w, err := db.RegisterLinearWebhook(ctx, linsync.WebhookRegistration{WorkspaceID: in.WorkspaceID, OrganizationID: in.OrganizationID,
 		TeamID: in.TeamID, LinearWebhookID: in.LinearWebhookID, Secret: in.Secret})
 	if err != nil {
 		return nil, err

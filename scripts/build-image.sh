@@ -8,14 +8,14 @@
 #
 # Environment:
 #   IMAGE             tag to build (default ghcr.io/linsync/linsync:dev)
-#   GO_BUILD_TAGS     extra Go build tags (space-separated), for both ways of building
+#   GO_BUILD_TAGS     Go build tags (space-separated), for both ways of building; default nodev (no dev commands)
 #   IMAGE_BUILD       auto (default) | dockerfile (always the full Dockerfile; pulls golang if needed) | local
 #   CONTAINER_ENGINE  podman or docker (default: podman when installed, else docker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=${IMAGE:-ghcr.io/linsync/linsync:dev}
-GO_BUILD_TAGS=${GO_BUILD_TAGS:-}
+GO_BUILD_TAGS=${GO_BUILD_TAGS-nodev}
 IMAGE_BUILD=${IMAGE_BUILD:-auto}
 GO=${GO:-go}
 dockerfile=deploy/Dockerfile

@@ -74,9 +74,9 @@ func TestDeadLetterAndReplayExactlyOnce(t *testing.T) {
 	tq := "dlq-" + uuid.NewString()
 	fx := &flaky{effects: map[string]int{}}
 	fx.broken.Store(true)
-	w := worker.New(tc, tq, worker.Activities{
-		DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc, UIURL: "http://ui.test"},
-	}, sdkworker.Options{})
+	acts, err := worker.NewActivities(worker.Deps{DB: db, Temporal: tc, TaskQueue: tq, TemporalUIURL: "http://ui.test"})
+	require.NoError(t, err)
+	w := worker.New(tc, tq, worker.Activities{DeadLetters: acts.DeadLetters}, sdkworker.Options{})
 	w.RegisterWorkflow(FlakyWorkflow)
 	w.RegisterActivity(fx)
 	require.NoError(t, w.Start())
@@ -149,7 +149,9 @@ func TestBulkReplayIsPaced(t *testing.T) {
 	tq := "dlq-" + uuid.NewString()
 	fx := &flaky{effects: map[string]int{}}
 	fx.broken.Store(true)
-	w := worker.New(tc, tq, worker.Activities{DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc}}, sdkworker.Options{})
+	acts, err := worker.NewActivities(worker.Deps{DB: db, Temporal: tc, TaskQueue: tq})
+	require.NoError(t, err)
+	w := worker.New(tc, tq, worker.Activities{DeadLetters: acts.DeadLetters}, sdkworker.Options{})
 	w.RegisterWorkflow(FlakyWorkflow)
 	w.RegisterActivity(fx)
 	require.NoError(t, w.Start())

@@ -1,11 +1,20 @@
-// Package worker registers linsync's workflows and activities with a Temporal worker.
+// Package worker registers linsync's workflows and activities with a Temporal worker, and builds the activities from
+// their dependencies (NewActivities) as cmd/linsync and the end-to-end tests both use them.
 package worker
 
 import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -27,8 +36,8 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 		opts.Interceptors = append(opts.Interceptors, &workflows.DeadLetterInterceptor{})
 	}
 	w := sdkworker.New(c, taskQueue, opts)
-	for _, wf := range workflows.All() {
-		w.RegisterWorkflow(wf)
+	for name, wf := range workflows.All() {
+		w.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
 	}
 	// Nil structs are skipped, so tests register only what they exercise.
 	register := func(isNil bool, a any) {
@@ -43,4 +52,86 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 	register(acts.DeadLetters == nil, acts.DeadLetters)
 	register(acts.Reconciler == nil, acts.Reconciler)
 	return w
+}
+
+// Deps are what the worker's activities need. cmd/linsync builds them from its configuration, and the end-to-end
+// tests build their worker through NewActivities too, so their wiring is production's.
+type Deps struct {
+	DB       *postgres.DB
+	Temporal client.Client
+	// TaskQueue is the worker's; LinearMaxAttempts (0: the default) and ReconcileEvery (0: the default) go into the
+	// inputs of the workflows the activities start (workflows.Starter).
+	TaskQueue         string
+	LinearMaxAttempts int32
+	ReconcileEvery    time.Duration
+	Linear            *linear.Clients
+	// Metrics receives the activities' counters (retries, dead letters, repaired drift); nil keeps none.
+	Metrics prometheus.Registerer
+	// Namespace and TemporalUIURL make the Temporal Web UI link kept with each dead letter.
+	Namespace     string
+	TemporalUIURL string
+	// AllowPrivateCallbacks lets the signed callbacks to the Q&A app reach private and loopback addresses.
+	AllowPrivateCallbacks bool
+	// AfterLinearWrite is activities.Questions' test seam; nil in production.
+	AfterLinearWrite func(ctx context.Context, op string) error
+}
+
+// Starter starts workflows on the worker's task queue with the settings of d.
+func (d Deps) Starter() workflows.Starter {
+	return workflows.Starter{Client: d.Temporal, TaskQueue: d.TaskQueue, LinearMaxAttempts: d.LinearMaxAttempts,
+		ReconcileEvery: d.ReconcileEvery}
+}
+
+// NewActivities builds every activity struct the worker registers, wired to each other as production runs them:
+// questions whose push fails for good become dead letters, and such a dead letter is replayed by a resync.
+func NewActivities(d Deps) (Activities, error) {
+	var m *activities.Metrics
+	if d.Metrics != nil {
+		var err error
+		if m, err = activities.NewMetrics(d.Metrics); err != nil {
+			return Activities{}, err
+		}
+	}
+	start := d.Starter()
+	deadLetters := &activities.DeadLetters{DB: d.DB, Temporal: d.Temporal, Namespace: d.Namespace,
+		UIURL: d.TemporalUIURL, StartOnce: workflows.StartOnce, Metrics: m}
+	questions := &activities.Questions{DB: d.DB, Linear: d.Linear, Sync: start.QuestionSyncer(),
+		AfterLinearWrite: d.AfterLinearWrite, DeadLetters: deadLetters, Metrics: m,
+		CallbackClient: activities.PublicHTTPClient(d.AllowPrivateCallbacks, 10*time.Second)}
+	deadLetters.Resync = questions.ResyncQuestion
+	return Activities{
+		Deliveries: &activities.Deliveries{DB: d.DB},
+		Questions:  questions,
+		Events: &activities.Events{DB: d.DB, Linear: d.Linear, Temporal: d.Temporal, Metrics: m,
+			Aggregator: workflows.TypeIssueAggregator},
+		Access:      &activities.Access{DB: d.DB, Linear: d.Linear},
+		DeadLetters: deadLetters,
+		Reconciler:  &activities.Reconciler{DB: d.DB, Linear: d.Linear, Temporal: d.Temporal, Metrics: m},
+	}, nil
+}
+
+// EnsureReconcileSchedules makes sure every connected workspace has its reconciliation schedule, at its interval.
+// Connecting creates the schedule and disconnecting deletes it; this catches what those could not (Temporal was
+// unreachable at the time, or the workspace connected before reconciliation existed). The worker runs it when it
+// starts; failures are logged, not fatal: the next start tries again.
+func EnsureReconcileSchedules(ctx context.Context, d Deps, log *slog.Logger) {
+	ids, err := d.DB.ConnectedWorkspaces(ctx)
+	if err != nil {
+		log.Warn("list workspaces to reconcile failed", "err", err)
+		return
+	}
+	start := d.Starter()
+	ensured := 0
+	for _, id := range ids {
+		every, err := d.DB.ReconcileInterval(ctx, id)
+		if err == nil {
+			err = start.EnsureReconcileSchedule(ctx, id, every)
+		}
+		if err != nil {
+			log.Warn("ensure reconcile schedule failed", "workspace_id", id, "err", err)
+			continue
+		}
+		ensured++
+	}
+	log.Info("reconcile schedules ensured", "workspaces", ensured)
 }

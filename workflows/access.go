@@ -9,10 +9,6 @@ import (
 	"github.com/linsync/linsync/activities"
 )
 
-func init() {
-	deliveryRoutes["OAuthApp/revoked"] = handleOAuthAppRevoked
-}
-
 // handleOAuthAppRevoked marks the organization's OAuth connections revoked, so work for them fails fast and
 // non-retryably with the reason instead of hammering Linear with dead tokens.
 func handleOAuthAppRevoked(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {

@@ -32,7 +32,7 @@ type deadLetterInbound struct {
 }
 
 // noDeadLetter lists workflows whose failures are not dead letters of their own (replaying them again would loop).
-var noDeadLetter = map[string]bool{"ReplayDeadLetters": true}
+var noDeadLetter = map[string]bool{TypeReplayDeadLetters: true}
 
 func (i *deadLetterInbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteWorkflowInput) (any, error) {
 	res, err := i.Next.ExecuteWorkflow(ctx, in)

@@ -40,23 +40,40 @@ type LinearDeliveryInput struct {
 // short detail; an error fails the delivery.
 type DeliveryHandler func(ctx workflow.Context, in LinearDeliveryInput) (outcome, detail string, err error)
 
-// deliveryRoutes maps "Type" or "Type/action" to the handler for it; the more specific key wins. Later capabilities
-// (question sync, notifications, revocations) add their handlers here.
-var deliveryRoutes = map[string]DeliveryHandler{}
-
-// route returns the handler for a delivery, or nil when nothing in linsync acts on it.
-func route(eventType, action string) DeliveryHandler {
-	if h, ok := deliveryRoutes[eventType+"/"+action]; ok {
-		return h
+// deliveryRoutes is where every Linear event goes, the one table of linsync's webhook handling: "Type/action", or
+// "Type" for every action of the type, to its handler; the more specific key wins. An event without a row is
+// recorded and otherwise ignored. A new handler (a notification for Project, Cycle, IssueSLA, …) is a new row.
+func deliveryRoutes() map[string]DeliveryHandler {
+	return map[string]DeliveryHandler{
+		// Question sync (questions.go): Linear's changes to linked issues and their comments.
+		"Issue":          questionIssueDelivery,
+		"Comment/create": questionCommentDelivery,
+		"Comment/update": questionCommentDelivery,
+		"Comment/remove": questionCommentDelivery,
+		// Access (access.go): Linear's admin uninstalled linsync's OAuth application.
+		"OAuthApp/revoked": handleOAuthAppRevoked,
 	}
-	return deliveryRoutes[eventType]
 }
 
-// LinearDelivery handles one Linear webhook delivery: it routes the event to its handler and records the delivery.
+// route returns the handler routes name for a delivery, or nil when nothing in linsync acts on it.
+func route(routes map[string]DeliveryHandler, eventType, action string) DeliveryHandler {
+	if h, ok := routes[eventType+"/"+action]; ok {
+		return h
+	}
+	return routes[eventType]
+}
+
+// LinearDelivery handles one Linear webhook delivery: it routes the event to its handler (deliveryRoutes) and
+// records the delivery.
 func LinearDelivery(ctx workflow.Context, in LinearDeliveryInput) error {
+	return deliver(ctx, in, deliveryRoutes())
+}
+
+// deliver is LinearDelivery with the routing table given, so a test can route to handlers of its own.
+func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]DeliveryHandler) error {
 	outcome, detail := linsync.OutcomeProcessed, ""
 	var handlerErr error
-	switch h := route(in.EventType, in.Action); {
+	switch h := route(routes, in.EventType, in.Action); {
 	case !in.KnownType:
 		// Unknown types are recorded, not failed: Linear adds event types over time.
 		outcome, detail = linsync.OutcomeUnknownType, "event type "+in.EventType+" is not modelled"

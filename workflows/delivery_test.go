@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
+	"github.com/linsync/linsync/linear"
 )
 
 func TestLinearDeliveryWorkflowID(t *testing.T) {
@@ -32,6 +34,12 @@ func TestLinearDeliveryWorkflowID(t *testing.T) {
 
 func runDelivery(t *testing.T, in LinearDeliveryInput, recordErr error) (linsync.Delivery, error) {
 	t.Helper()
+	return runDeliveryWith(t, deliveryRoutes(), in, recordErr)
+}
+
+// runDeliveryWith runs LinearDelivery with the routing table given.
+func runDeliveryWith(t *testing.T, routes map[string]DeliveryHandler, in LinearDeliveryInput, recordErr error) (linsync.Delivery, error) {
+	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	env := s.NewTestWorkflowEnvironment()
@@ -41,7 +49,10 @@ func runDelivery(t *testing.T, in LinearDeliveryInput, recordErr error) (linsync
 	env.OnActivity(a.RecordDelivery, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, d linsync.Delivery) (bool, error) { got = d; return recordErr == nil, recordErr })
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: LinearDeliveryWorkflowID(in.DeliveryID)})
-	env.ExecuteWorkflow(LinearDelivery, in)
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in LinearDeliveryInput) error {
+		return deliver(ctx, in, routes)
+	}, workflow.RegisterOptions{Name: TypeLinearDelivery})
+	env.ExecuteWorkflow(TypeLinearDelivery, in)
 	require.True(t, env.IsWorkflowCompleted())
 	return got, env.GetWorkflowError()
 }
@@ -66,24 +77,23 @@ func TestLinearDeliveryRecordsOutcomes(t *testing.T) {
 }
 
 func TestLinearDeliveryRoutesToHandler(t *testing.T) {
-	// Not parallel: it installs a route for the duration of the test.
-	// Cycle and Document have no production handlers, so the test's routes are the only ones that match.
-	deliveryRoutes["Cycle/remove"] = func(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
-		return linsync.OutcomeIgnored, "handled " + in.EntityID, nil
+	t.Parallel()
+	routes := map[string]DeliveryHandler{
+		"Cycle/remove": func(ctx workflow.Context, in LinearDeliveryInput) (string, string, error) {
+			return linsync.OutcomeIgnored, "handled " + in.EntityID, nil
+		},
+		"Document": func(workflow.Context, LinearDeliveryInput) (string, string, error) {
+			return "", "", errors.New("linear said no")
+		},
 	}
-	deliveryRoutes["Document"] = func(workflow.Context, LinearDeliveryInput) (string, string, error) {
-		return "", "", errors.New("linear said no")
-	}
-	t.Cleanup(func() { delete(deliveryRoutes, "Cycle/remove"); delete(deliveryRoutes, "Document") })
-
 	in := LinearDeliveryInput{DeliveryID: "d2", EventType: "Cycle", Action: "remove", EntityID: "i9", KnownType: true}
-	got, err := runDelivery(t, in, nil)
+	got, err := runDeliveryWith(t, routes, in, nil)
 	require.NoError(t, err)
 	require.Equal(t, "handled i9", got.Detail)
 	require.Equal(t, linsync.OutcomeIgnored, got.Outcome)
 
 	in = LinearDeliveryInput{DeliveryID: "d3", EventType: "Document", Action: "create", KnownType: true}
-	got, err = runDelivery(t, in, nil)
+	got, err = runDeliveryWith(t, routes, in, nil)
 	require.Error(t, err, "a failing handler fails the run")
 	require.Equal(t, linsync.OutcomeFailed, got.Outcome, "and the failure is recorded first")
 	require.Contains(t, got.Detail, "linear said no")
@@ -94,4 +104,33 @@ func TestLinearDeliveryFailsWhenStoreStaysDown(t *testing.T) {
 	_, err := runDelivery(t, LinearDeliveryInput{DeliveryID: "d4", EventType: "Project", Action: "create", KnownType: true},
 		errors.New("connection refused"))
 	require.ErrorContains(t, err, "record delivery d4")
+}
+
+// TestDeliveryRoutes: the most specific row wins, and every row of the production table names an event type
+// ingress decodes (a misspelt type would never match).
+func TestDeliveryRoutes(t *testing.T) {
+	t.Parallel()
+	var typeWide, specific DeliveryHandler = func(workflow.Context, LinearDeliveryInput) (string, string, error) {
+		return "type", "", nil
+	}, func(workflow.Context, LinearDeliveryInput) (string, string, error) { return "action", "", nil }
+	routes := map[string]DeliveryHandler{"Comment": typeWide, "Comment/create": specific}
+	for _, tc := range []struct{ eventType, action, want string }{
+		{"Comment", "create", "action"},
+		{"Comment", "remove", "type"},
+		{"Issue", "create", ""},
+	} {
+		h := route(routes, tc.eventType, tc.action)
+		got := ""
+		if h != nil {
+			got, _, _ = h(nil, LinearDeliveryInput{})
+		}
+		require.Equal(t, tc.want, got, "%s/%s", tc.eventType, tc.action)
+	}
+	decoded := []string{linear.TypeIssue, linear.TypeComment, linear.TypeIssueLabel, linear.TypeReaction,
+		linear.TypeProject, linear.TypeProjectUpdate, linear.TypeCycle, linear.TypeAttachment, linear.TypeDocument,
+		linear.TypeIssueSLA, linear.TypeOAuthApp}
+	for key := range deliveryRoutes() {
+		eventType, _, _ := strings.Cut(key, "/")
+		require.Contains(t, decoded, eventType, "route %q names an event type ingress does not decode", key)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 )
 
@@ -35,36 +36,39 @@ func DigestAggregatorID(workspaceID, teamID string, hour time.Time) string {
 
 // EventInput is one validated event to file.
 type EventInput struct {
-	WorkspaceID string           `json:"workspace_id"`
-	Key         string           `json:"key"`
-	Event       activities.Event `json:"event"`
-	ReceivedAt  time.Time        `json:"received_at"`
+	WorkspaceID string        `json:"workspace_id"`
+	Key         string        `json:"key"`
+	Event       linsync.Event `json:"event"`
+	ReceivedAt  time.Time     `json:"received_at"`
+	// LinearMaxAttempts bounds the attempts of each call to Linear, here and in the aggregators the event reaches
+	// (0: DefaultLinearMaxAttempts).
+	LinearMaxAttempts int32 `json:"linear_max_attempts,omitempty"`
 }
 
 // EventOutcome says what became of an event.
 type EventOutcome struct {
-	Status       string              `json:"status"`
-	Decision     activities.Decision `json:"decision"`
-	IssueID      string              `json:"issue_id,omitempty"`
-	Identifier   string              `json:"identifier,omitempty"`
-	AggregatorID string              `json:"aggregator_workflow_id,omitempty"`
+	Status       string           `json:"status"`
+	Decision     linsync.Decision `json:"decision"`
+	IssueID      string           `json:"issue_id,omitempty"`
+	Identifier   string           `json:"identifier,omitempty"`
+	AggregatorID string           `json:"aggregator_workflow_id,omitempty"`
 }
 
 // RouteEvent decides where an event goes: the first rule (top-down) that matches, else the connection's defaults;
 // labels are the connection's defaults, then labels derived from tags, then the rule's. It is pure, and it is the
 // one function both filing and the simulate endpoint use.
-func RouteEvent(rc activities.RoutingContext, ev activities.Event) activities.Decision {
-	d := activities.Decision{File: true, RuleIndex: -1, TeamID: rc.DefaultTeamID, Priority: rc.DefaultPriority}
-	var rule *activities.RoutingRule
+func RouteEvent(rc linsync.RoutingContext, ev linsync.Event) linsync.Decision {
+	d := linsync.Decision{File: true, RuleIndex: -1, TeamID: rc.DefaultTeamID, Priority: rc.DefaultPriority}
+	var rule *linsync.RoutingRule
 	for i := range rc.Rules {
 		if RuleMatches(rc.Rules[i], ev) {
 			rule, d.RuleIndex, d.RuleName = &rc.Rules[i], i, rc.Rules[i].Name
 			break
 		}
 	}
-	d.Labels = activities.MergeLabels(rc.DefaultLabels, tagLabels(ev.Tags, rc.Settings.TagLabels))
+	d.Labels = linsync.MergeLabels(rc.DefaultLabels, tagLabels(ev.Tags, rc.Settings.TagLabels))
 	if rule != nil {
-		d.Labels = activities.MergeLabels(d.Labels, rule.Labels)
+		d.Labels = linsync.MergeLabels(d.Labels, rule.Labels)
 		if rule.TeamID != "" {
 			d.TeamID = rule.TeamID
 		}
@@ -74,32 +78,32 @@ func RouteEvent(rc activities.RoutingContext, ev activities.Event) activities.De
 	}
 
 	switch ev.Type {
-	case activities.EventLinkBroken:
+	case linsync.EventLinkBroken:
 		host := ev.DestinationHost
 		d.DedupKey = ev.Type + ":host:" + host
 		d.AggregatorID = HostAggregatorID(rc.WorkspaceID, host)
-	case activities.EventClickThreshold:
+	case linsync.EventClickThreshold:
 		hour := timeOr(ev.TriggeredAt).Truncate(time.Hour)
 		d.DedupKey = ev.Type + ":" + ev.LinkID + ":" + ev.Band + ":" + hour.Format("2006-01-02T15")
 		d.WindowStart, d.WindowEnd = hour, ptr(hour.Add(time.Hour))
-	case activities.EventDomainTakeover:
+	case linsync.EventDomainTakeover:
 		day := timeOr(ev.DetectedAt).Truncate(24 * time.Hour)
 		d.DedupKey = ev.Type + ":" + strings.ToLower(ev.Domain) + ":" + day.Format("2006-01-02")
 		d.WindowStart, d.WindowEnd = day, ptr(day.Add(24*time.Hour))
 		d.Priority = 1 // urgent, whatever the rule says: a takeover serves someone else's content on your links
-	case activities.EventLinkCreated:
+	case linsync.EventLinkCreated:
 		d.DedupKey = ev.Type + ":" + ev.LinkID
 		if rule == nil || (!rule.FileLinkCreated && !slices.Contains(rule.EventTypes, ev.Type)) {
 			d.File, d.Reason = false, "link.created is filed only when the matched rule asks for it (file_link_created or event_types)"
 		}
-	case activities.EventScanComplete:
+	case linsync.EventScanComplete:
 		d.DedupKey = ev.Type + ":" + ev.ScanID
 	}
 	return d
 }
 
 // RuleMatches reports whether every criterion a rule sets matches the event; a default rule matches anything.
-func RuleMatches(r activities.RoutingRule, ev activities.Event) bool {
+func RuleMatches(r linsync.RoutingRule, ev linsync.Event) bool {
 	if r.Default {
 		return true
 	}
@@ -140,9 +144,9 @@ func ptr[T any](v T) *T { return &v }
 
 // EventEntry is the entry an event adds to its issue: broken links are keyed by link id, so the same link
 // reported again (under any idempotency key) changes nothing; other events by their key.
-func EventEntry(key string, ev activities.Event) activities.FiledEntry {
-	e := activities.FiledEntry{Key: "event:" + key, EventKey: key, ShortURL: ev.ShortURL, Event: ev}
-	if ev.Type == activities.EventLinkBroken {
+func EventEntry(key string, ev linsync.Event) linsync.FiledEntry {
+	e := linsync.FiledEntry{Key: "event:" + key, EventKey: key, ShortURL: ev.ShortURL, Event: ev}
+	if ev.Type == linsync.EventLinkBroken {
 		e.Key = "link:" + ev.LinkID
 	}
 	return e
@@ -153,7 +157,7 @@ func EventEntry(key string, ev activities.Event) activities.FiledEntry {
 func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 	info := workflow.GetInfo(ctx)
 	var ev *activities.Events
-	var rc activities.RoutingContext
+	var rc linsync.RoutingContext
 	claim := activities.EventClaim{WorkspaceID: in.WorkspaceID, Key: in.Key, EventType: in.Event.Type,
 		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
 	if err := workflow.ExecuteActivity(storeContext(ctx), ev.LoadEventRouting, claim).Get(ctx, &rc); err != nil {
@@ -173,12 +177,13 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 	}
 	entry := EventEntry(in.Key, in.Event)
 
-	if in.Event.Type == activities.EventLinkBroken {
+	if in.Event.Type == linsync.EventLinkBroken {
 		sig := activities.SignalInput{
 			WorkflowID: d.AggregatorID,
-			Start: activities.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, DedupKey: d.DedupKey,
-				Window: rc.Settings.BrokenLinkWindow, Debounce: rc.Settings.Debounce, Decision: d},
-			Signal:      activities.AggregatorSignal{Entries: []activities.FiledEntry{entry}, Decision: d},
+			Start: linsync.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, DedupKey: d.DedupKey,
+				Window: rc.Settings.BrokenLinkWindow, Debounce: rc.Settings.Debounce, Decision: d,
+				LinearMaxAttempts: in.LinearMaxAttempts},
+			Signal:      activities.AggregatorSignal{Entries: []linsync.FiledEntry{entry}, Decision: d},
 			CompleteKey: in.Key, WorkspaceID: in.WorkspaceID,
 		}
 		if err := workflow.ExecuteActivity(storeContext(ctx), ev.SignalAggregator, sig).Get(ctx, nil); err != nil {
@@ -191,13 +196,13 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 	hour := workflow.Now(ctx).UTC().Truncate(time.Hour)
 	var res activities.FileResult
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, Decision: d, WindowStart: d.WindowStart,
-		WindowEnd: d.WindowEnd, Hour: hour, Entries: []activities.FiledEntry{entry}, CompleteKey: in.Key}
-	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+		WindowEnd: d.WindowEnd, Hour: hour, Entries: []linsync.FiledEntry{entry}, CompleteKey: in.Key}
+	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
 		return nil, fmt.Errorf("file event %s: %w", in.Key, err)
 	}
 	out.IssueID, out.Identifier = res.IssueID, res.Identifier
-	if res.Status == activities.FiledCapped {
-		if err := forwardToDigest(ctx, in.WorkspaceID, d, rc.Settings.Debounce, hour, fin.Entries, in.Key); err != nil {
+	if res.Status == linsync.FiledCapped {
+		if err := forwardToDigest(ctx, in.WorkspaceID, d, rc.Settings.Debounce, hour, fin.Entries, in.Key, in.LinearMaxAttempts); err != nil {
 			return nil, err
 		}
 		out.Status, out.AggregatorID = EventDigested, DigestAggregatorID(in.WorkspaceID, d.TeamID, hour)
@@ -209,12 +214,12 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 
 // forwardToDigest sends capped entries to the team's digest of the hour, keyed by the issue they would have gone
 // to, so a retried forward adds nothing twice.
-func forwardToDigest(ctx workflow.Context, workspaceID string, d activities.Decision, debounce time.Duration,
-	hour time.Time, entries []activities.FiledEntry, completeKey string) error {
+func forwardToDigest(ctx workflow.Context, workspaceID string, d linsync.Decision, debounce time.Duration,
+	hour time.Time, entries []linsync.FiledEntry, completeKey string, linearAttempts int32) error {
 	end := hour.Add(time.Hour)
-	dd := activities.Decision{File: true, RuleIndex: d.RuleIndex, RuleName: d.RuleName, TeamID: d.TeamID,
+	dd := linsync.Decision{File: true, RuleIndex: d.RuleIndex, RuleName: d.RuleName, TeamID: d.TeamID,
 		Labels: d.Labels, Priority: d.Priority, DedupKey: activities.DigestDedupKey(d.TeamID), WindowStart: hour, WindowEnd: &end}
-	fwd := make([]activities.FiledEntry, len(entries))
+	fwd := make([]linsync.FiledEntry, len(entries))
 	for i, e := range entries {
 		e.SourceKey = d.DedupKey
 		e.Key = d.DedupKey + "|" + e.Key
@@ -223,8 +228,9 @@ func forwardToDigest(ctx workflow.Context, workspaceID string, d activities.Deci
 	id := DigestAggregatorID(workspaceID, d.TeamID, hour)
 	sig := activities.SignalInput{
 		WorkflowID: id,
-		Start: activities.AggregatorInput{WorkspaceID: workspaceID, Kind: activities.EventKindDigest, DedupKey: dd.DedupKey,
-			Window: time.Hour, Debounce: debounce, WindowStart: hour, WindowEnd: end, Decision: dd},
+		Start: linsync.AggregatorInput{WorkspaceID: workspaceID, Kind: linsync.EventKindDigest, DedupKey: dd.DedupKey,
+			Window: time.Hour, Debounce: debounce, WindowStart: hour, WindowEnd: end, Decision: dd,
+			LinearMaxAttempts: linearAttempts},
 		Signal:      activities.AggregatorSignal{Entries: fwd, Decision: dd},
 		CompleteKey: completeKey, WorkspaceID: workspaceID,
 	}
@@ -245,15 +251,15 @@ const maxSignalsPerRun = 2000
 // continue-as-new with every signal drained first. When a host's window closes, links that arrived with the close
 // open the next window (a new issue that refers to this one). One run at a time per workflow ID makes it the only
 // writer of its issues (a host's windows, a team's hourly digest), so its filings never race each other in Linear.
-func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error {
+func IssueAggregator(ctx workflow.Context, in linsync.AggregatorInput) error {
 	ch := workflow.GetSignalChannel(ctx, activities.AggregatorSignalName)
 	received := 0
 	add := func(s activities.AggregatorSignal) {
 		received++
-		in.Decision.Labels = activities.MergeLabels(in.Decision.Labels, s.Decision.Labels)
-		in.Decision.Priority = activities.MoreUrgent(in.Decision.Priority, s.Decision.Priority)
+		in.Decision.Labels = linsync.MergeLabels(in.Decision.Labels, s.Decision.Labels)
+		in.Decision.Priority = linsync.MoreUrgent(in.Decision.Priority, s.Decision.Priority)
 		for _, e := range s.Entries {
-			if !slices.ContainsFunc(in.Pending, func(p activities.FiledEntry) bool { return p.Key == e.Key }) {
+			if !slices.ContainsFunc(in.Pending, func(p linsync.FiledEntry) bool { return p.Key == e.Key }) {
 				in.Pending = append(in.Pending, e)
 			}
 		}
@@ -343,15 +349,16 @@ func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error 
 	if len(in.Pending) == 0 {
 		return nil
 	}
-	if in.Kind == activities.EventKindDigest {
+	if in.Kind == linsync.EventKindDigest {
 		// Capped during the digest's hour, merely delivered late: the digest still takes them.
 		if err := flushAggregate(ctx, &in); err != nil {
 			return fail(err)
 		}
 		return nil
 	}
-	next := activities.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, DedupKey: in.DedupKey,
-		Window: in.Window, Debounce: in.Debounce, Decision: in.Decision, Pending: in.Pending, Runs: in.Runs + 1}
+	next := linsync.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, DedupKey: in.DedupKey,
+		Window: in.Window, Debounce: in.Debounce, Decision: in.Decision, Pending: in.Pending, Runs: in.Runs + 1,
+		LinearMaxAttempts: in.LinearMaxAttempts}
 	return workflow.NewContinueAsNewError(ctx, IssueAggregator, next)
 }
 
@@ -360,7 +367,7 @@ func IssueAggregator(ctx workflow.Context, in activities.AggregatorInput) error 
 // the first entry opened, so a failed run cannot split one host's day into two issues. A fresh run also files
 // what a failed run left in Postgres: the open window's entries, or a closed window that never reached Linear.
 // Only then, with no window open, does the run open one of its own.
-func resumeWindow(ctx workflow.Context, in *activities.AggregatorInput) error {
+func resumeWindow(ctx workflow.Context, in *linsync.AggregatorInput) error {
 	fresh := workflow.GetInfo(ctx).ContinuedExecutionRunID == ""
 	now := workflow.Now(ctx).UTC()
 	if fresh || in.WindowStart.IsZero() {
@@ -378,7 +385,7 @@ func resumeWindow(ctx workflow.Context, in *activities.AggregatorInput) error {
 					return err
 				}
 			}
-		case w.Found && fresh && w.Entries > 0 && w.Status != activities.FiledCreated:
+		case w.Found && fresh && w.Entries > 0 && w.Status != linsync.FiledCreated:
 			// A closed window whose issue never reached Linear: file it, then open this run's own window.
 			if err := syncWindow(ctx, in, w); err != nil {
 				return err
@@ -395,23 +402,23 @@ func resumeWindow(ctx workflow.Context, in *activities.AggregatorInput) error {
 
 // syncWindow files a stored window's issue from what Postgres holds, adding nothing: it creates the issue when
 // Linear does not have it and updates it when its text is behind; when both are current it sends nothing.
-func syncWindow(ctx workflow.Context, in *activities.AggregatorInput, w activities.StoredWindow) error {
+func syncWindow(ctx workflow.Context, in *linsync.AggregatorInput, w activities.StoredWindow) error {
 	var ev *activities.Events
 	var res activities.FileResult
 	end := w.End.UTC()
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
 		WindowStart: w.Start.UTC(), WindowEnd: &end, Hour: workflow.Now(ctx).UTC().Truncate(time.Hour)}
-	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
 		return fmt.Errorf("file stored window of %s: %w", in.DedupKey, err)
 	}
 	if w.Start.Equal(in.WindowStart) {
-		in.Capped = res.Status == activities.FiledCapped
+		in.Capped = res.Status == linsync.FiledCapped
 	}
 	return nil
 }
 
 // recordPending keeps the pending entries in Postgres without talking to Linear.
-func recordPending(ctx workflow.Context, in activities.AggregatorInput) error {
+func recordPending(ctx workflow.Context, in linsync.AggregatorInput) error {
 	var ev *activities.Events
 	end := in.WindowEnd
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
@@ -422,7 +429,7 @@ func recordPending(ctx workflow.Context, in activities.AggregatorInput) error {
 
 // flushAggregate files the pending entries: into the window's issue, or into the hour's digest once the cap was
 // reached for this window.
-func flushAggregate(ctx workflow.Context, in *activities.AggregatorInput) error {
+func flushAggregate(ctx workflow.Context, in *linsync.AggregatorInput) error {
 	if len(in.Pending) == 0 {
 		return nil
 	}
@@ -433,13 +440,13 @@ func flushAggregate(ctx workflow.Context, in *activities.AggregatorInput) error 
 		end := in.WindowEnd
 		fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
 			WindowStart: in.WindowStart, WindowEnd: &end, Hour: hour, Entries: in.Pending}
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
 			return fmt.Errorf("file %d entries of %s: %w", len(in.Pending), in.DedupKey, err)
 		}
-		in.Capped = res.Status == activities.FiledCapped
+		in.Capped = res.Status == linsync.FiledCapped
 	}
-	if in.Capped && in.Kind != activities.EventKindDigest {
-		if err := forwardToDigest(ctx, in.WorkspaceID, in.Decision, in.Debounce, hour, in.Pending, ""); err != nil {
+	if in.Capped && in.Kind != linsync.EventKindDigest {
+		if err := forwardToDigest(ctx, in.WorkspaceID, in.Decision, in.Debounce, hour, in.Pending, "", in.LinearMaxAttempts); err != nil {
 			return err
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 )
 
@@ -47,10 +48,10 @@ func ts(s string) *time.Time {
 func TestRouteEvent(t *testing.T) {
 	t.Parallel()
 	two := 2
-	rc := activities.RoutingContext{
+	rc := linsync.RoutingContext{
 		WorkspaceID: "ws1", DefaultTeamID: "team-default", DefaultLabels: []string{"short-link", "auto-filed"}, DefaultPriority: 3,
-		Settings: activities.RoutingContext{}.Settings,
-		Rules: []activities.RoutingRule{
+		Settings: linsync.RoutingContext{}.Settings,
+		Rules: []linsync.RoutingRule{
 			{Name: "growth", TagGlob: "campaign-*", TeamID: "team-growth", Labels: []string{"growth", "urgent"}, Priority: &two},
 			{Name: "docs", TagGlob: "docs-*", TeamID: "team-docs", Labels: []string{"docs"}},
 			{Name: "tls", FailureType: "tls_expired", TeamID: "team-platform", Labels: []string{"tls"}},
@@ -59,14 +60,14 @@ func TestRouteEvent(t *testing.T) {
 		},
 	}
 	rc.Settings.TagLabels = []string{"paid", "organic"}
-	broken := activities.Event{Type: "link.broken", LinkID: "L1", ShortURL: "https://s.example/x",
+	broken := linsync.Event{Type: "link.broken", LinkID: "L1", ShortURL: "https://s.example/x",
 		DestinationURL: "https://Old.Example.com/landing", DestinationHost: "old.example.com", FailureType: "http_5xx"}
-	with := func(ev activities.Event, f func(*activities.Event)) activities.Event { f(&ev); return ev }
+	with := func(ev linsync.Event, f func(*linsync.Event)) linsync.Event { f(&ev); return ev }
 
 	cases := []struct {
 		name     string
-		rc       activities.RoutingContext
-		ev       activities.Event
+		rc       linsync.RoutingContext
+		ev       linsync.Event
 		rule     int
 		team     string
 		labels   []string
@@ -74,25 +75,25 @@ func TestRouteEvent(t *testing.T) {
 		key      string
 		file     bool
 	}{
-		{"tag glob wins first", rc, with(broken, func(e *activities.Event) { e.Tags = []string{"campaign-spring-2026", "paid"} }),
+		{"tag glob wins first", rc, with(broken, func(e *linsync.Event) { e.Tags = []string{"campaign-spring-2026", "paid"} }),
 			0, "team-growth", []string{"short-link", "auto-filed", "paid", "growth", "urgent"}, 2, "link.broken:host:old.example.com", true},
-		{"second glob", rc, with(broken, func(e *activities.Event) { e.Tags = []string{"docs-api"} }),
+		{"second glob", rc, with(broken, func(e *linsync.Event) { e.Tags = []string{"docs-api"} }),
 			1, "team-docs", []string{"short-link", "auto-filed", "docs"}, 3, "link.broken:host:old.example.com", true},
-		{"failure type", rc, with(broken, func(e *activities.Event) { e.FailureType = "tls_expired"; e.Tags = []string{"Organic"} }),
+		{"failure type", rc, with(broken, func(e *linsync.Event) { e.FailureType = "tls_expired"; e.Tags = []string{"Organic"} }),
 			2, "team-platform", []string{"short-link", "auto-filed", "organic", "tls"}, 3, "link.broken:host:old.example.com", true},
 		{"default rule", rc, broken, 4, "team-triage", []string{"short-link", "auto-filed", "triaged"}, 3, "link.broken:host:old.example.com", true},
-		{"no rules: connection defaults", activities.RoutingContext{WorkspaceID: "ws1", DefaultTeamID: "team-default", DefaultPriority: 4},
+		{"no rules: connection defaults", linsync.RoutingContext{WorkspaceID: "ws1", DefaultTeamID: "team-default", DefaultPriority: 4},
 			broken, -1, "team-default", nil, 4, "link.broken:host:old.example.com", true},
-		{"click threshold keyed by link, band and hour", rc, activities.Event{Type: "link.click_threshold", LinkID: "L1", Band: "spike",
+		{"click threshold keyed by link, band and hour", rc, linsync.Event{Type: "link.click_threshold", LinkID: "L1", Band: "spike",
 			TriggeredAt: ts("2026-06-04T11:14:00Z")}, 4, "team-triage", []string{"short-link", "auto-filed", "triaged"}, 3,
 			"link.click_threshold:L1:spike:2026-06-04T11", true},
-		{"takeover is urgent", rc, activities.Event{Type: "domain.takeover_detected", Domain: "go.example.com", DetectedAt: ts("2026-06-04T11:14:00Z")},
+		{"takeover is urgent", rc, linsync.Event{Type: "domain.takeover_detected", Domain: "go.example.com", DetectedAt: ts("2026-06-04T11:14:00Z")},
 			4, "team-triage", []string{"short-link", "auto-filed", "triaged"}, 1, "domain.takeover_detected:go.example.com:2026-06-04", true},
-		{"link.created filed when the rule asks", rc, activities.Event{Type: "link.created", LinkID: "L9"},
+		{"link.created filed when the rule asks", rc, linsync.Event{Type: "link.created", LinkID: "L9"},
 			3, "team-compliance", []string{"short-link", "auto-filed"}, 3, "link.created:L9", true},
-		{"link.created not filed by default", activities.RoutingContext{WorkspaceID: "ws1", Rules: rc.Rules[4:]},
-			activities.Event{Type: "link.created", LinkID: "L9"}, 0, "team-triage", []string{"triaged"}, 0, "link.created:L9", false},
-		{"scan summary per run", rc, activities.Event{Type: "link.scan_complete", ScanID: "scan-7"},
+		{"link.created not filed by default", linsync.RoutingContext{WorkspaceID: "ws1", Rules: rc.Rules[4:]},
+			linsync.Event{Type: "link.created", LinkID: "L9"}, 0, "team-triage", []string{"triaged"}, 0, "link.created:L9", false},
+		{"scan summary per run", rc, linsync.Event{Type: "link.scan_complete", ScanID: "scan-7"},
 			4, "team-triage", []string{"short-link", "auto-filed", "triaged"}, 3, "link.scan_complete:scan-7", true},
 	}
 	for _, tc := range cases {
@@ -116,10 +117,10 @@ func TestRouteEvent(t *testing.T) {
 
 func TestRuleMatchesBadGlobNeverMatches(t *testing.T) {
 	t.Parallel()
-	ev := activities.Event{Type: "link.broken", Tags: []string{"campaign-["}}
-	require.False(t, RuleMatches(activities.RoutingRule{TagGlob: "campaign-["}, ev))
-	require.False(t, RuleMatches(activities.RoutingRule{}, ev), "a rule with no criteria matches nothing unless default")
-	require.True(t, RuleMatches(activities.RoutingRule{TagGlob: "camp?ign-*"}, activities.Event{Tags: []string{"x", "campaign-a"}}))
+	ev := linsync.Event{Type: "link.broken", Tags: []string{"campaign-["}}
+	require.False(t, RuleMatches(linsync.RoutingRule{TagGlob: "campaign-["}, ev))
+	require.False(t, RuleMatches(linsync.RoutingRule{}, ev), "a rule with no criteria matches nothing unless default")
+	require.True(t, RuleMatches(linsync.RoutingRule{TagGlob: "camp?ign-*"}, linsync.Event{Tags: []string{"x", "campaign-a"}}))
 }
 
 // newEventsEnv is a test environment for the events workflows in which Postgres holds no window yet.
@@ -142,16 +143,16 @@ func newBareEventsEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
-func brokenEntry(i int) activities.FiledEntry {
-	ev := activities.Event{Type: "link.broken", LinkID: fmt.Sprintf("L%03d", i), ShortURL: fmt.Sprintf("https://s.example/l%03d", i),
+func brokenEntry(i int) linsync.FiledEntry {
+	ev := linsync.Event{Type: "link.broken", LinkID: fmt.Sprintf("L%03d", i), ShortURL: fmt.Sprintf("https://s.example/l%03d", i),
 		DestinationURL: "https://old.example.com/x", DestinationHost: "old.example.com", FailureType: "http_5xx"}
 	return EventEntry(fmt.Sprintf("key-%d", i), ev)
 }
 
-func hostStart(debounce time.Duration) activities.AggregatorInput {
-	d := activities.Decision{File: true, RuleIndex: -1, TeamID: "team-1", Labels: []string{"short-link"}, Priority: 3,
+func hostStart(debounce time.Duration) linsync.AggregatorInput {
+	d := linsync.Decision{File: true, RuleIndex: -1, TeamID: "team-1", Labels: []string{"short-link"}, Priority: 3,
 		DedupKey: "link.broken:host:old.example.com"}
-	return activities.AggregatorInput{WorkspaceID: "ws1", Kind: "link.broken", DedupKey: d.DedupKey, Window: 24 * time.Hour,
+	return linsync.AggregatorInput{WorkspaceID: "ws1", Kind: "link.broken", DedupKey: d.DedupKey, Window: 24 * time.Hour,
 		Debounce: debounce, Decision: d}
 }
 
@@ -175,9 +176,9 @@ func (r *fileRecorder) file(_ context.Context, in activities.FileInput) (*activi
 		r.seen[e.Key] = true
 	}
 	if r.capped {
-		return &activities.FileResult{Status: activities.FiledCapped}, nil
+		return &activities.FileResult{Status: linsync.FiledCapped}, nil
 	}
-	return &activities.FileResult{Status: activities.FiledCreated, IssueID: "issue-1", Created: len(r.calls) == 1}, nil
+	return &activities.FileResult{Status: linsync.FiledCreated, IssueID: "issue-1", Created: len(r.calls) == 1}, nil
 }
 
 func (r *fileRecorder) signal(_ context.Context, in activities.SignalInput) error {
@@ -196,10 +197,10 @@ func TestIssueAggregatorDebouncesABurstIntoFewFilings(t *testing.T) {
 	// 800 links, one every 10 ms (8 s), with repeats of earlier links mixed in; debounce 1 s.
 	for i := range 800 {
 		env.RegisterDelayedCallback(func() {
-			sig := activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(i)}, Decision: hostStart(0).Decision}
+			sig := activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(i)}, Decision: hostStart(0).Decision}
 			env.SignalWorkflow(activities.AggregatorSignalName, sig)
 			if i%50 == 0 {
-				env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(0)}})
+				env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(0)}})
 			}
 		}, time.Duration(i)*10*time.Millisecond+time.Millisecond)
 	}
@@ -230,7 +231,7 @@ func TestIssueAggregatorWindowsEndAndFlushWhatArrived(t *testing.T) {
 	env.OnActivity(ev.FileEntries, mock.Anything, mock.Anything).Return(rec.file)
 	send := func(i int, at time.Duration) {
 		env.RegisterDelayedCallback(func() {
-			env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(i)}})
+			env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(i)}})
 		}, at)
 	}
 	send(1, time.Second)
@@ -255,11 +256,11 @@ func TestIssueAggregatorContinuesAsNewWithSignalsInFlight(t *testing.T) {
 	// continue-as-new before the filing returns.
 	env.OnActivity(ev.FileEntries, mock.Anything, mock.Anything).After(5 * time.Second).Return(rec.file)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(0)}})
+		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(0)}})
 	}, time.Millisecond)
 	for i := 1; i <= 4; i++ {
 		env.RegisterDelayedCallback(func() {
-			env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(i)}})
+			env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(i)}})
 		}, time.Duration(i)*time.Second)
 	}
 	env.RegisterDelayedCallback(func() { env.SetContinueAsNewSuggested(true) }, 4500*time.Millisecond)
@@ -270,7 +271,7 @@ func TestIssueAggregatorContinuesAsNewWithSignalsInFlight(t *testing.T) {
 	require.True(t, errors.As(env.GetWorkflowError(), &can), "got %v", env.GetWorkflowError())
 	require.Len(t, rec.calls, 1)
 	require.Len(t, rec.calls[0].Entries, 1)
-	var next activities.AggregatorInput
+	var next linsync.AggregatorInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.Len(t, next.Pending, 4, "the signals that arrived during the filing are drained into the next run, none lost")
 	require.Equal(t, 1, next.Runs)
@@ -299,10 +300,10 @@ func TestIssueAggregatorSendsCappedWindowsToTheDigest(t *testing.T) {
 	env.OnActivity(ev.SignalAggregator, mock.Anything, mock.Anything).Return(rec.signal)
 	env.SetStartTime(time.Date(2026, 6, 4, 10, 30, 0, 0, time.UTC))
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(1)}})
+		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(1)}})
 	}, time.Second)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(2)}})
+		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(2)}})
 	}, 2*time.Hour)
 	env.ExecuteWorkflow(IssueAggregator, hostStart(5*time.Second))
 	require.True(t, env.IsWorkflowCompleted())
@@ -328,11 +329,11 @@ func TestIssueAggregatorDigestTakesLateEntries(t *testing.T) {
 	hour := time.Date(2026, 6, 4, 10, 0, 0, 0, time.UTC)
 	env.SetStartTime(hour.Add(2 * time.Hour)) // started after its hour: a late forward
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(1)}})
+		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(1)}})
 	}, 0)
-	in := activities.AggregatorInput{WorkspaceID: "ws1", Kind: "digest", DedupKey: "digest:team-1", Window: time.Hour,
+	in := linsync.AggregatorInput{WorkspaceID: "ws1", Kind: "digest", DedupKey: "digest:team-1", Window: time.Hour,
 		Debounce: time.Second, WindowStart: hour, WindowEnd: hour.Add(time.Hour),
-		Decision: activities.Decision{TeamID: "team-1", DedupKey: "digest:team-1"}}
+		Decision: linsync.Decision{TeamID: "team-1", DedupKey: "digest:team-1"}}
 	env.ExecuteWorkflow(IssueAggregator, in)
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
@@ -341,13 +342,13 @@ func TestIssueAggregatorDigestTakesLateEntries(t *testing.T) {
 	require.Equal(t, "digest", rec.calls[0].Kind)
 }
 
-func runFileEvent(t *testing.T, in EventInput, rc activities.RoutingContext, rec *fileRecorder) (*EventOutcome, []string) {
+func runFileEvent(t *testing.T, in EventInput, rc linsync.RoutingContext, rec *fileRecorder) (*EventOutcome, []string) {
 	t.Helper()
 	env := newEventsEnv(t)
 	var ev *activities.Events
 	var completed []string
 	env.OnActivity(ev.LoadEventRouting, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, c activities.EventClaim) (*activities.RoutingContext, error) {
+		func(_ context.Context, c activities.EventClaim) (*linsync.RoutingContext, error) {
 			require.Equal(t, in.Key, c.Key)
 			require.Equal(t, EventWorkflowID(in.WorkspaceID, in.Key), c.WorkflowID)
 			return &rc, nil
@@ -368,7 +369,7 @@ func runFileEvent(t *testing.T, in EventInput, rc activities.RoutingContext, rec
 
 func TestFileEventRoutesEachKind(t *testing.T) {
 	t.Parallel()
-	rc := activities.RoutingContext{WorkspaceID: "ws1", DefaultTeamID: "team-1"}
+	rc := linsync.RoutingContext{WorkspaceID: "ws1", DefaultTeamID: "team-1"}
 	rc.Settings.BrokenLinkWindow, rc.Settings.Debounce = 24*time.Hour, 2*time.Second
 
 	t.Run("broken link goes to its host's aggregator", func(t *testing.T) {
@@ -388,7 +389,7 @@ func TestFileEventRoutesEachKind(t *testing.T) {
 	t.Run("click threshold files its issue", func(t *testing.T) {
 		t.Parallel()
 		rec := &fileRecorder{}
-		ev := activities.Event{Type: "link.click_threshold", LinkID: "L1", ShortURL: "https://s.example/x", Band: "cliff",
+		ev := linsync.Event{Type: "link.click_threshold", LinkID: "L1", ShortURL: "https://s.example/x", Band: "cliff",
 			TriggeredAt: ts("2026-06-04T11:14:00Z")}
 		out, _ := runFileEvent(t, EventInput{WorkspaceID: "ws1", Key: "k2", Event: ev}, rc, rec)
 		require.Equal(t, EventFiled, out.Status)
@@ -400,7 +401,7 @@ func TestFileEventRoutesEachKind(t *testing.T) {
 	t.Run("past the cap it goes to the digest", func(t *testing.T) {
 		t.Parallel()
 		rec := &fileRecorder{capped: true}
-		ev := activities.Event{Type: "link.click_threshold", LinkID: "L1", Band: "spike", TriggeredAt: ts("2026-06-04T11:14:00Z")}
+		ev := linsync.Event{Type: "link.click_threshold", LinkID: "L1", Band: "spike", TriggeredAt: ts("2026-06-04T11:14:00Z")}
 		out, _ := runFileEvent(t, EventInput{WorkspaceID: "ws1", Key: "k3", Event: ev}, rc, rec)
 		require.Equal(t, EventDigested, out.Status)
 		require.Len(t, rec.signals, 1)
@@ -410,7 +411,7 @@ func TestFileEventRoutesEachKind(t *testing.T) {
 	t.Run("link.created without a rule asking is skipped", func(t *testing.T) {
 		t.Parallel()
 		rec := &fileRecorder{}
-		out, completed := runFileEvent(t, EventInput{WorkspaceID: "ws1", Key: "k4", Event: activities.Event{Type: "link.created", LinkID: "L1"}}, rc, rec)
+		out, completed := runFileEvent(t, EventInput{WorkspaceID: "ws1", Key: "k4", Event: linsync.Event{Type: "link.created", LinkID: "L1"}}, rc, rec)
 		require.Equal(t, EventSkipped, out.Status)
 		require.Empty(t, rec.calls)
 		require.Equal(t, []string{"k4"}, completed)
@@ -419,7 +420,7 @@ func TestFileEventRoutesEachKind(t *testing.T) {
 		t.Parallel()
 		rec := &fileRecorder{}
 		out, completed := runFileEvent(t, EventInput{WorkspaceID: "ws1", Key: "k5", Event: brokenEntry(1).Event},
-			activities.RoutingContext{Duplicate: true}, rec)
+			linsync.RoutingContext{Duplicate: true}, rec)
 		require.Equal(t, EventDuplicate, out.Status)
 		require.Empty(t, rec.calls)
 		require.Empty(t, rec.signals)

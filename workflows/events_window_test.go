@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 )
 
@@ -22,7 +23,7 @@ func TestIssueAggregatorFreshRunContinuesStoredWindow(t *testing.T) {
 	var ev *activities.Events
 	now := time.Date(2026, 6, 4, 13, 0, 0, 0, time.UTC)
 	stored := activities.StoredWindow{Found: true, Start: now.Add(-3 * time.Hour), End: now.Add(21 * time.Hour),
-		Status: activities.FiledPending, Entries: 2}
+		Status: linsync.FiledPending, Entries: 2}
 	var queries []activities.WindowQuery
 	env.OnActivity(ev.FindWindow, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, q activities.WindowQuery) (*activities.StoredWindow, error) {
@@ -33,7 +34,7 @@ func TestIssueAggregatorFreshRunContinuesStoredWindow(t *testing.T) {
 	env.OnActivity(ev.FileEntries, mock.Anything, mock.Anything).Return(rec.file)
 	env.SetStartTime(now)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(7)}})
+		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(7)}})
 	}, time.Minute)
 	env.ExecuteWorkflow(IssueAggregator, hostStart(time.Second))
 	require.True(t, env.IsWorkflowCompleted())
@@ -60,13 +61,13 @@ func TestIssueAggregatorFreshRunFilesClosedWindowLeftPending(t *testing.T) {
 	var ev *activities.Events
 	now := time.Date(2026, 6, 6, 9, 0, 0, 0, time.UTC)
 	stored := activities.StoredWindow{Found: true, Start: now.Add(-30 * time.Hour), End: now.Add(-6 * time.Hour),
-		Status: activities.FiledPending, Entries: 3}
+		Status: linsync.FiledPending, Entries: 3}
 	env.OnActivity(ev.FindWindow, mock.Anything, mock.Anything).Return(&stored, nil)
 	rec := &fileRecorder{}
 	env.OnActivity(ev.FileEntries, mock.Anything, mock.Anything).Return(rec.file)
 	env.SetStartTime(now)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(1)}})
+		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(1)}})
 	}, time.Minute)
 	env.ExecuteWorkflow(IssueAggregator, hostStart(time.Second))
 	require.True(t, env.IsWorkflowCompleted())
@@ -95,10 +96,10 @@ func TestIssueAggregatorFailureKeepsWhatItHeld(t *testing.T) {
 		return nil
 	})
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(1)}})
+		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(1)}})
 	}, time.Millisecond)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []activities.FiledEntry{brokenEntry(2)}})
+		env.SignalWorkflow(activities.AggregatorSignalName, activities.AggregatorSignal{Entries: []linsync.FiledEntry{brokenEntry(2)}})
 	}, 3*time.Second)
 	env.ExecuteWorkflow(IssueAggregator, hostStart(0))
 	require.True(t, env.IsWorkflowCompleted())

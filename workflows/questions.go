@@ -1,12 +1,10 @@
 package workflows
 
 import (
-	"context"
 	"fmt"
-	enumspb "go.temporal.io/api/enums/v1"
 	"time"
 
-	"go.temporal.io/sdk/client"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -33,30 +31,14 @@ type QuestionSyncInput struct {
 	QuestionID  string `json:"question_id"`
 	// Pending carries a request received before a continue-as-new, so none is lost.
 	Pending bool `json:"pending"`
+	// LinearMaxAttempts bounds the attempts of each call to Linear (0: DefaultLinearMaxAttempts).
+	LinearMaxAttempts int32 `json:"linear_max_attempts,omitempty"`
 }
 
 // QuestionSyncRequest is the payload of QuestionSyncSignal; the work itself is read from Postgres, so requests
 // coalesce.
 type QuestionSyncRequest struct {
 	Reason string `json:"reason"`
-}
-
-// SignalQuestionSync signals a question's workflow, starting it when it is not running.
-func SignalQuestionSync(ctx context.Context, c client.Client, taskQueue, workspaceID, questionID, reason string) error {
-	_, err := c.SignalWithStartWorkflow(ctx, QuestionWorkflowID(workspaceID, questionID), QuestionSyncSignal,
-		QuestionSyncRequest{Reason: reason}, client.StartWorkflowOptions{TaskQueue: taskQueue},
-		QuestionSync, QuestionSyncInput{WorkspaceID: workspaceID, QuestionID: questionID})
-	if err != nil {
-		return fmt.Errorf("signal question %s: %w", questionID, err)
-	}
-	return nil
-}
-
-// QuestionSyncer returns the function activities.Questions.Sync uses to reach a question's workflow.
-func QuestionSyncer(c client.Client, taskQueue string) func(ctx context.Context, workspaceID, questionID string) error {
-	return func(ctx context.Context, workspaceID, questionID string) error {
-		return SignalQuestionSync(ctx, c, taskQueue, workspaceID, questionID, "linear change left app edits to write")
-	}
 }
 
 // QuestionSync is a question's entity workflow. Each signal means "the question changed"; the workflow drains
@@ -75,7 +57,7 @@ func QuestionSync(ctx workflow.Context, in QuestionSyncInput) error {
 		}
 		drainSignals(ctx, ch)
 		pending = false
-		syncQuestion(ctx, activities.QuestionRef{WorkspaceID: in.WorkspaceID, QuestionID: in.QuestionID})
+		syncQuestion(ctx, activities.QuestionRef{WorkspaceID: in.WorkspaceID, QuestionID: in.QuestionID}, in.LinearMaxAttempts)
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			in.Pending = drainSignals(ctx, ch) > 0
 			return workflow.NewContinueAsNewError(ctx, QuestionSync, in)
@@ -109,9 +91,9 @@ func drainSignals(ctx workflow.Context, ch workflow.ReceiveChannel) int {
 
 // syncQuestion runs one pass. A step that still fails after its retries marks the question failed with the reason
 // and leaves the rest for the next change; the workflow itself never fails, so the question keeps its ordering.
-func syncQuestion(ctx workflow.Context, ref activities.QuestionRef) {
+func syncQuestion(ctx workflow.Context, ref activities.QuestionRef, linearAttempts int32) {
 	var a *activities.Questions
-	lctx := linearContext(ctx, 30*time.Second)
+	lctx := linearContext(ctx, 30*time.Second, linearAttempts)
 	fail := func(step string, err error) {
 		reason := fmt.Sprintf("%s: %v", step, err)
 		workflow.GetLogger(ctx).Warn("question sync failed", "question_id", ref.QuestionID, "step", step, "err", err)
@@ -123,7 +105,7 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef) {
 	// A Linear change applied meanwhile can leave new work (a newer app edit to write back), so a pass repeats
 	// while there is work, a bounded number of times.
 	for range 3 {
-		var w activities.SyncWork
+		var w linsync.SyncWork
 		if err := workflow.ExecuteActivity(storeContext(ctx), a.QuestionSyncWork, ref).Get(ctx, &w); err != nil {
 			fail("read question", err)
 			return
@@ -175,13 +157,6 @@ func callbackContext(ctx workflow.Context) workflow.Context {
 			MaximumAttempts:    12,
 		},
 	})
-}
-
-func init() {
-	deliveryRoutes["Issue"] = questionIssueDelivery
-	deliveryRoutes["Comment/create"] = questionCommentDelivery
-	deliveryRoutes["Comment/update"] = questionCommentDelivery
-	deliveryRoutes["Comment/remove"] = questionCommentDelivery
 }
 
 // QuestionCallbackWorkflowID is the workflow ID of the callback that tells the app about one Linear delivery.

@@ -1,9 +1,18 @@
 package workflows
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
 )
 
 func TestQuestionWorkflowID(t *testing.T) {
@@ -25,5 +34,34 @@ func TestQuestionCallbackWorkflowID(t *testing.T) {
 		"x":                                    "question-callback:x",
 	} {
 		require.Equal(t, want, QuestionCallbackWorkflowID(in))
+	}
+}
+
+// TestLinearAttemptsComeFromTheInput: a call to Linear is tried as often as the workflow's input says (the
+// configuration cmd/linsync puts there through Starter), and DefaultLinearMaxAttempts times when it says nothing.
+func TestLinearAttemptsComeFromTheInput(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		input int32
+		want  int
+	}{{2, 2}, {0, DefaultLinearMaxAttempts}} {
+		var s testsuite.WorkflowTestSuite
+		s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+		env := s.NewTestWorkflowEnvironment()
+		var a *activities.Questions
+		env.RegisterActivity(a)
+		env.OnActivity(a.QuestionSyncWork, mock.Anything, mock.Anything).Return(&linsync.SyncWork{Linked: true, NeedIssue: true}, nil)
+		calls := 0
+		env.OnActivity(a.EnsureIssue, mock.Anything, mock.Anything).Return(func(context.Context, activities.QuestionRef) error {
+			calls++
+			return temporal.NewApplicationError("linear is down", activities.ErrTypeLinearTransient)
+		})
+		env.OnActivity(a.MarkSyncFailed, mock.Anything, mock.Anything, mock.Anything).Return(nil)
+		env.OnActivity(a.RecordSyncFailure, mock.Anything, mock.Anything, mock.Anything).Return(nil)
+		env.ExecuteWorkflow(QuestionSync, QuestionSyncInput{WorkspaceID: "w1", QuestionID: "q1", Pending: true,
+			LinearMaxAttempts: tc.input})
+		require.True(t, env.IsWorkflowCompleted())
+		require.NoError(t, env.GetWorkflowError())
+		require.Equal(t, tc.want, calls, "attempts with linear_max_attempts %d", tc.input)
 	}
 }

@@ -22,6 +22,8 @@ const reconcileOverlap = time.Minute
 type ReconcileInput struct {
 	WorkspaceID string             `json:"workspace_id"`
 	Progress    *ReconcileProgress `json:"progress,omitempty"`
+	// LinearMaxAttempts bounds the attempts of each call to Linear (0: DefaultLinearMaxAttempts).
+	LinearMaxAttempts int32 `json:"linear_max_attempts,omitempty"`
 }
 
 // ReconcileProgress is a run's state carried across continue-as-new: the watermark does not move until the last
@@ -77,7 +79,7 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 		}
 		st = &ReconcileProgress{StartedAt: workflow.Now(ctx), Watermark: start.Watermark, Newest: start.Watermark}
 		var check activities.WebhookCheck
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), r.CheckWebhooks, in.WorkspaceID).Get(ctx, &check); err != nil {
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.CheckWebhooks, in.WorkspaceID).Get(ctx, &check); err != nil {
 			return nil, fmt.Errorf("check webhooks of workspace %s: %w", in.WorkspaceID, err)
 		}
 		st.Reenabled = check.Reenabled
@@ -87,7 +89,7 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 	for {
 		var page activities.ReconcilePage
 		pin := activities.ReconcilePageInput{WorkspaceID: in.WorkspaceID, Since: since, After: st.After}
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute), r.ChangedIssues, pin).Get(ctx, &page); err != nil {
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.ChangedIssues, pin).Get(ctx, &page); err != nil {
 			return nil, fmt.Errorf("list changed issues of workspace %s: %w", in.WorkspaceID, err)
 		}
 		st.Seen += page.Seen

@@ -12,31 +12,27 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// ReconcileEvery is how often a workspace is reconciled unless it sets its own interval. The process sets it once
-// from configuration, before it starts.
-var ReconcileEvery = 10 * time.Minute
-
 // ReconcileScheduleID is the ID of a workspace's reconciliation schedule.
 func ReconcileScheduleID(workspaceID string) string { return "reconcile:" + workspaceID }
 
 // reconcileSchedule is the schedule of a workspace's reconciliation: every interval, spread by up to a tenth of it
 // so workspaces connected together do not all call Linear at the same moment, never two runs at once.
-func reconcileSchedule(taskQueue, workspaceID string, every time.Duration) (client.ScheduleSpec, *client.ScheduleWorkflowAction) {
-	if every <= 0 {
-		every = ReconcileEvery
-	}
+func (s Starter) reconcileSchedule(workspaceID string, every time.Duration) (client.ScheduleSpec, *client.ScheduleWorkflowAction) {
+	every = s.ReconcileInterval(every)
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}, Jitter: every / 10}
 	action := &client.ScheduleWorkflowAction{ID: ReconcileWorkflowID(workspaceID), Workflow: Reconcile,
-		Args: []any{ReconcileInput{WorkspaceID: workspaceID}}, TaskQueue: taskQueue,
-		WorkflowExecutionTimeout: 2 * time.Hour}
+		Args:      []any{ReconcileInput{WorkspaceID: workspaceID, LinearMaxAttempts: s.LinearMaxAttempts}},
+		TaskQueue: s.TaskQueue, WorkflowExecutionTimeout: 2 * time.Hour}
 	return spec, action
 }
 
 // EnsureReconcileSchedule creates the workspace's reconciliation schedule, or updates an existing one to the
-// interval (0: ReconcileEvery) and task queue given. It is idempotent, so connect paths and start-up can all call it.
-func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue, workspaceID string, every time.Duration) error {
-	spec, action := reconcileSchedule(taskQueue, workspaceID, every)
+// interval (0: the Starter's ReconcileEvery), task queue and settings of s. It is idempotent, so connect paths and
+// start-up can all call it.
+func (s Starter) EnsureReconcileSchedule(ctx context.Context, workspaceID string, every time.Duration) error {
+	spec, action := s.reconcileSchedule(workspaceID, every)
 	id := ReconcileScheduleID(workspaceID)
+	c := s.Client
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{ID: id, Spec: spec, Action: action,
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: time.Minute,
 		Note: "linsync reconciliation of workspace " + workspaceID})

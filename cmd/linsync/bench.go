@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -21,9 +23,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
 )
 
@@ -46,7 +50,7 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	hostPort, err := freeHostPort()
+	hostPort, err := linsynctest.FreeHostPort()
 	if err != nil {
 		return err
 	}
@@ -55,7 +59,7 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 		return err
 	}
 	defer stopTemporal()
-	tc, err := client.Dial(client.Options{HostPort: hostPort, Logger: nopLogger{}})
+	tc, err := client.Dial(client.Options{HostPort: hostPort, Logger: linsynctest.QuietLogger()})
 	if err != nil {
 		return fmt.Errorf("dial temporal: %w", err)
 	}
@@ -71,7 +75,7 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	if _, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "bench-org", Secret: string(secret)}); err != nil {
+	if _, err := db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "bench-org", Secret: string(secret)}); err != nil {
 		return err
 	}
 	srv, err := api.New(api.Config{TaskQueue: "bench"}, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -244,17 +248,12 @@ func benchDatabase(ctx context.Context, databaseURL string) (*postgres.DB, func(
 	if err != nil {
 		return nil, nil, err
 	}
-	keeper, err := envelope.Open(ctx, keyURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	db, err := postgres.Open(ctx, u, keeper)
+	db, closeStore, err := openStore(ctx, keyURL, u)
 	if err != nil {
 		return nil, nil, err
 	}
 	cleanup := func() {
-		db.Close()
-		keeper.Close()
+		closeStore()
 		if conn, err := pgx.Connect(context.Background(), replaceDatabase(databaseURL, "postgres")); err == nil {
 			_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 			conn.Close(context.Background())
@@ -265,13 +264,4 @@ func benchDatabase(ctx context.Context, databaseURL string) (*postgres.DB, func(
 		return nil, nil, err
 	}
 	return db, cleanup, nil
-}
-
-func freeHostPort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

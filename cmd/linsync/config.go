@@ -44,6 +44,19 @@ type Config struct {
 	OAuth linear.OAuthConfig
 	// Temporal holds the client options from the SDK's standard TEMPORAL_* variables.
 	Temporal client.Options
+	// Set names the variables the environment sets, as opposed to their defaults: `dev` fills in only what is not
+	// set (its own Temporal server, the fake Linear, private callbacks).
+	Set map[string]bool
+}
+
+// ToolConfig is the configuration of the commands that do not run the service, so that a broken service
+// configuration does not stop them: dlq, which calls a running linsync through its API, and fake-linear.
+type ToolConfig struct {
+	APIURL    string
+	Token     string
+	Workspace string
+	// LinearSchema is fake-linear's LINEAR_SCHEMA.
+	LinearSchema string
 }
 
 // envVar documents one variable; the README's configuration table lists the same.
@@ -80,13 +93,31 @@ var (
 	envOAuthAuthorize   = envVar{"LINEAR_OAUTH_AUTHORIZE_URL", linear.DefaultAuthorizeURL}
 	envOAuthToken       = envVar{"LINEAR_OAUTH_TOKEN_URL", linear.DefaultTokenURL}
 	envOAuthRevoke      = envVar{"LINEAR_OAUTH_REVOKE_URL", linear.DefaultRevokeURL}
+	// The SDK reads TEMPORAL_*; linsync only asks whether the address is set.
+	envTemporalAddress = envVar{"TEMPORAL_ADDRESS", ""}
+	// The dlq commands' variables (ToolConfig).
+	envAPIURL    = envVar{"LINSYNC_API_URL", "http://localhost:8080"}
+	envToken     = envVar{"LINSYNC_TOKEN", ""}
+	envWorkspace = envVar{"LINSYNC_WORKSPACE", ""}
 )
 
+// LoadToolConfig reads the environment of the commands that do not run the service.
+func LoadToolConfig() ToolConfig {
+	return ToolConfig{APIURL: envAPIURL.get(), Token: envToken.get(), Workspace: envWorkspace.get(),
+		LinearSchema: envLinearSchema.get()}
+}
+
 func (v envVar) get() string {
-	if s, ok := os.LookupEnv(v.name); ok && s != "" {
-		return s
+	if v.set() {
+		return os.Getenv(v.name)
 	}
 	return v.def
+}
+
+// set reports whether the environment gives the variable a value (empty counts as unset).
+func (v envVar) set() bool {
+	s, ok := os.LookupEnv(v.name)
+	return ok && s != ""
 }
 
 // LoadConfig reads the environment. Every problem is reported at once, naming the variable but never its value.
@@ -162,6 +193,12 @@ func LoadConfig() (Config, error) {
 		errs = append(errs, "TEMPORAL_* configuration: "+err.Error())
 	}
 	cfg.Temporal = topts
+	cfg.Set = map[string]bool{}
+	for _, v := range []envVar{envLinearAPIURL, envPrivateCallbacks, envTemporalAddress} {
+		if v.set() {
+			cfg.Set[v.name] = true
+		}
+	}
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
 	}

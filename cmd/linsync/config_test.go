@@ -69,3 +69,15 @@ func TestAllowedIPsLinearPreset(t *testing.T) {
 	_, err = LoadConfig()
 	require.ErrorContains(t, err, "LINSYNC_TRUSTED_PROXIES", "the preset names Linear's senders, not proxies")
 }
+
+// TestConfigSetNamesWhatTheEnvironmentSets: dev fills in only what the environment leaves unset, even when it is
+// set to the default.
+func TestConfigSetNamesWhatTheEnvironmentSets(t *testing.T) {
+	t.Setenv("LINEAR_API_URL", "https://api.linear.app/graphql")
+	t.Setenv("TEMPORAL_ADDRESS", "")
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	require.True(t, cfg.Set["LINEAR_API_URL"])
+	require.False(t, cfg.Set["TEMPORAL_ADDRESS"], "empty is unset")
+	require.False(t, cfg.Set["LINSYNC_ALLOW_PRIVATE_CALLBACKS"])
+}

@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -23,7 +25,7 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync/linsynctest"
 )
 
 // Development defaults: a workspace that ingress can be tried on at once (see the README's curl).
@@ -48,7 +50,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 		return fmt.Errorf("create dev state directory: %w", err)
 	}
 	log := newLogger(cfg, os.Stdout)
-	if os.Getenv(envPrivateCallbacks.name) == "" {
+	if !cfg.Set[envPrivateCallbacks.name] {
 		cfg.AllowPrivateCallbacks = true // the Q&A app under development runs on this machine
 	}
 
@@ -70,7 +72,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 		cfg.BootstrapToken = tok
 	}
 
-	if os.Getenv("TEMPORAL_ADDRESS") == "" {
+	if !cfg.Set[envTemporalAddress.name] {
 		stopTemporal, err := startDevTemporal(ctx, temporalCLI(*cli), *dir, "127.0.0.1:7233", *uiPort)
 		if err != nil {
 			return err
@@ -81,7 +83,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 
 	// Without Linear credentials the stack talks to the fake Linear, so the whole loop can be watched locally.
 	var fake *devFake
-	if os.Getenv(envLinearAPIURL.name) == "" {
+	if !cfg.Set[envLinearAPIURL.name] {
 		var err error
 		if fake, err = startDevFakeLinear(ctx, cfg, *fakeAddr); err != nil {
 			return err
@@ -213,7 +215,7 @@ func startDevTemporal(ctx context.Context, cli, dir, hostPort string, uiPort int
 func temporalHealthy(ctx context.Context, hostPort string, within time.Duration) bool {
 	deadline := time.Now().Add(within)
 	for {
-		c, err := client.Dial(client.Options{HostPort: hostPort, Logger: nopLogger{}})
+		c, err := client.Dial(client.Options{HostPort: hostPort, Logger: linsynctest.QuietLogger()})
 		if err == nil {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			_, err = c.CheckHealth(cctx, &client.CheckHealthRequest{})
@@ -302,16 +304,11 @@ func portOf(addr string) string {
 // database was reset), so a newcomer can call the /v1 API at once. Development only: production tokens are shown once
 // and never written anywhere.
 func ensureDevToken(ctx context.Context, cfg Config, path string) (string, error) {
-	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
 	if err != nil {
 		return "", err
 	}
-	defer keeper.Close()
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
+	defer closeStore()
 	if b, err := os.ReadFile(path); err == nil {
 		if _, ws, err := db.Authenticate(ctx, strings.TrimSpace(string(b))); err == nil && ws.Slug == devWorkspace {
 			return strings.TrimSpace(string(b)), nil
@@ -332,22 +329,17 @@ func ensureDevToken(ctx context.Context, cfg Config, path string) (string, error
 }
 
 func ensureDevWorkspace(ctx context.Context, cfg Config, fake *devFake) error {
-	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
-	defer keeper.Close()
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer closeStore()
 	ws, err := db.FindWorkspace(ctx, devWorkspace)
 	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
 		if ws, err = db.CreateWorkspace(ctx, devWorkspace, "Development"); err != nil {
 			return err
 		}
-		_, err = db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: devOrganization, Secret: devWebhookSecret})
+		_, err = db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: devOrganization, Secret: devWebhookSecret})
 	}
 	if err != nil || fake == nil {
 		return err
@@ -356,11 +348,11 @@ func ensureDevWorkspace(ctx context.Context, cfg Config, fake *devFake) error {
 		return nil // the fake's seed is fixed, so an earlier connection still fits
 	}
 	sd := fake.seed
-	if _, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
+	if _, err := db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
 		LinearWebhookID: fake.hookID, Secret: devWebhookSecret}); err != nil {
 		return err
 	}
-	_, err = db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
+	_, err = db.SaveConnection(ctx, linsync.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: sd.OrganizationID,
 		OrganizationName: "Fake Workspace", AuthKind: linsync.AuthAPIKey, Credential: sd.APIKey, ActorUserID: sd.Bot.ID,
 		ActorName: sd.Bot.Name, DefaultTeam: sd.Triage.ID})
 	return err
@@ -383,10 +375,3 @@ func mustAbs(p string) string {
 	}
 	return a
 }
-
-type nopLogger struct{}
-
-func (nopLogger) Debug(string, ...any) {}
-func (nopLogger) Info(string, ...any)  {}
-func (nopLogger) Warn(string, ...any)  {}
-func (nopLogger) Error(string, ...any) {}

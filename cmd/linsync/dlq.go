@@ -9,22 +9,21 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 )
 
 // dlqCmd is the operator's view of dead letters: the same calls as the /v1 failed-events API.
-func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
+func dlqCmd(ctx context.Context, tc ToolConfig, args []string, stdout io.Writer) error {
 	const usage = "usage: linsync dlq list|show ID|replay (ID | --kind K --error-class C) [--dry-run] [--workspace WS]"
 	if len(args) == 0 {
 		return fmt.Errorf("%s", usage)
 	}
 	fs := flag.NewFlagSet("dlq "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	apiURL := fs.String("api", envOr("LINSYNC_API_URL", "http://localhost:8080"), "linsync API base URL (env LINSYNC_API_URL)")
-	ws := fs.String("workspace", os.Getenv("LINSYNC_WORKSPACE"), "workspace id or slug (env LINSYNC_WORKSPACE)")
+	apiURL := fs.String("api", tc.APIURL, "linsync API base URL (env LINSYNC_API_URL)")
+	ws := fs.String("workspace", tc.Workspace, "workspace id or slug (env LINSYNC_WORKSPACE)")
 	kind := fs.String("kind", "", "filter: workflow kind, e.g. LinearDelivery")
 	class := fs.String("error-class", "", "filter: error class, e.g. LinearRateLimited")
 	status := fs.String("status", "open", "filter for list: open, replayed or empty for all")
@@ -41,7 +40,7 @@ func dlqCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
-	token := os.Getenv("LINSYNC_TOKEN")
+	token := tc.Token
 	if token == "" || *ws == "" {
 		return fmt.Errorf("set LINSYNC_TOKEN (an admin token) and --workspace (or LINSYNC_WORKSPACE)")
 	}
@@ -197,11 +196,4 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 	buf.WriteByte('\n')
 	_, err := buf.WriteTo(w)
 	return err
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

@@ -15,7 +15,6 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/worker"
@@ -29,7 +28,9 @@ func TestDLQCommands(t *testing.T) {
 	db := linsynctest.DB(t)
 	tc, _ := linsynctest.Temporal(t)
 	tq := "test-" + uuid.NewString()
-	w := worker.New(tc, tq, worker.Activities{DeadLetters: &activities.DeadLetters{DB: db, Temporal: tc}}, sdkworker.Options{})
+	acts, err := worker.NewActivities(worker.Deps{DB: db, Temporal: tc, TaskQueue: tq})
+	require.NoError(t, err)
+	w := worker.New(tc, tq, worker.Activities{DeadLetters: acts.DeadLetters}, sdkworker.Options{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	reg := prometheus.NewRegistry()

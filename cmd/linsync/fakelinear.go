@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -16,11 +18,11 @@ import (
 
 // runFakeLinear serves the fake Linear: a seeded workspace whose GraphQL endpoint checks every request against the
 // real schema and which posts signed webhooks, so the whole loop runs without a Linear account.
-func runFakeLinear(ctx context.Context, args []string, stdout io.Writer) error {
+func runFakeLinear(ctx context.Context, tc ToolConfig, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("fake-linear", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
-	schema := fs.String("schema", envLinearSchema.get(), "a newer Linear schema.graphql to validate against (env LINEAR_SCHEMA; default: the embedded one)")
+	schema := fs.String("schema", tc.LinearSchema, "a newer Linear schema.graphql to validate against (env LINEAR_SCHEMA; default: the embedded one)")
 	hookURL := fs.String("webhook-url", "", "register a webhook posting to this URL (e.g. http://127.0.0.1:8080/webhooks/linear)")
 	hookSecret := fs.String("webhook-secret", "fake-linear-webhook-secret", "signing secret of the -webhook-url webhook")
 	if err := fs.Parse(args); err != nil {

@@ -23,13 +23,11 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/worker"
-	"github.com/linsync/linsync/workflows"
 )
 
 const usage = `linsync keeps Linear in step with the systems around it.
@@ -67,9 +65,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "fake-linear":
-		return runFakeLinear(ctx, rest, stdout)
+		return runFakeLinear(ctx, LoadToolConfig(), rest, stdout)
 	case "dlq":
-		return dlqCmd(ctx, rest, stdout)
+		return dlqCmd(ctx, LoadToolConfig(), rest, stdout)
 	}
 	cfg, err := LoadConfig()
 	if err != nil {
@@ -105,7 +103,22 @@ type deps struct {
 	db       *postgres.DB
 	temporal client.Client
 	registry *prometheus.Registry
-	close    func()
+	// linearMetrics count the calls to Linear of the api and the worker alike.
+	linearMetrics *linear.Metrics
+	close         func()
+}
+
+// openStore opens the key keeper of keyURL and, with it, the database at databaseURL; closeStore releases both.
+func openStore(ctx context.Context, keyURL, databaseURL string) (db *postgres.DB, closeStore func(), err error) {
+	keeper, err := envelope.Open(ctx, keyURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if db, err = postgres.Open(ctx, databaseURL, keeper); err != nil {
+		keeper.Close()
+		return nil, nil, err
+	}
+	return db, func() { db.Close(); keeper.Close() }, nil
 }
 
 func openDeps(ctx context.Context, cfg Config) (*deps, error) {
@@ -113,17 +126,17 @@ func openDeps(ctx context.Context, cfg Config) (*deps, error) {
 	if err := cfg.requireKey(); err != nil {
 		return nil, err
 	}
-	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
 	if err != nil {
-		return nil, err
-	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
-	if err != nil {
-		keeper.Close()
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lm, err := linear.NewMetrics(reg)
+	if err != nil {
+		closeStore()
+		return nil, err
+	}
 
 	topts := cfg.Temporal
 	topts.Logger = sdklog.NewStructuredLogger(log.With("component", "temporal"))
@@ -131,14 +144,12 @@ func openDeps(ctx context.Context, cfg Config) (*deps, error) {
 	// A lazy client lets the API start while Temporal is down: webhooks get 503 until it is back.
 	tc, err := client.NewLazyClient(topts)
 	if err != nil {
-		db.Close()
-		keeper.Close()
+		closeStore()
 		return nil, fmt.Errorf("create temporal client: %w", err)
 	}
-	return &deps{log: log, db: db, temporal: tc, registry: reg, close: func() {
+	return &deps{log: log, db: db, temporal: tc, registry: reg, linearMetrics: lm, close: func() {
 		tc.Close()
-		db.Close()
-		keeper.Close()
+		closeStore()
 	}}, nil
 }
 
@@ -163,7 +174,6 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	}
 	defer d.close()
 	g, ctx := errgroup.WithContext(ctx)
-	workflows.ReconcileEvery = cfg.ReconcileInterval
 	oauth, err := cfg.oauthClient()
 	if err != nil {
 		return err
@@ -180,6 +190,9 @@ func serve(ctx context.Context, cfg Config, role string) error {
 			PublicURL:          cfg.PublicURL,
 			WebhookSecretGrace: cfg.WebhookSecretGrace,
 			OAuth:              oauth,
+			LinearMetrics:      d.linearMetrics,
+			LinearMaxAttempts:  int32(cfg.LinearMaxAttempts),
+			ReconcileEvery:     cfg.ReconcileInterval,
 		}, d.db, d.temporal, d.log, d.registry, d.registry)
 		if err != nil {
 			return err
@@ -191,8 +204,8 @@ func serve(ctx context.Context, cfg Config, role string) error {
 		})
 	}
 	if role == "worker" || role == "all" {
-		workflows.LinearMaxAttempts = int32(cfg.LinearMaxAttempts)
-		acts, err := newActivities(cfg, d, oauth)
+		wd := workerDeps(cfg, d, oauth)
+		acts, err := worker.NewActivities(wd)
 		if err != nil {
 			return err
 		}
@@ -202,7 +215,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 				return fmt.Errorf("start worker: %w", err)
 			}
 			d.log.Info("worker started", "task_queue", cfg.TaskQueue)
-			ensureReconcileSchedules(ctx, cfg, d)
+			worker.EnsureReconcileSchedules(ctx, wd, d.log)
 			<-ctx.Done()
 			w.Stop() // waits for activities in flight, up to WorkerStopTimeout
 			return nil
@@ -215,34 +228,20 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	return err
 }
 
-func newActivities(cfg Config, d *deps, oauth *linear.OAuthClient) (worker.Activities, error) {
-	lm, err := linear.NewMetrics(d.registry)
-	if err != nil {
-		return worker.Activities{}, err
+// workerDeps are the worker's dependencies as the configuration asks, for worker.NewActivities.
+func workerDeps(cfg Config, d *deps, oauth *linear.OAuthClient) worker.Deps {
+	return worker.Deps{
+		DB:                    d.db,
+		Temporal:              d.temporal,
+		TaskQueue:             cfg.TaskQueue,
+		LinearMaxAttempts:     int32(cfg.LinearMaxAttempts),
+		ReconcileEvery:        cfg.ReconcileInterval,
+		Linear:                &linear.Clients{Store: d.db, Endpoint: cfg.LinearAPIURL, Metrics: d.linearMetrics, OAuth: oauth},
+		Metrics:               d.registry,
+		Namespace:             cfg.Temporal.Namespace,
+		TemporalUIURL:         cfg.TemporalUIURL,
+		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
 	}
-	am, err := activities.NewMetrics(d.registry)
-	if err != nil {
-		return worker.Activities{}, err
-	}
-	activities.SetMetrics(am)
-	rm, err := activities.NewReconcileMetrics(d.registry)
-	if err != nil {
-		return worker.Activities{}, err
-	}
-	clients := &activities.LinearClients{DB: d.db, Endpoint: cfg.LinearAPIURL, Metrics: lm, OAuth: oauth}
-	deadLetters := &activities.DeadLetters{DB: d.db, Temporal: d.temporal, Namespace: cfg.Temporal.Namespace,
-		UIURL: cfg.TemporalUIURL}
-	questions := &activities.Questions{DB: d.db, Linear: clients, Sync: workflows.QuestionSyncer(d.temporal, cfg.TaskQueue),
-		DeadLetters: deadLetters, CallbackClient: activities.PublicHTTPClient(cfg.AllowPrivateCallbacks, 10*time.Second)}
-	deadLetters.Resync = questions.ResyncQuestion
-	return worker.Activities{
-		Deliveries:  &activities.Deliveries{DB: d.db},
-		Questions:   questions,
-		Events:      &activities.Events{DB: d.db, Linear: clients, Temporal: d.temporal},
-		Access:      &activities.Access{DB: d.db, Linear: clients},
-		DeadLetters: deadLetters,
-		Reconciler:  &activities.Reconciler{DB: d.db, Linear: clients, Temporal: d.temporal, Metrics: rm},
-	}, nil
 }
 
 func migrate(ctx context.Context, cfg Config) error {

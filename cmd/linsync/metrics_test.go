@@ -17,7 +17,7 @@ import (
 func TestTemporalSDKMetricsReachPrometheus(t *testing.T) {
 	_, hostPort := linsynctest.Temporal(t)
 	reg := prometheus.NewRegistry()
-	c, err := client.Dial(client.Options{HostPort: hostPort, MetricsHandler: temporalMetrics(reg), Logger: nopLogger{}})
+	c, err := client.Dial(client.Options{HostPort: hostPort, MetricsHandler: temporalMetrics(reg), Logger: linsynctest.QuietLogger()})
 	require.NoError(t, err)
 	defer c.Close()
 	for range 3 {

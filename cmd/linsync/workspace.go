@@ -9,8 +9,6 @@ import (
 	"io"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/envelope"
-	"github.com/linsync/linsync/postgres"
 )
 
 func workspaceCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
@@ -44,21 +42,16 @@ func workspaceCmd(ctx context.Context, cfg Config, args []string, stdout io.Writ
 	if err := cfg.requireKey(); err != nil {
 		return err
 	}
-	keeper, err := envelope.Open(ctx, cfg.SecretsKeyURL)
+	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
-	defer keeper.Close()
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, keeper)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer closeStore()
 	ws, _, adminToken, err := db.CreateWorkspaceWithToken(ctx, *slug, *name, "admin (created by the CLI)", []string{linsync.ScopeAdmin})
 	if err != nil {
 		return err
 	}
-	hook, err := db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{
+	hook, err := db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{
 		WorkspaceID: ws.ID, OrganizationID: *org, TeamID: *team, Secret: *secret,
 	})
 	if err != nil {

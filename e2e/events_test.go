@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"encoding/json"
@@ -14,7 +14,6 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
 // eventsHarness is the real stack for events: Postgres, a Temporal dev server, the API, a worker with the Events
@@ -74,9 +73,9 @@ func (h *eventsHarness) batch(events []map[string]any, want string) {
 	}
 }
 
-func (h *eventsHarness) filed() []postgres.FiledIssue {
+func (h *eventsHarness) filed() []linsync.FiledIssue {
 	h.t.Helper()
-	var all []postgres.FiledIssue
+	var all []linsync.FiledIssue
 	cursor := ""
 	for {
 		issues, next, err := h.db.ListFiledIssues(h.t.Context(), h.wsID, 100, cursor)
@@ -90,14 +89,14 @@ func (h *eventsHarness) filed() []postgres.FiledIssue {
 }
 
 // waitSettled waits until want issues exist, each created in Linear with every entry in its description.
-func (h *eventsHarness) waitSettled(want int, entries int) []postgres.FiledIssue {
+func (h *eventsHarness) waitSettled(want int, entries int) []linsync.FiledIssue {
 	h.t.Helper()
-	var issues []postgres.FiledIssue
+	var issues []linsync.FiledIssue
 	require.Eventually(h.t, func() bool {
 		issues = h.filed()
 		total := 0
 		for _, f := range issues {
-			if f.Status != postgres.FiledCreated && f.Status != postgres.FiledCapped {
+			if f.Status != linsync.FiledCreated && f.Status != linsync.FiledCapped {
 				return false
 			}
 			total += f.EntryCount
@@ -106,7 +105,7 @@ func (h *eventsHarness) waitSettled(want int, entries int) []postgres.FiledIssue
 	}, 60*time.Second, 250*time.Millisecond, "issues filed")
 	require.Eventually(h.t, func() bool {
 		for _, f := range issues {
-			if f.Status != postgres.FiledCreated {
+			if f.Status != linsync.FiledCreated {
 				continue
 			}
 			is := h.issue(f.ID)
@@ -205,7 +204,7 @@ func TestEventsEndToEnd(t *testing.T) {
 	issues := h.waitSettled(6, 850)
 	settled := time.Since(start)
 	t.Logf("850 broken links filed and settled in %v", settled)
-	byKey := map[string]postgres.FiledIssue{}
+	byKey := map[string]linsync.FiledIssue{}
 	for _, f := range issues {
 		byKey[f.DedupKey] = f
 	}
@@ -352,16 +351,16 @@ func TestEventsCapSpillsIntoOneDigest(t *testing.T) {
 			"current_hour_clicks": 100 * (i + 1), "baseline_hourly_clicks": 10})
 	}
 	h.batch(events, "accepted")
-	var digest postgres.FiledIssue
+	var digest linsync.FiledIssue
 	require.Eventually(t, func() bool {
 		created, capped := 0, 0
 		for _, f := range h.filed() {
 			switch {
-			case f.Kind == "digest" && f.Status == postgres.FiledCreated && f.EntryCount == 3:
+			case f.Kind == "digest" && f.Status == linsync.FiledCreated && f.EntryCount == 3:
 				digest = f
-			case f.Status == postgres.FiledCreated && f.Kind != "digest":
+			case f.Status == linsync.FiledCreated && f.Kind != "digest":
 				created++
-			case f.Status == postgres.FiledCapped:
+			case f.Status == linsync.FiledCapped:
 				capped++
 			}
 		}

@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"bytes"
@@ -21,7 +21,6 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -39,11 +38,11 @@ import (
 // fail on races no implementation can win (a human setting exactly the value linsync is about to write).
 var (
 	appPriorities = []string{"1", "2"}
-	appStatuses   = []string{postgres.StatusOpen, postgres.StatusInProgress}
+	appStatuses   = []string{linsync.StatusOpen, linsync.StatusInProgress}
 	appAssignees  = []string{"bob@example.com", ""}
 	humanPriority = []string{"3", "4"}
 	humanStates   = []string{"completed", "canceled"} // answered, closed
-	modelFields   = []string{postgres.FieldTitle, postgres.FieldPriority, postgres.FieldStatus, postgres.FieldAssignee}
+	modelFields   = []string{linsync.FieldTitle, linsync.FieldPriority, linsync.FieldStatus, linsync.FieldAssignee}
 )
 
 func modelE2ESeeds() []uint64 {
@@ -234,18 +233,18 @@ func (m *modelRun) appPatch() {
 	cur := fmt.Sprint(m.h.get(m.qid)[field])
 	var v string
 	switch field {
-	case postgres.FieldTitle:
+	case linsync.FieldTitle:
 		m.n++
 		v = fmt.Sprintf("app %d.%d", m.seed, m.n)
-	case postgres.FieldPriority:
+	case linsync.FieldPriority:
 		v = pickOther(m.rng, appPriorities, cur)
-	case postgres.FieldStatus:
+	case linsync.FieldStatus:
 		v = pickOther(m.rng, appStatuses, cur)
-	case postgres.FieldAssignee:
+	case linsync.FieldAssignee:
 		v = pickOther(m.rng, appAssignees, cur)
 	}
 	body := map[string]any{field: v}
-	if field == postgres.FieldPriority {
+	if field == linsync.FieldPriority {
 		p, _ := strconv.Atoi(v)
 		body[field] = p
 	}
@@ -270,19 +269,19 @@ func (m *modelRun) humanEdit() {
 	var err error
 	var v string
 	switch field {
-	case postgres.FieldTitle:
+	case linsync.FieldTitle:
 		m.n++
 		v = fmt.Sprintf("linear %d.%d", m.seed, m.n)
 		err = human.SetTitle(m.issueID, v)
-	case postgres.FieldPriority:
+	case linsync.FieldPriority:
 		v = pickOther(m.rng, humanPriority, fmt.Sprint(is["priority"]))
 		p, _ := strconv.Atoi(v)
 		err = human.SetPriority(m.issueID, p)
-	case postgres.FieldStatus:
+	case linsync.FieldStatus:
 		typ := pickOther(m.rng, humanStates, is["state"].(map[string]any)["type"].(string))
-		v = postgres.DefaultStatusMap[typ]
+		v = linsync.DefaultStatusMap[typ]
 		err = human.SetState(m.issueID, typ)
-	case postgres.FieldAssignee:
+	case linsync.FieldAssignee:
 		if is["assigneeId"] == m.h.sd.Alice.ID {
 			m.logf("linear %s: already alice, skipped", field)
 			return
@@ -416,7 +415,7 @@ func runModelE2E(t *testing.T, seed uint64) {
 	st := is["state"].(map[string]any)["type"].(string)
 	require.Equal(t, is["title"], q["title"], "seed %d: title converges; %s", seed, trace)
 	require.Equal(t, is["priority"], q["priority"], "seed %d: priority converges; %s", seed, trace)
-	require.Equal(t, postgres.DefaultStatusMap[st], q["status"], "seed %d: status converges (Linear state %s); %s", seed, st, trace)
+	require.Equal(t, linsync.DefaultStatusMap[st], q["status"], "seed %d: status converges (Linear state %s); %s", seed, st, trace)
 	require.Equal(t, h.assigneeEmail(is), q["assignee_email"], "seed %d: assignee converges; %s", seed, trace)
 	require.True(t, q["linear"].(map[string]any)["linked"].(bool))
 
@@ -439,7 +438,7 @@ func runModelE2E(t *testing.T, seed uint64) {
 	// linsync's overtook in Linear is written back); and never more than there were edits on both sides.
 	conflicts := 0
 	for _, e := range audit {
-		if e.(map[string]any)["kind"] == postgres.AuditConflict {
+		if e.(map[string]any)["kind"] == linsync.AuditConflict {
 			conflicts++
 		}
 	}
@@ -505,7 +504,7 @@ func TestQuestionsStaleValueInOtherFieldsWebhook(t *testing.T) {
 			h.gate.mu.Unlock()
 		}
 	}()
-	st, out := h.do(http.MethodPatch, "/questions/"+id, map[string]any{"status": postgres.StatusInProgress})
+	st, out := h.do(http.MethodPatch, "/questions/"+id, map[string]any{"status": linsync.StatusInProgress})
 	require.Equal(t, http.StatusOK, st, out)
 	require.Eventually(t, func() bool { return h.gate.waiting.Load() == 1 }, 10*time.Second, 10*time.Millisecond)
 
@@ -520,7 +519,7 @@ func TestQuestionsStaleValueInOtherFieldsWebhook(t *testing.T) {
 	time.Sleep(3500 * time.Millisecond)
 	q := h.settle(id)
 	is := h.issue(issueID)
-	require.Equal(t, postgres.DefaultStatusMap[is["state"].(map[string]any)["type"].(string)], q["status"], "both sides agree")
-	require.Equal(t, postgres.StatusInProgress, q["status"],
+	require.Equal(t, linsync.DefaultStatusMap[is["state"].(map[string]any)["type"].(string)], q["status"], "both sides agree")
+	require.Equal(t, linsync.StatusInProgress, q["status"],
 		"the app's status edit (t2) is later than the Linear status edit (t1) and must win; audit: %v", h.audit(id))
 }

@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 )
 
 // TestConnectRegistersWebhookThatVerifies connects by API key: linsync creates its webhook in the fake with a secret
@@ -220,7 +219,7 @@ func TestOAuthConnectAndDisconnect(t *testing.T) {
 	require.Empty(t, e.fake.Webhooks(), "managed webhook deleted in Linear")
 	require.False(t, e.fake.AccessTokenValid(creds.Credential), "access token revoked")
 	require.False(t, e.fake.RefreshTokenValid(creds.RefreshToken), "refresh token revoked")
-	_, _, err = e.clients.For(t.Context(), ws.ID)
+	_, _, err = activities.LinearFor(t.Context(), e.clients, ws.ID)
 	requireNonRetryable(t, err, activities.ErrTypeConnectionSuspended)
 
 	status, hist := e.call(http.MethodGet, "/v1/workspaces/acme/integrations/linear/history", tok, nil)
@@ -245,7 +244,7 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 	ws, tok := e.workspace("acme")
 
 	expired := linear.RandomToken(32)
-	require.NoError(t, e.db.CreateOAuthState(t.Context(), postgres.OAuthState{WorkspaceID: ws.ID, State: expired,
+	require.NoError(t, e.db.CreateOAuthState(t.Context(), linsync.OAuthState{WorkspaceID: ws.ID, State: expired,
 		CodeVerifier: "v", RedirectURI: e.oauth.RedirectURL(), ExpiresAt: time.Now().Add(-time.Second)}))
 	for name, query := range map[string]string{
 		"forged state":  "?code=whatever&state=" + linear.RandomToken(32),
@@ -270,7 +269,7 @@ func TestOAuthCallbackRefusals(t *testing.T) {
 }
 
 // TestOAuthRefreshRotationUnderConcurrency expires the stored access token and lets 2 × 16 goroutines of two
-// LinearClients (two worker processes) sharing one database ask for a client at once. The fake refuses any reuse
+// linear.Clients (two worker processes) sharing one database ask for a client at once. The fake refuses any reuse
 // of a consumed refresh token, so a lost rotation would fail: exactly one refresh happens, every caller gets a
 // working client, and the stored refresh token is the live one.
 func TestOAuthRefreshRotationUnderConcurrency(t *testing.T) {
@@ -284,9 +283,9 @@ func TestOAuthRefreshRotationUnderConcurrency(t *testing.T) {
 		WHERE workspace_id = $1`, ws.ID)
 	require.NoError(t, err)
 
-	procs := []*activities.LinearClients{
-		{DB: e.db, Endpoint: e.fake.URL(), OAuth: e.oauth},
-		{DB: e.db, Endpoint: e.fake.URL(), OAuth: e.oauth},
+	procs := []*linear.Clients{
+		{Store: e.db, Endpoint: e.fake.URL(), OAuth: e.oauth},
+		{Store: e.db, Endpoint: e.fake.URL(), OAuth: e.oauth},
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
@@ -333,7 +332,7 @@ func TestOAuthAppRevokedMarksConnectionRevoked(t *testing.T) {
 	conn := e.connection(ws.ID)
 	require.Contains(t, conn.StatusReason, "OAuth application was revoked")
 
-	_, _, err := e.clients.For(t.Context(), ws.ID)
+	_, _, err := activities.LinearFor(t.Context(), e.clients, ws.ID)
 	requireNonRetryable(t, err, activities.ErrTypeConnectionSuspended)
 	require.Contains(t, err.Error(), "revoked")
 }
@@ -353,4 +352,29 @@ func joinBodies(bs [][]byte) []byte {
 		out = append(out, '\n')
 	}
 	return out
+}
+
+// TestRefreshRefusedThroughTheAPIRevokes: the API's calls to Linear come from the same factory as the worker's, so
+// when Linear refuses a connection's refresh token for good during an API request, the connection is marked revoked
+// there too and the answer says to connect again.
+func TestRefreshRefusedThroughTheAPIRevokes(t *testing.T) {
+	t.Parallel()
+	e := newAccessEnv(t, accessOptions{oauthApp: lineartest.OAuthApp{RefreshGrace: -1}})
+	ctx := t.Context()
+	ws, tok := e.workspace("acme")
+	e.connectOAuth(ws, tok)
+	_, creds, err := e.db.ConnectionCredentials(ctx, ws.ID)
+	require.NoError(t, err)
+	_, err = e.oauth.Refresh(ctx, creds.RefreshToken) // consumed elsewhere: the stored one is now refused
+	require.NoError(t, err)
+	_, err = e.db.Pool().Exec(ctx, `UPDATE linear_connections SET access_token_expires_at = now() - interval '1 second'
+		WHERE workspace_id = $1`, ws.ID)
+	require.NoError(t, err)
+
+	status, body := e.call(http.MethodGet, "/v1/workspaces/acme/integrations/linear/teams", tok, nil)
+	require.Equal(t, http.StatusBadRequest, status, "%v", body)
+	require.Contains(t, body["error"].(map[string]any)["message"], "connect again")
+	conn := e.connection(ws.ID)
+	require.Equal(t, linsync.ConnectionRevoked, conn.Status)
+	require.Contains(t, conn.StatusReason, "Linear refused the refresh token")
 }

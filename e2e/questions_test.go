@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 )
 
 // qHarness is the whole loop: the API and a worker with the question activities on a real Temporal dev server and
@@ -36,7 +35,7 @@ func newQuestionHarness(t *testing.T, failAfter func(ctx context.Context, op str
 func newQuestionHarnessVia(t *testing.T, failAfter func(ctx context.Context, op string) error, via func(target string) string) *qHarness {
 	t.Helper()
 	s := newStack(t, stackOptions{linear: lineartest.Options{Now: tickingClock()}, afterLinearWrite: failAfter,
-		worker:    stackWorker{deliveries: true, questions: true, deadLetters: true, questionDeadLetters: true},
+		worker:    stackWorker{deliveries: true, questions: true, deadLetters: true},
 		workspace: "qa", workspaceName: "QA", webhook: webhookStored, connect: &stackConnection{labels: []string{"Customer"}},
 		tokens: []stackToken{{"qa", []string{linsync.ScopeQuestionsWrite}}}, deliver: true, via: via})
 	return &qHarness{stack: s, token: s.tokens["qa"], acts: s.acts.Questions}
@@ -250,7 +249,7 @@ func TestQuestionsEndToEnd(t *testing.T) {
 	for _, e := range h.audit(id) {
 		kinds = append(kinds, e.(map[string]any)["kind"].(string))
 	}
-	require.Contains(t, kinds, postgres.AuditUnlinked)
+	require.Contains(t, kinds, linsync.AuditUnlinked)
 }
 
 // TestQuestionsWebhookFaults: duplicated, delayed and reordered webhooks converge on Linear's final state.
@@ -278,7 +277,7 @@ func TestQuestionsWebhookFaults(t *testing.T) {
 	require.Zero(t, h.fake.CountRequests(""), "no write back, no look-up")
 	stale := 0
 	for _, e := range h.audit(id) {
-		if e.(map[string]any)["kind"] == postgres.AuditStaleLinear {
+		if e.(map[string]any)["kind"] == linsync.AuditStaleLinear {
 			stale++
 		}
 	}
@@ -365,7 +364,7 @@ func TestQuestionsUnknownEmail(t *testing.T) {
 	for _, e := range h.audit(id) {
 		kinds = append(kinds, e.(map[string]any)["kind"].(string))
 	}
-	require.Contains(t, kinds, postgres.AuditUnmatchedEmail)
+	require.Contains(t, kinds, linsync.AuditUnmatchedEmail)
 	_, out := h.do(http.MethodGet, "/questions/"+id+"/replies", nil)
 	require.Empty(t, out["replies"], "linsync's note is not a reply")
 

@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 )
 
 // TestFakeLinearWebhooksPassIngress closes the loop between the fake Linear and linsync's own ingress: the
@@ -20,7 +20,7 @@ func TestFakeLinearWebhooksPassIngress(t *testing.T) {
 	fake := lineartest.Start(t, lineartest.Options{})
 	sd := fake.Seed()
 	// The workspace's webhook for the fake's organization, with the secret the fake signs with.
-	_, err := h.db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: h.wsID, OrganizationID: sd.OrganizationID, Secret: testSecret})
+	_, err := h.db.AddLinearWebhook(t.Context(), linsync.LinearWebhookInput{WorkspaceID: h.wsID, OrganizationID: sd.OrganizationID, Secret: testSecret})
 	require.NoError(t, err)
 	fake.AddWebhook(h.srv.URL+"/webhooks/linear/"+h.ws, testSecret)
 

@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
+	"github.com/linsync/linsync/workflows"
 )
 
 // fHarness is the whole stack as production runs it, for failure handling: real Postgres, the Temporal dev server,
@@ -310,7 +311,7 @@ func TestPermanentFilingFailureDeadLetterAndReplay(t *testing.T) {
 	wf := h.postEvent(takeoverEvent("tk-1", "go.example.com"))
 	failedRun := h.waitFailed(wf)
 
-	ds := h.waitDeadLetters("FileEvent", 1)
+	ds := h.waitDeadLetters(workflows.TypeFileEvent, 1)
 	require.Len(t, h.deadLetters(""), 1, "exactly one dead letter in the workspace")
 	dl := ds[0]
 	require.Equal(t, wf, dl["workflow_id"])
@@ -371,7 +372,7 @@ func TestDryRunOnStaleDeadLetter(t *testing.T) {
 	h := newFailureHarness(t, fOptions{unknownKey: true})
 	wf := h.postEvent(takeoverEvent("old-1", "cdn.example.com"))
 	failedRun := h.waitFailed(wf)
-	dl := h.waitDeadLetters("FileEvent", 1)[0]
+	dl := h.waitDeadLetters(workflows.TypeFileEvent, 1)[0]
 
 	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.apiKey))
 	newer := h.postEvent(takeoverEvent("new-2", "cdn.example.com"))

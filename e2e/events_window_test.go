@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"net/http"
@@ -8,9 +8,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
-	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync/workflows"
 )
 
 // shortWindows lets this test's database and API take a broken-link window of seconds. Production keeps a minute
@@ -30,7 +31,7 @@ func (h *fHarness) settings(body map[string]any) {
 }
 
 // filed returns the workspace's filed issues, newest first.
-func (h *fHarness) filed() []postgres.FiledIssue {
+func (h *fHarness) filed() []linsync.FiledIssue {
 	h.t.Helper()
 	issues, _, err := h.db.ListFiledIssues(h.t.Context(), h.wsID, 100, "")
 	require.NoError(h.t, err)
@@ -38,14 +39,14 @@ func (h *fHarness) filed() []postgres.FiledIssue {
 }
 
 // waitFiled waits until n issues are created in Linear holding entries entries in all.
-func (h *fHarness) waitFiled(n, entries int) []postgres.FiledIssue {
+func (h *fHarness) waitFiled(n, entries int) []linsync.FiledIssue {
 	h.t.Helper()
-	var issues []postgres.FiledIssue
+	var issues []linsync.FiledIssue
 	require.Eventually(h.t, func() bool {
 		issues = h.filed()
 		total := 0
 		for _, f := range issues {
-			if f.Status != postgres.FiledCreated {
+			if f.Status != linsync.FiledCreated {
 				return false
 			}
 			total += f.EntryCount
@@ -122,7 +123,7 @@ func TestFailedAggregatorRunKeepsTheHostWindow(t *testing.T) {
 	const host = "brittle.example.com"
 
 	h.postEvent(hostLink("f-1", host))
-	dl := h.waitDeadLetters(activities.AggregatorWorkflowName, 1)[0]
+	dl := h.waitDeadLetters(workflows.TypeIssueAggregator, 1)[0]
 	aggID := dl["workflow_id"].(string)
 	require.Truef(t, strings.HasPrefix(aggID, "host-agg:") && strings.HasSuffix(aggID, host), "aggregator id %s", aggID)
 	failedRun := h.waitFailed(aggID)
@@ -130,7 +131,7 @@ func TestFailedAggregatorRunKeepsTheHostWindow(t *testing.T) {
 	require.Equal(t, activities.ErrTypeLinearUnauthorized, dl["error_class"])
 	pending := h.filed()
 	require.Len(t, pending, 1, "the failed run's link is kept in Postgres")
-	require.Equal(t, postgres.FiledPending, pending[0].Status)
+	require.Equal(t, linsync.FiledPending, pending[0].Status)
 	require.Equal(t, []string{"https://s.example.me/f-1"}, pending[0].Links)
 
 	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.apiKey))

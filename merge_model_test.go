@@ -1,4 +1,4 @@
-package postgres
+package linsync
 
 import (
 	"flag"
@@ -196,44 +196,4 @@ func TestQuestionSyncModel(t *testing.T) {
 		}
 	}
 	t.Logf("ran %d seeds, each with and without actors", len(seeds))
-}
-
-func TestMergeRules(t *testing.T) {
-	t.Parallel()
-	t0 := time.Unix(1_700_000_000, 0)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	base := FieldState{Value: "a", Source: SourceApp, SourceAt: at(0), LinearValue: "a", SyncedValue: "a", LinearAt: at(1)}
-
-	f, changed, audit := MergeLinear(base, "a", at(5), false, true)
-	require.False(t, changed, "an echo of our value changes nothing")
-	require.Nil(t, audit)
-	require.Equal(t, at(5), f.LinearAt)
-
-	f, changed, audit = MergeLinear(base, "b", at(5), true, true)
-	require.True(t, changed)
-	require.Nil(t, audit, "no conflict without a pending app edit")
-	require.Equal(t, FieldState{Value: "b", Source: SourceLinear, SourceAt: at(5), LinearValue: "b", SyncedValue: "b", LinearAt: at(5)}, f)
-
-	_, changed, audit = MergeLinear(f, "a", at(3), false, true)
-	require.False(t, changed, "a stale webhook never overwrites")
-	require.Equal(t, AuditStaleLinear, audit.Kind)
-
-	pending, _, _ := MergeApp(base, "c", at(10))
-	require.True(t, pending.Dirty())
-	f, changed, audit = MergeLinear(pending, "b", at(8), true, true)
-	require.False(t, changed, "the newer app edit wins")
-	require.Equal(t, AuditConflict, audit.Kind)
-	require.True(t, f.Dirty(), "and is written back")
-
-	f, changed, audit = MergeLinear(pending, "b", at(12), true, true)
-	require.True(t, changed, "the newer Linear edit wins")
-	require.Equal(t, AuditConflict, audit.Kind)
-	require.False(t, f.Dirty())
-
-	_, changed, audit = MergeApp(f, "d", at(11))
-	require.False(t, changed, "an app edit older than the Linear edit loses")
-	require.Equal(t, AuditStaleApp, audit.Kind)
-
-	unmatched := MergePush(FieldState{Value: "x@nobody", LinearValue: ""}, "x@nobody", "", time.Time{})
-	require.False(t, unmatched.Dirty(), "an unmatched email is synced as unassigned without a request")
 }

@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/linear/lineartest"
-	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -173,7 +172,7 @@ func TestSyncStatusListsFailedPushAndReconcileResyncs(t *testing.T) {
 	t.Parallel()
 	h := newReconcileHarness(t, lineartest.Options{})
 	// Exactly the attempts of one pass: each attempt's first request fails, so the pass fails and the faults are used up.
-	h.fake.InjectStatus(http.StatusBadGateway, int(workflows.LinearMaxAttempts))
+	h.fake.InjectStatus(http.StatusBadGateway, int(workflows.DefaultLinearMaxAttempts))
 	st, out := h.do(http.MethodPost, "/questions", map[string]any{"title": "Why is revenue down?", "body": "?",
 		"asker_email": "asker@example.com"})
 	require.Equal(t, http.StatusCreated, st, out)
@@ -191,7 +190,7 @@ func TestSyncStatusListsFailedPushAndReconcileResyncs(t *testing.T) {
 	require.Contains(t, item["reason"], "create issue")
 	require.InDelta(t, 1, item["attempts"], 0)
 	require.NotNil(t, item["last_attempt_at"])
-	require.Equal(t, postgres.NextActionResync, item["next_action"])
+	require.Equal(t, linsync.NextActionResync, item["next_action"])
 	require.NotNil(t, out["reconcile"].(map[string]any)["interval_seconds"])
 
 	res := h.reconcile()
@@ -235,7 +234,7 @@ func TestReconcileSettingAndSchedule(t *testing.T) {
 	require.Equal(t, true, out["default"])
 	desc, err = h.temporal.ScheduleClient().GetHandle(t.Context(), workflows.ReconcileScheduleID(h.wsID)).Describe(t.Context())
 	require.NoError(t, err)
-	require.Equal(t, workflows.ReconcileEvery, desc.Schedule.Spec.Intervals[0].Every)
+	require.Equal(t, workflows.DefaultReconcileEvery, desc.Schedule.Spec.Intervals[0].Every)
 
 	// Disconnecting removes the schedule.
 	st, out = h.do(http.MethodDelete, "/integrations/linear", nil)

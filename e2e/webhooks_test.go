@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"bytes"
@@ -17,10 +17,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linsynctest"
-	"github.com/linsync/linsync/postgres"
 	"github.com/linsync/linsync/workflows"
 )
 
@@ -179,7 +179,7 @@ func TestSharedPayloadsRunAndRecordOnce(t *testing.T) {
 		require.NoError(t, err)
 		if org := hook.OrganizationID; org != "" && !orgs[org] {
 			orgs[org] = true
-			_, err = h.db.AddLinearWebhook(t.Context(), postgres.LinearWebhookInput{WorkspaceID: h.wsID, OrganizationID: org, Secret: testSecret})
+			_, err = h.db.AddLinearWebhook(t.Context(), linsync.LinearWebhookInput{WorkspaceID: h.wsID, OrganizationID: org, Secret: testSecret})
 			require.NoError(t, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"bytes"
@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
-	"github.com/linsync/linsync/postgres"
 )
 
 // actorlessProxy forwards the fake's webhooks to target with the actor removed (as Linear sends changes made by
@@ -114,7 +114,7 @@ func TestQuestionsEchoBeforeRecordWithoutActor(t *testing.T) {
 	require.Eventually(t, func() bool {
 		q, err := hh.db.QuestionByID(t.Context(), id)
 		require.NoError(t, err)
-		return q.Fields[postgres.FieldPriority].Pushing
+		return q.Fields[linsync.FieldPriority].Pushing
 	}, 20*time.Second, 20*time.Millisecond, "the value being written is stored before the Linear call")
 	st, out = hh.do(http.MethodPatch, "/questions/"+id, map[string]any{"priority": 2})
 	require.Equal(t, http.StatusOK, st, out)
@@ -128,7 +128,7 @@ func TestQuestionsEchoBeforeRecordWithoutActor(t *testing.T) {
 	require.Equal(t, "synced", q["sync"].(map[string]any)["state"])
 	require.Equal(t, map[string]int{"IssueUpdate": 2}, hh.writes(), "one write per app edit, none for an echo")
 	for _, e := range hh.audit(id) {
-		require.NotEqual(t, postgres.AuditConflict, e.(map[string]any)["kind"], "an echo is not a conflict: %v", e)
+		require.NotEqual(t, linsync.AuditConflict, e.(map[string]any)["kind"], "an echo is not a conflict: %v", e)
 	}
 	recs, err := hh.db.ListDeliveries(t.Context(), hh.wsID, 1000)
 	require.NoError(t, err)
@@ -137,7 +137,7 @@ func TestQuestionsEchoBeforeRecordWithoutActor(t *testing.T) {
 	}
 	q2, err := hh.db.QuestionByID(t.Context(), id)
 	require.NoError(t, err)
-	require.False(t, q2.Fields[postgres.FieldPriority].Pushing, "the record cleared the write in flight")
+	require.False(t, q2.Fields[linsync.FieldPriority].Pushing, "the record cleared the write in flight")
 }
 
 // TestQuestionsResyncFailed: a push that fails for good leaves the question failed; UnsyncedQuestions lists it
@@ -166,11 +166,11 @@ func TestQuestionsResyncFailed(t *testing.T) {
 	require.Len(t, list, 1)
 	u := list[0]
 	require.Equal(t, id, u.QuestionID)
-	require.Equal(t, postgres.SyncFailed, u.State)
+	require.Equal(t, linsync.SyncFailed, u.State)
 	require.True(t, strings.HasPrefix(u.Reason, "update issue"), u.Reason)
 	require.Equal(t, 1, u.Attempts)
 	require.NotNil(t, u.LastAttemptAt)
-	require.Equal(t, postgres.NextActionResync, u.NextAction)
+	require.Equal(t, linsync.NextActionResync, u.NextAction)
 
 	// Twice: signals coalesce; the question is written once more and synced.
 	require.NoError(t, h.acts.ResyncQuestion(t.Context(), h.wsID, id))

@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"bytes"
@@ -60,7 +60,7 @@ func TestTokenIsolationEveryV1Route(t *testing.T) {
 	ids := map[string]string{"tokens": toks[0].ID, "webhooks": hook["id"].(string)}
 	beforeA, beforeB := e.snapshot(a.ID), e.snapshot(b.ID)
 
-	srvRoutes := bareServer(t).Routes()
+	srvRoutes := e.server.Routes()
 	walked := 0
 	for _, r := range srvRoutes {
 		if !strings.HasPrefix(r.Path, "/v1/") {

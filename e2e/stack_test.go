@@ -1,4 +1,4 @@
-package api_test
+package e2e
 
 import (
 	"bytes"
@@ -18,8 +18,8 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
-	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
 	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
@@ -29,19 +29,20 @@ import (
 
 // stack is linsync as production runs it, for one test: a fresh Postgres database, the shared Temporal dev server,
 // a worker on a task queue of its own, the API behind httptest, and (unless told otherwise) the fake Linear at the
-// network edge. Every api harness is a thin layer over one.
+// network edge. Every harness of these tests is a thin layer over one.
 type stack struct {
 	t         *testing.T
 	db        *postgres.DB
 	temporal  client.Client
 	taskQueue string
 	srv       *httptest.Server
+	server    *api.Server // the API behind srv
 	// reg holds the API's metrics; workerReg the worker's (reconciliation's counters).
 	reg       *prometheus.Registry
 	workerReg *prometheus.Registry
 	fake      *lineartest.Server // nil with stackOptions.noLinear
 	sd        lineartest.Seeded
-	clients   *activities.LinearClients
+	clients   *linear.Clients
 	acts      worker.Activities // what the worker runs; all nil without a worker
 	ws        string            // workspace slug; "" when the stack made none
 	wsID      string
@@ -60,9 +61,6 @@ type stackWorker struct {
 	deliveries, questions, events, access, reconciler bool
 	// deadLetters also turns the dead-letter interceptor on for every workflow.
 	deadLetters bool
-	// questionDeadLetters hands questions whose push failed for good to the dead letters, which replay them by a
-	// resync.
-	questionDeadLetters bool
 }
 
 // everyCapability is the worker production runs.
@@ -137,7 +135,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	cfg := o.cfg
 	cfg.TaskQueue = s.taskQueue
-	s.clients = &activities.LinearClients{DB: s.db}
+	s.clients = &linear.Clients{Store: s.db}
 	if !o.noLinear {
 		opts := o.linear
 		s.fake = lineartest.Start(t, opts)
@@ -168,7 +166,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	a, err := api.New(cfg, s.db, s.temporal, log, s.reg, s.reg)
 	require.NoError(t, err)
-	handler = a.Handler()
+	s.server, handler = a, a.Handler()
 	if o.workspace != "" {
 		s.setUpWorkspace(o)
 	}
@@ -176,39 +174,36 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	return s
 }
 
-// startWorker runs the activities o.worker asks for, if any.
+// startWorker runs the activities o.worker asks for, if any, built by worker.NewActivities as production builds
+// them.
 func (s *stack) startWorker(o stackOptions) {
 	s.t.Helper()
 	if o.worker == (stackWorker{}) {
 		return
 	}
+	all, err := worker.NewActivities(worker.Deps{DB: s.db, Temporal: s.temporal, TaskQueue: s.taskQueue,
+		Linear: s.clients, Metrics: s.workerReg, TemporalUIURL: "http://temporal-ui.test", AfterLinearWrite: o.afterLinearWrite,
+		// Test apps listen on loopback, which production refuses unless configured.
+		AllowPrivateCallbacks: true})
+	require.NoError(s.t, err)
 	ow := o.worker
 	if ow.deliveries {
-		s.acts.Deliveries = &activities.Deliveries{DB: s.db}
+		s.acts.Deliveries = all.Deliveries
 	}
 	if ow.questions {
-		s.acts.Questions = &activities.Questions{DB: s.db, Linear: s.clients,
-			Sync: workflows.QuestionSyncer(s.temporal, s.taskQueue), AfterLinearWrite: o.afterLinearWrite,
-			// Test apps listen on loopback, which production refuses unless configured.
-			CallbackClient: activities.PublicHTTPClient(true, 5*time.Second)}
+		s.acts.Questions = all.Questions
 	}
 	if ow.events {
-		s.acts.Events = &activities.Events{DB: s.db, Linear: s.clients, Temporal: s.temporal}
+		s.acts.Events = all.Events
 	}
 	if ow.access {
-		s.acts.Access = &activities.Access{DB: s.db, Linear: s.clients}
+		s.acts.Access = all.Access
 	}
 	if ow.deadLetters {
-		s.acts.DeadLetters = &activities.DeadLetters{DB: s.db, Temporal: s.temporal, UIURL: "http://temporal-ui.test"}
-		if ow.questionDeadLetters {
-			s.acts.Questions.DeadLetters = s.acts.DeadLetters
-			s.acts.DeadLetters.Resync = s.acts.Questions.ResyncQuestion
-		}
+		s.acts.DeadLetters = all.DeadLetters
 	}
 	if ow.reconciler {
-		rm, err := activities.NewReconcileMetrics(s.workerReg)
-		require.NoError(s.t, err)
-		s.acts.Reconciler = &activities.Reconciler{DB: s.db, Linear: s.clients, Temporal: s.temporal, Metrics: rm}
+		s.acts.Reconciler = all.Reconciler
 	}
 	w := worker.New(s.temporal, s.taskQueue, s.acts, sdkworker.Options{})
 	require.NoError(s.t, w.Start())
@@ -233,7 +228,7 @@ func (s *stack) setUpWorkspace(o stackOptions) {
 	switch o.webhook {
 	case webhookNone:
 	case webhookStored:
-		hook, err := s.db.AddLinearWebhook(ctx, postgres.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: org, Secret: testSecret})
+		hook, err := s.db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: org, Secret: testSecret})
 		require.NoError(s.t, err)
 		s.hookID = hook.ID
 	}
@@ -243,7 +238,7 @@ func (s *stack) setUpWorkspace(o stackOptions) {
 		if s.apiKey == "" {
 			s.apiKey = s.sd.APIKey
 		}
-		conn, err = s.db.SaveConnection(ctx, postgres.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: org,
+		conn, err = s.db.SaveConnection(ctx, linsync.ConnectionInput{WorkspaceID: ws.ID, OrganizationID: org,
 			OrganizationName: c.orgName, AuthKind: linsync.AuthAPIKey, Credential: s.apiKey, ActorUserID: s.sd.Bot.ID,
 			ActorName: s.sd.Bot.Name, DefaultTeam: s.sd.Triage.ID, Priority: 3, Labels: c.labels})
 		require.NoError(s.t, err)
@@ -252,7 +247,7 @@ func (s *stack) setUpWorkspace(o stackOptions) {
 	if o.webhook == webhookManaged {
 		require.NotNil(s.t, conn, "a managed webhook belongs to a connection")
 		whID := s.fake.AddWebhook(target, testSecret)
-		hook, err := s.db.RegisterLinearWebhook(ctx, postgres.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: conn.ID,
+		hook, err := s.db.RegisterLinearWebhook(ctx, linsync.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: conn.ID,
 			OrganizationID: org, LinearWebhookID: whID, Managed: true, URL: target,
 			ResourceTypes: []string{"Issue", "Comment"}, Secret: testSecret})
 		require.NoError(s.t, err)
