@@ -12,6 +12,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
 	"github.com/linsync/linsync"
@@ -58,6 +61,9 @@ type Config struct {
 	LinearMaxAttempts int32
 	// ReconcileEvery is how often a workspace without an interval of its own is reconciled; 0 is the default.
 	ReconcileEvery time.Duration
+	// TracerProvider, when set, makes every request a server span (continuing a caller's W3C trace context) whose
+	// workflow starts and calls to Linear are its children.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -110,7 +116,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	s.secrets = newVerifierCache(db, cfg.SecretCacheTTL, s.now)
 	// An API request waits on Linear for at most 10 s per call.
 	s.linear = &linear.Clients{Store: db, Endpoint: cfg.LinearEndpoint, HTTPClient: cfg.LinearHTTPClient,
-		Timeout: 10 * time.Second, Metrics: cfg.LinearMetrics, OAuth: cfg.OAuth}
+		Timeout: 10 * time.Second, Metrics: cfg.LinearMetrics, OAuth: cfg.OAuth, TracerProvider: cfg.TracerProvider}
 
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -122,6 +128,10 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	// Gin trusts every proxy by default; trust only the configured ones (none unless set).
 	if err := e.SetTrustedProxies(proxies); err != nil {
 		return nil, err
+	}
+	if cfg.TracerProvider != nil {
+		e.Use(otelgin.Middleware("linsync", otelgin.WithTracerProvider(cfg.TracerProvider),
+			otelgin.WithPropagators(propagation.TraceContext{})))
 	}
 	e.Use(s.recoverer(), s.requestLog())
 	e.HandleMethodNotAllowed = true

@@ -14,7 +14,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
@@ -113,6 +115,9 @@ type stackOptions struct {
 	worker  stackWorker
 	// captureLogs keeps the API's log lines (JSON, debug and up) in stack.logs instead of dropping them.
 	captureLogs bool
+	// tracer traces the stack as cmd/linsync does when tracing is on: the API, the Temporal client shared by the
+	// API and the worker, and the calls to Linear and to the Q&A app.
+	tracer trace.TracerProvider
 
 	// workspace is the slug of a workspace to create (none when ""); workspaceName its name (default the slug).
 	workspace     string
@@ -136,6 +141,14 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	cfg := o.cfg
 	cfg.TaskQueue = s.taskQueue
 	s.clients = &linear.Clients{Store: s.db}
+	if o.tracer != nil {
+		ti, err := worker.TracingInterceptor(o.tracer)
+		require.NoError(t, err)
+		s.temporal, err = client.NewClientFromExisting(s.temporal, client.Options{Interceptors: []interceptor.ClientInterceptor{ti}})
+		require.NoError(t, err)
+		t.Cleanup(s.temporal.Close)
+		cfg.TracerProvider, s.clients.TracerProvider = o.tracer, o.tracer
+	}
 	if !o.noLinear {
 		opts := o.linear
 		s.fake = lineartest.Start(t, opts)
@@ -183,6 +196,7 @@ func (s *stack) startWorker(o stackOptions) {
 	}
 	all, err := worker.NewActivities(worker.Deps{DB: s.db, Temporal: s.temporal, TaskQueue: s.taskQueue,
 		Linear: s.clients, Metrics: s.workerReg, TemporalUIURL: "http://temporal-ui.test", AfterLinearWrite: o.afterLinearWrite,
+		TracerProvider: o.tracer,
 		// Test apps listen on loopback, which production refuses unless configured.
 		AllowPrivateCallbacks: true})
 	require.NoError(s.t, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Khan/genqlient/graphql"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/linsync/linsync/envelope"
 )
@@ -75,6 +76,8 @@ type Options struct {
 	MaxPause time.Duration
 	// Metrics receives request, cache and rate-budget metrics; nil disables them.
 	Metrics *Metrics
+	// TracerProvider, when set, makes every request a client span named after its operation.
+	TracerProvider trace.TracerProvider
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -128,6 +131,9 @@ func New(opts Options) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: opts.Timeout}
 	}
+	if opts.TracerProvider != nil {
+		hc = tracedHTTPClient(hc, opts.TracerProvider)
+	}
 	name := opts.Name
 	if name == "" {
 		name = opts.Credential.Redacted()
@@ -163,7 +169,7 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	if err != nil {
 		return &Error{Class: ClassInvalid, Operation: op, Message: "encode request", Err: err}
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.Endpoint, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(withOperation(ctx, op), http.MethodPost, c.opts.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		return &Error{Class: ClassInvalid, Operation: op, Message: "build request", Err: err}
 	}

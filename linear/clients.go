@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/linsync/linsync"
 )
 
@@ -34,6 +36,8 @@ type Clients struct {
 	Timeout time.Duration
 	// Metrics receives every client's request, cache and rate-budget metrics; nil disables them.
 	Metrics *Metrics
+	// TracerProvider, when set, traces every client's requests (see Options.TracerProvider).
+	TracerProvider trace.TracerProvider
 	// OAuth refreshes OAuth access tokens before they expire; nil leaves them as they are.
 	OAuth *OAuthClient
 	// RefreshWithin is how close to expiry an access token is refreshed. Default 5 min.
@@ -71,7 +75,7 @@ func (e *RefreshError) Unwrap() error { return e.Err }
 // New returns a client for cred, with the factory's endpoint, transport, timeout and metrics.
 func (c *Clients) New(cred Credential, name string) (*Client, error) {
 	return New(Options{Credential: cred, Name: name, Endpoint: c.Endpoint, HTTPClient: c.HTTPClient,
-		Timeout: c.Timeout, Metrics: c.Metrics})
+		Timeout: c.Timeout, Metrics: c.Metrics, TracerProvider: c.TracerProvider})
 }
 
 // For returns the workspace's connection and a client for it. Its errors say why there is none: the store's

@@ -8,7 +8,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -54,6 +59,14 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 	return w
 }
 
+// TracingInterceptor makes workflow starts, workflow runs and activity attempts spans of tp, each the child of what
+// started it, so one trace runs from an HTTP request through its workflow to the calls its activities make. Set it
+// on the Temporal client the API and the worker share: Temporal carries the trace context in workflow headers.
+func TracingInterceptor(tp trace.TracerProvider) (interceptor.Interceptor, error) {
+	return temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{Tracer: tp.Tracer("linsync"),
+		TextMapPropagator: propagation.TraceContext{}})
+}
+
 // Deps are what the worker's activities need. cmd/linsync builds them from its configuration, and the end-to-end
 // tests build their worker through NewActivities too, so their wiring is production's.
 type Deps struct {
@@ -72,6 +85,8 @@ type Deps struct {
 	TemporalUIURL string
 	// AllowPrivateCallbacks lets the signed callbacks to the Q&A app reach private and loopback addresses.
 	AllowPrivateCallbacks bool
+	// TracerProvider, when set, traces the callbacks to the Q&A app (Linear's clients carry their own).
+	TracerProvider trace.TracerProvider
 	// AfterLinearWrite is activities.Questions' test seam; nil in production.
 	AfterLinearWrite func(ctx context.Context, op string) error
 }
@@ -95,9 +110,13 @@ func NewActivities(d Deps) (Activities, error) {
 	start := d.Starter()
 	deadLetters := &activities.DeadLetters{DB: d.DB, Temporal: d.Temporal, Namespace: d.Namespace,
 		UIURL: d.TemporalUIURL, StartOnce: workflows.StartOnce, Metrics: m}
+	callbacks := activities.PublicHTTPClient(d.AllowPrivateCallbacks, 10*time.Second)
+	if d.TracerProvider != nil {
+		callbacks.Transport = otelhttp.NewTransport(callbacks.Transport, otelhttp.WithTracerProvider(d.TracerProvider),
+			otelhttp.WithPropagators(propagation.TraceContext{}))
+	}
 	questions := &activities.Questions{DB: d.DB, Linear: d.Linear, Sync: start.QuestionSyncer(),
-		AfterLinearWrite: d.AfterLinearWrite, DeadLetters: deadLetters, Metrics: m,
-		CallbackClient: activities.PublicHTTPClient(d.AllowPrivateCallbacks, 10*time.Second)}
+		AfterLinearWrite: d.AfterLinearWrite, DeadLetters: deadLetters, Metrics: m, CallbackClient: callbacks}
 	deadLetters.Resync = questions.ResyncQuestion
 	return Activities{
 		Deliveries: &activities.Deliveries{DB: d.DB},

@@ -44,6 +44,8 @@ type Config struct {
 	OAuth linear.OAuthConfig
 	// Temporal holds the client options from the SDK's standard TEMPORAL_* variables.
 	Temporal client.Options
+	// Tracing is the OpenTelemetry trace export, from the standard OTEL_* variables; off unless an OTLP endpoint is set.
+	Tracing TracingConfig
 	// Set names the variables the environment sets, as opposed to their defaults: `dev` fills in only what is not
 	// set (its own Temporal server, the fake Linear, private callbacks).
 	Set map[string]bool
@@ -95,6 +97,15 @@ var (
 	envOAuthRevoke      = envVar{"LINEAR_OAUTH_REVOKE_URL", linear.DefaultRevokeURL}
 	// The SDK reads TEMPORAL_*; linsync only asks whether the address is set.
 	envTemporalAddress = envVar{"TEMPORAL_ADDRESS", ""}
+
+	// OpenTelemetry's standard variables. The OTLP exporter reads the rest of its own (headers, certificates,
+	// timeouts, OTEL_EXPORTER_OTLP_TRACES_*) when cmd creates it.
+	envOTLPEndpoint       = envVar{"OTEL_EXPORTER_OTLP_ENDPOINT", ""}
+	envOTLPTracesEndpoint = envVar{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""}
+	envOTLPProtocol       = envVar{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"}
+	envOTLPTracesProtocol = envVar{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", ""}
+	envOTelServiceName    = envVar{"OTEL_SERVICE_NAME", "linsync"}
+	envOTelSDKDisabled    = envVar{"OTEL_SDK_DISABLED", "false"}
 	// The dlq commands' variables (ToolConfig).
 	envAPIURL    = envVar{"LINSYNC_API_URL", "http://localhost:8080"}
 	envToken     = envVar{"LINSYNC_TOKEN", ""}
@@ -187,6 +198,17 @@ func LoadConfig() (Config, error) {
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		errs = append(errs, envLogFormat.name+" must be json or text")
+	}
+	cfg.Tracing = TracingConfig{
+		Enabled:     (envOTLPEndpoint.get() != "" || envOTLPTracesEndpoint.get() != "") && !boolVar(envOTelSDKDisabled, &errs),
+		Protocol:    envOTLPProtocol.get(),
+		ServiceName: envOTelServiceName.get(),
+	}
+	if p := envOTLPTracesProtocol.get(); p != "" {
+		cfg.Tracing.Protocol = p
+	}
+	if p := cfg.Tracing.Protocol; p != "grpc" && p != "http/protobuf" {
+		errs = append(errs, envOTLPProtocol.name+" must be grpc or http/protobuf")
 	}
 	topts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {

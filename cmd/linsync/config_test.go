@@ -81,3 +81,34 @@ func TestConfigSetNamesWhatTheEnvironmentSets(t *testing.T) {
 	require.False(t, cfg.Set["TEMPORAL_ADDRESS"], "empty is unset")
 	require.False(t, cfg.Set["LINSYNC_ALLOW_PRIVATE_CALLBACKS"])
 }
+
+func TestTracingFromOTelVariables(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	require.False(t, cfg.Tracing.Enabled, "off unless an OTLP endpoint is set")
+	tp, shutdown, err := newTracerProvider(t.Context(), cfg.Tracing, "api")
+	require.NoError(t, err)
+	require.Nil(t, tp)
+	require.NoError(t, shutdown(t.Context()))
+
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces")
+	t.Setenv("OTEL_SERVICE_NAME", "linsync-eu")
+	cfg, err = LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, TracingConfig{Enabled: true, Protocol: "http/protobuf", ServiceName: "linsync-eu"}, cfg.Tracing)
+	tp, shutdown, err = newTracerProvider(t.Context(), cfg.Tracing, "api")
+	require.NoError(t, err)
+	require.NotNil(t, tp)
+	require.NoError(t, shutdown(t.Context()))
+
+	t.Setenv("OTEL_SDK_DISABLED", "true")
+	cfg, err = LoadConfig()
+	require.NoError(t, err)
+	require.False(t, cfg.Tracing.Enabled)
+
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")
+	_, err = LoadConfig()
+	require.ErrorContains(t, err, "OTEL_EXPORTER_OTLP_PROTOCOL")
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/uber-go/tally/v4"
 	tallyprom "github.com/uber-go/tally/v4/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	sdktally "go.temporal.io/sdk/contrib/tally"
 	sdklog "go.temporal.io/sdk/log"
@@ -105,7 +106,9 @@ type deps struct {
 	registry *prometheus.Registry
 	// linearMetrics count the calls to Linear of the api and the worker alike.
 	linearMetrics *linear.Metrics
-	close         func()
+	// tracer is nil when tracing is off.
+	tracer trace.TracerProvider
+	close  func()
 }
 
 // openStore opens the key keeper of keyURL and, with it, the database at databaseURL; closeStore releases both.
@@ -121,7 +124,7 @@ func openStore(ctx context.Context, keyURL, databaseURL string) (db *postgres.DB
 	return db, func() { db.Close(); keeper.Close() }, nil
 }
 
-func openDeps(ctx context.Context, cfg Config) (*deps, error) {
+func openDeps(ctx context.Context, cfg Config, role string) (*deps, error) {
 	log := newLogger(cfg, os.Stdout)
 	if err := cfg.requireKey(); err != nil {
 		return nil, err
@@ -138,18 +141,36 @@ func openDeps(ctx context.Context, cfg Config) (*deps, error) {
 		return nil, err
 	}
 
+	tp, shutdownTracing, err := newTracerProvider(ctx, cfg.Tracing, role)
+	if err != nil {
+		closeStore()
+		return nil, err
+	}
 	topts := cfg.Temporal
 	topts.Logger = sdklog.NewStructuredLogger(log.With("component", "temporal"))
 	topts.MetricsHandler = temporalMetrics(reg)
+	if tp != nil {
+		ti, err := worker.TracingInterceptor(tp)
+		if err != nil {
+			closeStore()
+			return nil, err
+		}
+		topts.Interceptors = append(topts.Interceptors, ti)
+	}
 	// A lazy client lets the API start while Temporal is down: webhooks get 503 until it is back.
 	tc, err := client.NewLazyClient(topts)
 	if err != nil {
 		closeStore()
 		return nil, fmt.Errorf("create temporal client: %w", err)
 	}
-	return &deps{log: log, db: db, temporal: tc, registry: reg, linearMetrics: lm, close: func() {
+	return &deps{log: log, db: db, temporal: tc, registry: reg, linearMetrics: lm, tracer: tp, close: func() {
 		tc.Close()
 		closeStore()
+		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(flush); err != nil {
+			log.Warn("flush traces failed", "err", err)
+		}
 	}}, nil
 }
 
@@ -168,7 +189,7 @@ func temporalMetrics(reg *prometheus.Registry) client.MetricsHandler {
 
 // serve runs the api, the worker or both until ctx ends.
 func serve(ctx context.Context, cfg Config, role string) error {
-	d, err := openDeps(ctx, cfg)
+	d, err := openDeps(ctx, cfg, role)
 	if err != nil {
 		return err
 	}
@@ -193,6 +214,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 			LinearMetrics:      d.linearMetrics,
 			LinearMaxAttempts:  int32(cfg.LinearMaxAttempts),
 			ReconcileEvery:     cfg.ReconcileInterval,
+			TracerProvider:     d.tracer,
 		}, d.db, d.temporal, d.log, d.registry, d.registry)
 		if err != nil {
 			return err
@@ -231,12 +253,14 @@ func serve(ctx context.Context, cfg Config, role string) error {
 // workerDeps are the worker's dependencies as the configuration asks, for worker.NewActivities.
 func workerDeps(cfg Config, d *deps, oauth *linear.OAuthClient) worker.Deps {
 	return worker.Deps{
-		DB:                    d.db,
-		Temporal:              d.temporal,
-		TaskQueue:             cfg.TaskQueue,
-		LinearMaxAttempts:     int32(cfg.LinearMaxAttempts),
-		ReconcileEvery:        cfg.ReconcileInterval,
-		Linear:                &linear.Clients{Store: d.db, Endpoint: cfg.LinearAPIURL, Metrics: d.linearMetrics, OAuth: oauth},
+		DB:                d.db,
+		Temporal:          d.temporal,
+		TaskQueue:         cfg.TaskQueue,
+		LinearMaxAttempts: int32(cfg.LinearMaxAttempts),
+		ReconcileEvery:    cfg.ReconcileInterval,
+		Linear: &linear.Clients{Store: d.db, Endpoint: cfg.LinearAPIURL, Metrics: d.linearMetrics, OAuth: oauth,
+			TracerProvider: d.tracer},
+		TracerProvider:        d.tracer,
 		Metrics:               d.registry,
 		Namespace:             cfg.Temporal.Namespace,
 		TemporalUIURL:         cfg.TemporalUIURL,
