@@ -160,7 +160,12 @@ func (s *Server) handleGetLinear(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(conn)})
+	h, err := s.connectionHealth(c, conn.WorkspaceID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(conn), "paused_work": h.PausedWork})
 }
 
 // handleLinearTeams serves a team picker from the stored credential.

@@ -160,7 +160,7 @@ func (db *DB) DisconnectConnection(ctx context.Context, workspaceID, reason stri
 	var c linsync.LinearConnection
 	row := db.pool.QueryRow(ctx, `UPDATE linear_connections
 		SET status = 'disconnected', status_reason = $2, credential_ciphertext = ''::bytea, refresh_token_ciphertext = NULL,
-		    credential_version = credential_version + 1, updated_at = now()
+		    credential_version = credential_version + 1, status_changed_at = now(), updated_at = now()
 		WHERE workspace_id = $1 RETURNING `+connectionColumns, workspaceID, reason)
 	if err := scanConnection(row, &c); err != nil {
 		return nil, notFound(err, "linear connection")
@@ -173,8 +173,10 @@ func (db *DB) DisconnectConnection(ctx context.Context, workspaceID, reason stri
 // webhook carried the revocation is touched: a delivery never acts on another tenant's connection.
 func (db *DB) RevokeOAuthConnections(ctx context.Context, workspaceID, organizationID, reason string) ([]*linsync.LinearConnection, error) {
 	rows, err := db.pool.Query(ctx, `UPDATE linear_connections
-		SET status = 'revoked', status_reason = $2, credential_version = credential_version + 1, updated_at = now()
-		WHERE organization_id = $1 AND workspace_id::text = $3 AND auth_kind = 'oauth' AND status = 'active'
+		SET status = 'revoked', status_reason = $2, credential_version = credential_version + 1,
+		    status_changed_at = now(), updated_at = now()
+		WHERE organization_id = $1 AND workspace_id::text = $3 AND auth_kind = 'oauth'
+		  AND status IN ('active', 'needs_reconnect')
 		RETURNING `+connectionColumns, organizationID, reason, workspaceID)
 	if err != nil {
 		return nil, fmt.Errorf("revoke oauth connections of organization %s: %w", organizationID, err)

@@ -46,7 +46,9 @@ const maxRepairDetails = 200
 
 // ReconcileResult says what a run did.
 type ReconcileResult struct {
-	Connected bool                `json:"connected"`
+	Connected bool `json:"connected"`
+	// Paused: the workspace's connection waits for a reconnect, so the run did nothing.
+	Paused    bool                `json:"paused,omitempty"`
 	Watermark time.Time           `json:"watermark"`
 	Seen      int                 `json:"seen"`
 	Repairs   []activities.Repair `json:"repairs,omitempty"`
@@ -70,6 +72,10 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 		if err := workflow.ExecuteActivity(storeContext(ctx), r.BeginReconcile, in.WorkspaceID).Get(ctx, &start); err != nil {
 			return nil, fmt.Errorf("begin reconciliation of workspace %s: %w", in.WorkspaceID, err)
 		}
+		if start.Paused {
+			workflow.GetLogger(ctx).Info("linear connection waits for a reconnect; nothing to reconcile", "workspace_id", in.WorkspaceID)
+			return &ReconcileResult{Paused: true}, nil
+		}
 		if !start.Connected {
 			workflow.GetLogger(ctx).Info("workspace not connected to linear; removing its reconciliation schedule", "workspace_id", in.WorkspaceID)
 			if err := workflow.ExecuteActivity(storeContext(ctx), r.DeleteSchedule, ReconcileScheduleID(in.WorkspaceID)).Get(ctx, nil); err != nil {
@@ -79,7 +85,9 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 		}
 		st = &ReconcileProgress{StartedAt: workflow.Now(ctx), Watermark: start.Watermark, Newest: start.Watermark}
 		var check activities.WebhookCheck
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.CheckWebhooks, in.WorkspaceID).Get(ctx, &check); err != nil {
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.CheckWebhooks, in.WorkspaceID).Get(ctx, &check); pausedByLinear(err) {
+			return &ReconcileResult{Paused: true}, nil
+		} else if err != nil {
 			return nil, fmt.Errorf("check webhooks of workspace %s: %w", in.WorkspaceID, err)
 		}
 		st.Reenabled = check.Reenabled
@@ -89,7 +97,10 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 	for {
 		var page activities.ReconcilePage
 		pin := activities.ReconcilePageInput{WorkspaceID: in.WorkspaceID, Since: since, After: st.After}
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.ChangedIssues, pin).Get(ctx, &page); err != nil {
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.ChangedIssues, pin).Get(ctx, &page); pausedByLinear(err) {
+			// The watermark stays where it is: the next run after the reconnect reads these changes again.
+			return &ReconcileResult{Paused: true}, nil
+		} else if err != nil {
 			return nil, fmt.Errorf("list changed issues of workspace %s: %w", in.WorkspaceID, err)
 		}
 		st.Seen += page.Seen

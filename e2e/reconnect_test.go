@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear/lineartest"
+)
+
+// TestDeadKeyPausesWorkUntilReconnect is a personal API key whose owner left: Linear starts refusing it. The first
+// refusal turns the connection needs_reconnect (with the reason and the time), every workflow that needs Linear
+// waits instead of failing (no dead letter, and no second request with the dead key), the integration status and the
+// sync-status view say so, and connecting again with a good key drains the queue.
+func TestDeadKeyPausesWorkUntilReconnect(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{linear: lineartest.Options{Now: tickingClock()}, worker: everyCapability,
+		workspace: "offboard", webhook: webhookStored, connect: &stackConnection{},
+		tokens: []stackToken{{"admin", []string{linsync.ScopeAdmin}}}, deliver: true})
+	admin := "Bearer " + s.tokens["admin"]
+	call := func(method, path string, body any) (int, map[string]any) {
+		t.Helper()
+		resp, raw := s.request(s.client, method, "/v1/workspaces/"+s.ws+path, body, "Authorization", admin,
+			"Content-Type", "application/json")
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(raw, &out), string(raw))
+		return resp.StatusCode, out
+	}
+
+	s.fake.RevokeKey(s.apiKey) // the key's owner was offboarded in Linear
+	var questions []string
+	for _, ext := range []string{"q-1", "q-2"} {
+		st, out := call(http.MethodPost, "/questions", map[string]any{"title": "Question " + ext, "body": "?",
+			"asker_email": "alice@example.com", "external_id": ext})
+		require.Equal(t, http.StatusCreated, st, out)
+		questions = append(questions, out["question"].(map[string]any)["id"].(string))
+	}
+	st, out := call(http.MethodPost, "/events", map[string]any{"id": "takeover-1", "event": "domain.takeover_detected",
+		"domain": "promo.example.com", "detail": "CNAME points at an unclaimed bucket"})
+	require.Equal(t, http.StatusAccepted, st, out)
+
+	// Three workflows wait: two questions and the event's filing.
+	var status map[string]any
+	require.Eventually(t, func() bool {
+		_, status = call(http.MethodGet, "/sync-status", nil)
+		conn := status["connection"].(map[string]any)
+		return conn["status"] == linsync.ConnectionNeedsReconnect && len(conn["paused_work"].([]any)) == 3
+	}, 30*time.Second, 100*time.Millisecond, "sync status: %v", status)
+	conn := status["connection"].(map[string]any)
+	require.Contains(t, conn["status_reason"], "connect again")
+	require.NotEmpty(t, conn["status_changed_at"])
+	_, integ := call(http.MethodGet, "/integrations/linear", nil)
+	require.Equal(t, linsync.ConnectionNeedsReconnect, integ["connection"].(map[string]any)["status"])
+	require.Len(t, integ["paused_work"], 3)
+	for _, it := range status["items"].([]any) {
+		item := it.(map[string]any)
+		if item["kind"] == "question" {
+			require.Equal(t, linsync.NextActionReconnect, item["next_action"], "a question says what would help: %v", item)
+		}
+	}
+	_, failed := call(http.MethodGet, "/failed-events", nil)
+	require.Empty(t, failed["failed_events"], "waiting work is no dead letter")
+	refused := 0
+	for _, r := range s.fake.Requests() {
+		if r.Auth == "" {
+			refused++
+		}
+	}
+	require.LessOrEqual(t, refused, 3, "after the first refusal nobody asks Linear with the dead key again (at most one per workflow in flight)")
+
+	// An admin connects again with a service user's key; the waiting work resumes at once.
+	newKey := "lin_api_service0000000000000000000000000000linsync"
+	require.NoError(t, s.fake.AddAPIKey(s.sd.Bot.Email, newKey))
+	st, out = call(http.MethodPost, "/integrations/linear/connect", map[string]any{"api_key": newKey,
+		"default_team_id": s.sd.Triage.Key, "default_priority": 3})
+	require.Equal(t, http.StatusOK, st, out)
+	require.EqualValues(t, 3, out["resumed_workflows"])
+	for _, id := range questions {
+		require.Eventually(t, func() bool {
+			_, q := call(http.MethodGet, "/questions/"+id, nil)
+			return q["question"].(map[string]any)["linear"] != nil
+		}, 30*time.Second, 100*time.Millisecond, "question %s reaches Linear after the reconnect", id)
+	}
+	require.Eventually(t, func() bool {
+		_, filed := call(http.MethodGet, "/filed-issues", nil)
+		items, _ := filed["filed_issues"].([]any)
+		return len(items) == 1 && items[0].(map[string]any)["identifier"] != ""
+	}, 30*time.Second, 100*time.Millisecond, "the event is filed after the reconnect")
+	require.Eventually(t, func() bool {
+		_, status = call(http.MethodGet, "/sync-status", nil)
+		return len(status["connection"].(map[string]any)["paused_work"].([]any)) == 0
+	}, 30*time.Second, 100*time.Millisecond, "nothing waits any more: %v", status)
+	require.Equal(t, linsync.ConnectionActive, status["connection"].(map[string]any)["status"])
+	_, failed = call(http.MethodGet, "/failed-events", nil)
+	require.Empty(t, failed["failed_events"])
+	created := 0
+	for _, r := range s.fake.Requests() {
+		if r.OperationName == "IssueCreate" && r.Auth != "" {
+			created++
+		}
+	}
+	require.Equal(t, 3, created, "two questions and one event, each created once, with the new key")
+}
