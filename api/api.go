@@ -149,6 +149,8 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	ws.DELETE("/tokens/:id", admin, s.handleRevokeToken)
 	ws.POST("/integrations/linear/connect", admin, s.handleConnectLinear)
 	ws.GET("/integrations/linear", admin, s.handleGetLinear)
+	ws.PATCH("/integrations/linear", admin, s.handleUpdateLinearDefaults)
+	ws.POST("/integrations/linear/validate", admin, s.handleValidateLinear)
 	ws.GET("/integrations/linear/teams", admin, s.handleLinearTeams)
 	s.registerAccessRoutes(v1, ws)
 	s.registerQuestionRoutes(ws)

@@ -197,6 +197,12 @@ func (s *Server) connectedAnswer(ctx context.Context, ws *linsync.Workspace, con
 		return out
 	}
 	out["webhook"] = hook
+	// Private teams linsync files into need webhooks of their own (team_webhooks.go).
+	if sync, err := s.syncTeamWebhooks(ctx, ws, conn, lc); err != nil {
+		out["team_webhooks_error"] = gin.H{"code": linsync.ErrorCode(err), "message": linsync.ErrorMessage(err)}
+	} else {
+		out["team_webhooks"] = sync
+	}
 	return out
 }
 

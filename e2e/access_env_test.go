@@ -29,7 +29,9 @@ type accessOptions struct {
 	noPublicURL bool
 	grace       time.Duration
 	worker      bool
-	oauthApp    lineartest.OAuthApp
+	// questions adds the question activities to the worker (with worker).
+	questions bool
+	oauthApp  lineartest.OAuthApp
 }
 
 type syncBuffer struct {
@@ -72,7 +74,7 @@ func newAccessEnv(t *testing.T, o accessOptions) *accessEnv {
 		}
 	}}
 	if o.worker {
-		so.worker = stackWorker{deliveries: true, access: true}
+		so.worker = stackWorker{deliveries: true, access: true, questions: o.questions}
 	}
 	e.stack = newStack(t, so)
 	return e

@@ -1825,6 +1825,9 @@ func (v *TeamDetailsTeam) GetName() string { return v.TeamFields.Name }
 // GetTriageEnabled returns TeamDetailsTeam.TriageEnabled, and is useful for accessing the field via an interface.
 func (v *TeamDetailsTeam) GetTriageEnabled() bool { return v.TeamFields.TriageEnabled }
 
+// GetVisibility returns TeamDetailsTeam.Visibility, and is useful for accessing the field via an interface.
+func (v *TeamDetailsTeam) GetVisibility() TeamVisibility { return v.TeamFields.Visibility }
+
 func (v *TeamDetailsTeam) UnmarshalJSON(b []byte) error {
 
 	if string(b) == "null" {
@@ -1862,6 +1865,8 @@ type __premarshalTeamDetailsTeam struct {
 	Name string `json:"name"`
 
 	TriageEnabled bool `json:"triageEnabled"`
+
+	Visibility TeamVisibility `json:"visibility"`
 }
 
 func (v *TeamDetailsTeam) MarshalJSON() ([]byte, error) {
@@ -1881,6 +1886,7 @@ func (v *TeamDetailsTeam) __premarshalJSON() (*__premarshalTeamDetailsTeam, erro
 	retval.Key = v.TeamFields.Key
 	retval.Name = v.TeamFields.Name
 	retval.TriageEnabled = v.TeamFields.TriageEnabled
+	retval.Visibility = v.TeamFields.Visibility
 	return &retval, nil
 }
 
@@ -2210,6 +2216,8 @@ type TeamFields struct {
 	Name string `json:"name"`
 	// Whether triage mode is enabled for the team. When enabled, issues created by non-members or integrations are routed to a triage state for review before entering the normal workflow.
 	TriageEnabled bool `json:"triageEnabled"`
+	// The visibility of the team. Returns public for teams visible to all workspace members, private for teams visible only to members, and restricted for non-private teams inside a private-team boundary.
+	Visibility TeamVisibility `json:"visibility"`
 }
 
 // GetId returns TeamFields.Id, and is useful for accessing the field via an interface.
@@ -2223,6 +2231,24 @@ func (v *TeamFields) GetName() string { return v.Name }
 
 // GetTriageEnabled returns TeamFields.TriageEnabled, and is useful for accessing the field via an interface.
 func (v *TeamFields) GetTriageEnabled() bool { return v.TriageEnabled }
+
+// GetVisibility returns TeamFields.Visibility, and is useful for accessing the field via an interface.
+func (v *TeamFields) GetVisibility() TeamVisibility { return v.Visibility }
+
+// The visibility of a team. A team can be public, private, or restricted within an enclosing private-team boundary.
+type TeamVisibility string
+
+const (
+	TeamVisibilityPrivate    TeamVisibility = "private"
+	TeamVisibilityPublic     TeamVisibility = "public"
+	TeamVisibilityRestricted TeamVisibility = "restricted"
+)
+
+var AllTeamVisibility = []TeamVisibility{
+	TeamVisibilityPrivate,
+	TeamVisibilityPublic,
+	TeamVisibilityRestricted,
+}
 
 // TeamsResponse is returned by Teams on success.
 type TeamsResponse struct {
@@ -2267,6 +2293,11 @@ func (v *TeamsTeamsTeamConnectionNodesTeam) GetTriageEnabled() bool {
 	return v.TeamFields.TriageEnabled
 }
 
+// GetVisibility returns TeamsTeamsTeamConnectionNodesTeam.Visibility, and is useful for accessing the field via an interface.
+func (v *TeamsTeamsTeamConnectionNodesTeam) GetVisibility() TeamVisibility {
+	return v.TeamFields.Visibility
+}
+
 func (v *TeamsTeamsTeamConnectionNodesTeam) UnmarshalJSON(b []byte) error {
 
 	if string(b) == "null" {
@@ -2300,6 +2331,8 @@ type __premarshalTeamsTeamsTeamConnectionNodesTeam struct {
 	Name string `json:"name"`
 
 	TriageEnabled bool `json:"triageEnabled"`
+
+	Visibility TeamVisibility `json:"visibility"`
 }
 
 func (v *TeamsTeamsTeamConnectionNodesTeam) MarshalJSON() ([]byte, error) {
@@ -2317,6 +2350,7 @@ func (v *TeamsTeamsTeamConnectionNodesTeam) __premarshalJSON() (*__premarshalTea
 	retval.Key = v.TeamFields.Key
 	retval.Name = v.TeamFields.Name
 	retval.TriageEnabled = v.TeamFields.TriageEnabled
+	retval.Visibility = v.TeamFields.Visibility
 	return &retval, nil
 }
 
@@ -4030,6 +4064,7 @@ fragment TeamFields on Team {
 	key
 	name
 	triageEnabled
+	visibility
 }
 fragment StateFields on WorkflowState {
 	id
@@ -4096,6 +4131,7 @@ fragment TeamFields on Team {
 	key
 	name
 	triageEnabled
+	visibility
 }
 fragment PageInfoFields on PageInfo {
 	hasNextPage

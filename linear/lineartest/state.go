@@ -15,8 +15,11 @@ type (
 		Admin, App                   bool
 	}
 	team struct {
-		ID, Key, Name  string
-		TriageEnabled  bool
+		ID, Key, Name string
+		TriageEnabled bool
+		// Private teams are seen only by their members; a webhook for all public teams does not deliver their
+		// events, only one scoped to the team does.
+		Private        bool
 		DefaultStateID string
 		issueCount     int
 		CreatedAt      time.Time
@@ -151,7 +154,7 @@ func (s *Server) teamObj(t *team) any {
 		return nil
 	}
 	return obj{"__typename": "Team", "id": t.ID, "key": t.Key, "name": t.Name, "triageEnabled": t.TriageEnabled,
-		"createdAt": iso(t.CreatedAt), "updatedAt": iso(t.CreatedAt), "archivedAt": nil, "private": false,
+		"createdAt": iso(t.CreatedAt), "updatedAt": iso(t.CreatedAt), "archivedAt": nil, "private": t.Private, "visibility": t.visibility(),
 		"cyclesEnabled": false, "timezone": "UTC", "description": nil,
 		"defaultIssueState": lazy(func(map[string]any) (any, error) { return s.stateObj(s.states[t.DefaultStateID]), nil }),
 		"states": lazy(func(args map[string]any) (any, error) {
@@ -164,6 +167,13 @@ func (s *Server) teamObj(t *team) any {
 			return connection("Issue", s.issueObjs(func(is *issue) bool { return is.TeamID == t.ID }), args)
 		}),
 	}
+}
+
+func (t *team) visibility() string {
+	if t.Private {
+		return "private"
+	}
+	return "public"
 }
 
 func (s *Server) stateObj(st *workflowState) any {

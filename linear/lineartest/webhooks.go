@@ -90,6 +90,9 @@ func (s *Server) emit(ev event) {
 		if !wh.AllPublicTeams && (wh.TeamID == nil || *wh.TeamID != ev.teamID) {
 			continue
 		}
+		if t := s.teams[ev.teamID]; wh.AllPublicTeams && t != nil && t.Private {
+			continue // as in Linear: "all public teams" leaves private teams out
+		}
 		s.hooks.enqueue(&delivery{ID: uuid.NewString(), WebhookID: wh.ID, ev: ev})
 	}
 }

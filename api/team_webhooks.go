@@ -1,0 +1,211 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
+)
+
+// Linear's webhook "for all public teams" leaves private teams out: a question or event filed into a private team
+// would never come back as a webhook. So linsync keeps one team-scoped webhook for every private team it files into
+// (the default team, which questions and unrouted events use, and every routing rule's team), created and deleted as
+// the connection's defaults and the routing rules change.
+
+// filingTeams returns the ids of the Linear teams linsync files into for the workspace.
+func (s *Server) filingTeams(ctx context.Context, workspaceID string, conn *linsync.LinearConnection) ([]string, error) {
+	teams := []string{}
+	if conn.DefaultTeamID != "" {
+		teams = append(teams, conn.DefaultTeamID)
+	}
+	rules, _, err := s.db.RoutingRules(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		if r.TeamID != "" && !slices.Contains(teams, r.TeamID) {
+			teams = append(teams, r.TeamID)
+		}
+	}
+	return teams, nil
+}
+
+// teamWebhookSync says what syncTeamWebhooks changed.
+type teamWebhookSync struct {
+	Created []*linsync.WebhookRecord `json:"created"`
+	Deleted []string                 `json:"deleted"`
+}
+
+// syncTeamWebhooks brings the workspace's team-scoped managed webhooks in step with the private teams it files into:
+// one is created for each such team that has none, and one whose team is no longer filed into (or no longer
+// private) is deleted in Linear and forgotten. It needs a public URL; without one it does nothing.
+func (s *Server) syncTeamWebhooks(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client) (*teamWebhookSync, error) {
+	out := &teamWebhookSync{Created: []*linsync.WebhookRecord{}, Deleted: []string{}}
+	if s.cfg.PublicURL == "" {
+		return out, nil
+	}
+	targets, err := s.filingTeams(ctx, ws.ID, conn)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	teams, err := lc.ListTeams(lctx)
+	cancel()
+	if err != nil {
+		return nil, linearRefusal("list Linear teams", err)
+	}
+	private := map[string]bool{}
+	for _, t := range teams {
+		if t.Visibility != linear.TeamVisibilityPublic && slices.Contains(targets, t.Id) {
+			private[t.Id] = true
+		}
+	}
+	hooks, err := s.db.ListLinearWebhooks(ctx, ws.ID)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, h := range hooks {
+		if !h.Managed || h.TeamID == "" || h.OrganizationID != conn.OrganizationID {
+			continue
+		}
+		if private[h.TeamID] {
+			have[h.TeamID] = true
+			continue
+		}
+		if err := s.deleteInLinear(ctx, ws.ID, h, lc); err != nil {
+			return out, err
+		}
+		if err := s.db.DeleteLinearWebhook(ctx, ws.ID, h.ID); err != nil {
+			return out, err
+		}
+		s.recordAccess(ctx, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookDeleted,
+			Outcome: linsync.AccessOutcomeOK, Detail: "team webhook " + h.ID + ": linsync no longer files into private team " + h.TeamID})
+		out.Deleted = append(out.Deleted, h.ID)
+	}
+	for _, id := range targets {
+		if !private[id] || have[id] {
+			continue
+		}
+		rec, err := s.createManagedWebhook(ctx, ws, conn, lc, id)
+		if err != nil {
+			return out, err
+		}
+		out.Created = append(out.Created, rec)
+	}
+	return out, nil
+}
+
+// afterFilingTeamsChanged runs syncTeamWebhooks after the defaults or the routing rules changed and says what it did
+// in the answer; a failure does not undo the change, the answer names it and the next change (or a connect) retries.
+func (s *Server) afterFilingTeamsChanged(ctx context.Context, ws *linsync.Workspace, out gin.H) {
+	lc, conn, err := s.linearFor(ctx, ws.ID)
+	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+		return
+	}
+	var sync *teamWebhookSync
+	if err == nil {
+		sync, err = s.syncTeamWebhooks(ctx, ws, conn, lc)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "sync team webhooks failed", "workspace_id", ws.ID, "err", err)
+		out["team_webhooks_error"] = gin.H{"code": linsync.ErrorCode(err), "message": linsync.ErrorMessage(err)}
+		return
+	}
+	out["team_webhooks"] = sync
+}
+
+// webhookView is a registered webhook with its scope and health: which teams it delivers for, whether Linear still
+// has it enabled, and when it last delivered.
+type webhookView struct {
+	*linsync.WebhookRecord
+	// Scope is "all_public_teams" or "team"; TeamKey and TeamName name the team of a team-scoped webhook.
+	Scope    string `json:"scope"`
+	TeamKey  string `json:"team_key,omitempty"`
+	TeamName string `json:"team_name,omitempty"`
+	Private  bool   `json:"team_private,omitempty"`
+	// Health is ok, disabled (Linear stopped delivering), missing (Linear no longer has it), silent (no delivery
+	// recorded yet) or unknown (Linear could not be asked, or the webhook is not one linsync manages).
+	Health         string     `json:"health"`
+	LinearEnabled  *bool      `json:"linear_enabled,omitempty"`
+	LastDeliveryAt *time.Time `json:"last_delivery_at,omitempty"`
+}
+
+// handleListWebhooks lists the workspace's webhooks with scope and health; Linear is asked about the managed ones
+// when the connection can.
+func (s *Server) handleListWebhooks(c *gin.Context) {
+	ws := workspaceOf(c)
+	hooks, err := s.db.ListLinearWebhooks(c, ws.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	last, err := s.db.LastDeliveries(c, ws.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	teams := map[string]linear.TeamFields{}
+	enabled := map[string]bool{}
+	asked := false
+	if lc, _, err := s.linearFor(c, ws.ID); err == nil {
+		ctx, cancel := context.WithTimeout(c, 15*time.Second)
+		if ts, err := lc.ListTeams(ctx); err == nil {
+			for _, t := range ts {
+				teams[t.Id] = t
+			}
+		}
+		asked = true
+		first := 100
+		var after *string
+		for {
+			resp, err := linear.Webhooks(ctx, lc.GQL(), &first, after)
+			if err != nil {
+				asked = false
+				break
+			}
+			for _, w := range resp.Webhooks.Nodes {
+				enabled[w.Id] = w.Enabled
+			}
+			pi := resp.Webhooks.PageInfo
+			if !pi.HasNextPage || pi.EndCursor == nil {
+				break
+			}
+			after = pi.EndCursor
+		}
+		cancel()
+	}
+	out := make([]webhookView, 0, len(hooks))
+	for _, h := range hooks {
+		v := webhookView{WebhookRecord: h, Scope: "all_public_teams", Health: "unknown"}
+		if h.TeamID != "" {
+			v.Scope = "team"
+			if t, ok := teams[h.TeamID]; ok {
+				v.TeamKey, v.TeamName, v.Private = t.Key, t.Name, t.Visibility != linear.TeamVisibilityPublic
+			}
+		}
+		if at, ok := last[h.LinearWebhookID]; ok && h.LinearWebhookID != "" {
+			v.LastDeliveryAt = &at
+		}
+		if h.Managed && h.LinearWebhookID != "" && asked {
+			on, ok := enabled[h.LinearWebhookID]
+			switch {
+			case !ok:
+				v.Health = "missing"
+			case !on:
+				v.Health, v.LinearEnabled = "disabled", &on
+			case v.LastDeliveryAt == nil:
+				v.Health, v.LinearEnabled = "silent", &on
+			default:
+				v.Health, v.LinearEnabled = "ok", &on
+			}
+		}
+		out = append(out, v)
+	}
+	c.JSON(http.StatusOK, gin.H{"webhooks": out})
+}
