@@ -32,6 +32,8 @@ type accessOptions struct {
 	// questions adds the question activities to the worker (with worker).
 	questions bool
 	oauthApp  lineartest.OAuthApp
+	// appSecret is LINEAR_OAUTH_WEBHOOK_SECRET, the OAuth application's own webhook secret.
+	appSecret string
 }
 
 type syncBuffer struct {
@@ -72,6 +74,7 @@ func newAccessEnv(t *testing.T, o accessOptions) *accessEnv {
 		if o.noPublicURL {
 			cfg.PublicURL = ""
 		}
+		cfg.OAuthWebhookSecret = o.appSecret
 	}}
 	if o.worker {
 		so.worker = stackWorker{deliveries: true, access: true, questions: o.questions}

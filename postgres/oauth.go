@@ -190,3 +190,23 @@ func (db *DB) RevokeOAuthConnections(ctx context.Context, workspaceID, organizat
 	}
 	return out, nil
 }
+
+// OAuthConnectionsForOrganization returns the OAuth connections to a Linear organization that were not disconnected
+// (active, waiting for a reconnect, or already revoked, so that Linear's retry of a revocation is a duplicate), for
+// the OAuth application's own webhook to find its workspaces.
+func (db *DB) OAuthConnectionsForOrganization(ctx context.Context, organizationID string) ([]*linsync.LinearConnection, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+connectionColumns+` FROM linear_connections
+		WHERE organization_id = $1 AND auth_kind = 'oauth' AND status <> 'disconnected'
+		ORDER BY workspace_id`, organizationID)
+	if err != nil {
+		return nil, fmt.Errorf("oauth connections of organization %s: %w", organizationID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*linsync.LinearConnection, error) {
+		var c linsync.LinearConnection
+		return &c, scanConnection(r, &c)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan oauth connections of organization %s: %w", organizationID, err)
+	}
+	return out, nil
+}

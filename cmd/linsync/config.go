@@ -42,6 +42,8 @@ type Config struct {
 	WebhookSecretGrace time.Duration
 	// OAuth is Linear's OAuth application; ClientID "" disables connecting by OAuth.
 	OAuth linear.OAuthConfig
+	// OAuthWebhookSecret verifies the OAuth application's own webhook (OAuthApp revoked); "" turns its route off.
+	OAuthWebhookSecret string
 	// Temporal holds the client options from the SDK's standard TEMPORAL_* variables.
 	Temporal client.Options
 	// Set names the variables the environment sets, as opposed to their defaults: `dev` fills in only what is not
@@ -93,6 +95,7 @@ var (
 	envOAuthAuthorize   = envVar{"LINEAR_OAUTH_AUTHORIZE_URL", linear.DefaultAuthorizeURL}
 	envOAuthToken       = envVar{"LINEAR_OAUTH_TOKEN_URL", linear.DefaultTokenURL}
 	envOAuthRevoke      = envVar{"LINEAR_OAUTH_REVOKE_URL", linear.DefaultRevokeURL}
+	envOAuthWebhook     = envVar{"LINEAR_OAUTH_WEBHOOK_SECRET", ""}
 	// The SDK reads TEMPORAL_*; linsync only asks whether the address is set.
 	envTemporalAddress = envVar{"TEMPORAL_ADDRESS", ""}
 	// The dlq commands' variables (ToolConfig).
@@ -172,6 +175,7 @@ func LoadConfig() (Config, error) {
 			Actor:  envOAuthActor.get(), AuthorizeURL: envOAuthAuthorize.get(), TokenURL: envOAuthToken.get(),
 			RevokeURL: envOAuthRevoke.get(),
 		},
+		OAuthWebhookSecret: envOAuthWebhook.get(),
 	}
 	if cfg.OAuth.RedirectURL == "" && cfg.PublicURL != "" {
 		cfg.OAuth.RedirectURL = cfg.PublicURL + "/v1/oauth/linear/callback"
