@@ -355,7 +355,7 @@ func (a *Reconciler) FinishReconcile(ctx context.Context, r ReconcileReport) err
 		counts[DriftQuestionResync] = r.Resynced
 	}
 	var parts []string
-	for _, kind := range []string{DriftQuestion, DriftFiledIssue, DriftQuestionResync} {
+	for _, kind := range []string{DriftQuestion, DriftComment, DriftFiledIssue, DriftQuestionResync} {
 		if n := counts[kind]; n > 0 {
 			a.Metrics.driftRepaired(kind, n)
 			parts = append(parts, fmt.Sprintf("%d %s", n, kind))
