@@ -174,12 +174,14 @@ func TestPrivateTeamQuestionSyncsBothWays(t *testing.T) {
 	for _, d := range e.fake.Deliveries() {
 		require.Equal(t, teamHook, d.WebhookID, "every delivery of the private team came through its own webhook")
 	}
-	_, body = e.call(http.MethodGet, "/v1/workspaces/acme/integrations/linear/webhooks", tok, nil)
-	for _, h := range body["webhooks"].([]any) {
-		m := h.(map[string]any)
-		if m["linear_webhook_id"] == teamHook {
-			require.Equal(t, "ok", m["health"])
-			require.NotEmpty(t, m["last_delivery_at"])
+	require.Eventually(t, func() bool {
+		_, body = e.call(http.MethodGet, "/v1/workspaces/acme/integrations/linear/webhooks", tok, nil)
+		for _, h := range body["webhooks"].([]any) {
+			m := h.(map[string]any)
+			if m["linear_webhook_id"] == teamHook {
+				return m["health"] == "ok" && m["last_delivery_at"] != nil
+			}
 		}
-	}
+		return false
+	}, 10*time.Second, 50*time.Millisecond, "the team webhook shows as delivering: %v", body)
 }

@@ -26,7 +26,7 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 		return h.do(method, path, nil)
 	}
 
-	h.fake.RevokeKey(h.sd.APIKey)
+	h.fake.ForbidKey(h.sd.APIKey) // the key's user lost access: a refusal no retry fixes (a dead key pauses instead)
 	st, out := h.do(http.MethodPost, "/questions", map[string]any{"title": "Where is churn computed?", "body": "…",
 		"asker_email": h.sd.Alice.Email, "external_id": "dl-1"})
 	require.Equal(t, http.StatusCreated, st, out)
@@ -43,7 +43,7 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 		dl = list[0].(map[string]any)
 		return true
 	}, 10*time.Second, 100*time.Millisecond, "the failed push is a dead letter")
-	require.Equal(t, "LinearUnauthorized", dl["error_class"])
+	require.Equal(t, "LinearForbidden", dl["error_class"])
 	require.Contains(t, dl["error_message"], "create issue")
 	dlID := dl["id"].(string)
 
@@ -51,7 +51,7 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 	plan := out["plan"].([]any)[0].(map[string]any)
 	require.Equal(t, true, plan["would_replay"], plan)
 
-	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.sd.APIKey)) // the fault is cleared
+	h.fake.AllowKey(h.sd.APIKey) // the fault is cleared
 	st, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay")
 	require.Equal(t, 200, st, out)
 	require.Equal(t, "resync_requested", out["result"].(map[string]any)["outcome"])
