@@ -337,6 +337,9 @@ func TestPermanentFilingFailureDeadLetterAndReplay(t *testing.T) {
 	plan := h.dryRun(dl["id"].(string))
 	require.Equal(t, true, plan["would_replay"])
 	require.Contains(t, plan["reason"], "has not reached Linear yet", "the failed run recorded the event before Linear refused it")
+	require.Equal(t, map[string]any{"issue": "issueCreate", "team": h.sd.Triage.ID, "priority": 1.0, "labels": []any{"Customer"},
+		"entries": 1.0}, writesOf(t, plan), "field by field, what the replay writes to Linear")
+	require.Empty(t, plan["since_failure"])
 	require.Empty(t, h.fakeIssues(), "a dry run changes nothing")
 
 	res := h.replay(dl["id"].(string))
@@ -397,6 +400,13 @@ func TestDryRunOnStaleDeadLetter(t *testing.T) {
 	require.Contains(t, reason, "does not overwrite newer data")
 	require.Contains(t, reason, "changes nothing in Linear")
 	require.Contains(t, reason, before["identifier"], "names the issue in Linear")
+	require.Empty(t, plan["writes"], "field by field: nothing to write")
+	since := sinceOf(t, plan)
+	require.Equal(t, 2.0, since["entries"]["now"], "the newer event's filing, after the failure")
+	require.Equal(t, "linsync", since["entries"]["by"])
+	require.Equal(t, before["identifier"], since["issue"]["now"])
+	require.Equal(t, "Linear", since["issue"]["by"])
+	require.NotContains(t, since, "title")
 
 	// The dry run changed nothing: same run, dead letter open, Linear untouched (one read, no write).
 	st, run := h.runStatus(wf)
@@ -411,6 +421,34 @@ func TestDryRunOnStaleDeadLetter(t *testing.T) {
 	require.Len(t, after, 1)
 	require.Equal(t, before["updatedAt"], after[0]["updatedAt"])
 	require.Equal(t, before["description"], after[0]["description"])
+
+	// A human retitles the issue in Linear: the dry run shows it among the changes since the failure.
+	require.NoError(t, h.fake.Human(h.sd.Alice.Email).SetTitle(before["identifier"].(string), "CDN takeover, handled by infra"))
+	since = sinceOf(t, h.dryRun(dl["id"].(string)))
+	require.Equal(t, "CDN takeover, handled by infra", since["title"]["now"])
+	require.Equal(t, "Linear", since["title"]["by"])
+}
+
+// writesOf returns a dry-run plan's writes as field → value written.
+func writesOf(t *testing.T, plan map[string]any) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, w := range plan["writes"].([]any) {
+		m := w.(map[string]any)
+		out[m["field"].(string)] = m["after"]
+	}
+	return out
+}
+
+// sinceOf returns a dry-run plan's changes since the failure by field.
+func sinceOf(t *testing.T, plan map[string]any) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, c := range plan["since_failure"].([]any) {
+		m := c.(map[string]any)
+		out[m["field"].(string)] = m
+	}
+	return out
 }
 
 // wireLog is the Linear client's transport in the failure tests: it notes when each request left linsync and when

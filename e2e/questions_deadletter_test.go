@@ -50,6 +50,20 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
 	plan := out["plan"].([]any)[0].(map[string]any)
 	require.Equal(t, true, plan["would_replay"], plan)
+	writes := writesOf(t, plan)
+	require.Equal(t, "issueCreate", writes["issue"], "the issue is not created yet: %v", plan["writes"])
+	require.Equal(t, "Where is churn computed?", writes["title"])
+	require.Empty(t, plan["since_failure"])
+
+	// The app edits the title after the failure: the dry run says what changed since, and writes the new title.
+	st, out = h.do(http.MethodPatch, "/questions/"+id, map[string]any{"title": "Where is churn computed, and how?"})
+	require.Equal(t, http.StatusOK, st, out)
+	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
+	plan = out["plan"].([]any)[0].(map[string]any)
+	require.Equal(t, "Where is churn computed, and how?", writesOf(t, plan)["title"])
+	since := sinceOf(t, plan)
+	require.Equal(t, "Where is churn computed, and how?", since["title"]["now"])
+	require.Equal(t, "app", since["title"]["by"])
 
 	h.fake.AllowKey(h.sd.APIKey) // the fault is cleared
 	st, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay")
@@ -61,6 +75,7 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 
 	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
 	require.Equal(t, false, out["plan"].([]any)[0].(map[string]any)["would_replay"], "synced since: nothing to write")
+	require.Empty(t, out["plan"].([]any)[0].(map[string]any)["writes"])
 	st, _ = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay")
 	require.Equal(t, 200, st)
 	h.quiesce(id)

@@ -97,8 +97,8 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef, linearAttemp
 	fail := func(step string, err error) {
 		reason := fmt.Sprintf("%s: %v", step, err)
 		workflow.GetLogger(ctx).Warn("question sync failed", "question_id", ref.QuestionID, "step", step, "err", err)
-		_ = workflow.ExecuteActivity(storeContext(ctx), a.MarkSyncFailed, ref, reason).Get(ctx, nil)
 		class, attempts := FailureClass(err)
+		_ = workflow.ExecuteActivity(storeContext(ctx), a.MarkSyncFailed, ref, reason, attempts).Get(ctx, nil)
 		_ = workflow.ExecuteActivity(storeContext(ctx), a.RecordSyncFailure, ref,
 			activities.SyncFailure{Reason: reason, ErrorClass: class, Attempts: attempts}).Get(ctx, nil)
 	}
