@@ -266,7 +266,8 @@ func (s *Server) snapshot() map[string]any {
 	out := map[string]any{"organization": s.org}
 	var teams, users, issues, comments, labels, hooks []any
 	for _, t := range s.teams {
-		teams = append(teams, map[string]any{"id": t.ID, "key": t.Key, "name": t.Name, "triageEnabled": t.TriageEnabled})
+		teams = append(teams, map[string]any{"id": t.ID, "key": t.Key, "name": t.Name, "triageEnabled": t.TriageEnabled,
+			"private": t.Private})
 	}
 	for _, u := range s.users {
 		users = append(users, map[string]any{"id": u.ID, "name": u.Name, "email": u.Email})
