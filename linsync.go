@@ -113,6 +113,8 @@ const (
 	OutcomeIgnored     = "ignored"
 	OutcomeUnknownType = "unknown_type"
 	OutcomeFailed      = "failed"
+	// OutcomeUnclaimed: workspaces of the organization claim Linear teams, and none claims the delivery's team.
+	OutcomeUnclaimed = "unclaimed"
 )
 
 // Delivery is one Linear webhook delivery as recorded after its workflow handled it.

@@ -155,6 +155,8 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	ws.GET("/integrations/linear", admin, s.handleGetLinear)
 	ws.PATCH("/integrations/linear", admin, s.handleUpdateLinearDefaults)
 	ws.POST("/integrations/linear/validate", admin, s.handleValidateLinear)
+	ws.GET("/integrations/linear/claimed-teams", admin, s.handleGetTeamClaims)
+	ws.PUT("/integrations/linear/claimed-teams", admin, s.handlePutTeamClaims)
 	ws.GET("/integrations/linear/teams", admin, s.handleLinearTeams)
 	s.registerAccessRoutes(v1, ws)
 	s.registerQuestionRoutes(ws)

@@ -16,3 +16,17 @@ CREATE TABLE linear_paused_work (
     since        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (workspace_id, workflow_id)
 );
+
+-- Workspace matching by team: a workspace may claim Linear teams of its organization; a delivery about a claimed
+-- team goes to the claiming workspace, one about a team nobody claims is recorded as unclaimed.
+CREATE TABLE linear_team_claims (
+    organization_id text NOT NULL,
+    team_id         text NOT NULL,
+    workspace_id    uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (organization_id, team_id)
+);
+CREATE INDEX linear_team_claims_workspace_idx ON linear_team_claims (workspace_id);
+ALTER TABLE webhook_deliveries DROP CONSTRAINT webhook_deliveries_outcome_check;
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_outcome_check
+    CHECK (outcome IN ('processed', 'ignored', 'unknown_type', 'failed', 'unclaimed'));
