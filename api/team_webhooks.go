@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,22 +18,63 @@ import (
 // (the default team, which questions and unrouted events use, and every routing rule's team), created and deleted as
 // the connection's defaults and the routing rules change.
 
-// filingTeams returns the ids of the Linear teams linsync files into for the workspace.
+// filingTeams returns the ids of the Linear teams linsync files into for the workspace: the default team, every
+// routing rule's team, and the team of every linked question (a question may name its own).
 func (s *Server) filingTeams(ctx context.Context, workspaceID string, conn *linsync.LinearConnection) ([]string, error) {
 	teams := []string{}
-	if conn.DefaultTeamID != "" {
-		teams = append(teams, conn.DefaultTeamID)
+	add := func(t string) {
+		if t != "" && !slices.Contains(teams, t) {
+			teams = append(teams, t)
+		}
 	}
+	add(conn.DefaultTeamID)
 	rules, _, err := s.db.RoutingRules(ctx, workspaceID)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rules {
-		if r.TeamID != "" && !slices.Contains(teams, r.TeamID) {
-			teams = append(teams, r.TeamID)
-		}
+		add(r.TeamID)
+	}
+	qteams, err := s.db.QuestionTeams(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range qteams {
+		add(t)
 	}
 	return teams, nil
+}
+
+// afterQuestionInTeam makes sure a question filed into a team other than the default one comes back from Linear:
+// when that team is private and has no webhook of linsync's yet, the team webhooks are brought in step. The team is
+// looked up in the client's cache, so a public team costs no request. Failures are logged; the next change of the
+// defaults or rules, or a reconnect, tries again.
+func (s *Server) afterQuestionInTeam(ctx context.Context, ws *linsync.Workspace, teamID string) {
+	if s.cfg.PublicURL == "" || teamID == "" {
+		return
+	}
+	lc, conn, err := s.linearFor(ctx, ws.ID)
+	if err != nil || teamID == conn.DefaultTeamID {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	t, err := lc.Team(lctx, teamID)
+	if err != nil || t.Visibility == linear.TeamVisibilityPublic {
+		return
+	}
+	hooks, err := s.db.ListLinearWebhooks(ctx, ws.ID)
+	if err != nil {
+		return
+	}
+	for _, h := range hooks {
+		if h.Managed && h.TeamID == t.Id {
+			return
+		}
+	}
+	if _, err := s.syncTeamWebhooks(ctx, ws, conn, lc); err != nil {
+		s.log.WarnContext(ctx, "webhook for a question's private team failed", "workspace_id", ws.ID, "team_id", teamID, "err", err)
+	}
 }
 
 // teamWebhookSync says what syncTeamWebhooks changed.
@@ -59,12 +101,19 @@ func (s *Server) syncTeamWebhooks(ctx context.Context, ws *linsync.Workspace, co
 	if err != nil {
 		return nil, linearRefusal("list Linear teams", err)
 	}
+	// Targets may name a team by its key (a question's team_id); each is resolved to its id.
 	private := map[string]bool{}
+	ids := []string{}
 	for _, t := range teams {
-		if t.Visibility != linear.TeamVisibilityPublic && slices.Contains(targets, t.Id) {
+		if !slices.ContainsFunc(targets, func(x string) bool { return x == t.Id || strings.EqualFold(x, t.Key) }) {
+			continue
+		}
+		ids = append(ids, t.Id)
+		if t.Visibility != linear.TeamVisibilityPublic {
 			private[t.Id] = true
 		}
 	}
+	targets = ids
 	hooks, err := s.db.ListLinearWebhooks(ctx, ws.ID)
 	if err != nil {
 		return nil, err

@@ -9,8 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// secTeamID is the private team the connect tests add to the fake.
-const secTeamID = "7ea30000-0000-4000-8000-000000000003"
+// secTeamID and opsTeamID are private teams the connect tests add to the fake.
+const (
+	secTeamID = "7ea30000-0000-4000-8000-000000000003"
+	opsTeamID = "7ea30000-0000-4000-8000-000000000004"
+)
 
 // TestConnectLikeAnIntegrationCard is connecting as seed 004's integration card does: the key is validated and its
 // teams listed for a picker before anything is stored, the picked default team, priority and labels are stored and
@@ -96,6 +99,21 @@ func TestConnectLikeAnIntegrationCard(t *testing.T) {
 	require.Equal(t, http.StatusOK, st, body)
 	requireFakeHooks(t, e, map[string]bool{"": true, secTeamID: true})
 
+	// A question may name its own team: a second private team gets its webhook when the first question goes there,
+	// and keeps it while questions live there.
+	e.fake.AddTeam(opsTeamID, "OPS", "Operations", false, true, 4)
+	st, body = e.call(http.MethodPost, "/v1/workspaces/"+ws.Slug+"/questions", tok, map[string]any{"title": "Pager rota?",
+		"body": "?", "asker_email": "alice@example.com", "team_id": "OPS"})
+	require.Equal(t, http.StatusCreated, st, body)
+	requireFakeHooks(t, e, map[string]bool{"": true, secTeamID: true, opsTeamID: true})
+	st, body = e.call(http.MethodPatch, base, tok, map[string]any{"default_team_id": e.sd.Triage.Key})
+	require.Equal(t, http.StatusOK, st, body)
+	requireFakeHooks(t, e, map[string]bool{"": true, secTeamID: true, opsTeamID: true})
+	st, body = e.call(http.MethodPost, "/v1/workspaces/"+ws.Slug+"/questions", tok, map[string]any{"title": "Public one",
+		"body": "?", "asker_email": "alice@example.com", "team_id": e.sd.Plain.Key})
+	require.Equal(t, http.StatusCreated, st, body)
+	requireFakeHooks(t, e, map[string]bool{"": true, secTeamID: true, opsTeamID: true})
+
 	st, body = e.call(http.MethodGet, base+"/webhooks", tok, nil)
 	require.Equal(t, http.StatusOK, st, body)
 	scopes := map[string]string{}
@@ -103,7 +121,7 @@ func TestConnectLikeAnIntegrationCard(t *testing.T) {
 		m := h.(map[string]any)
 		scopes[m["scope"].(string)] = m["health"].(string)
 		if m["scope"] == "team" {
-			require.Equal(t, "SEC", m["team_key"])
+			require.Contains(t, []any{"SEC", "OPS"}, m["team_key"])
 			require.Equal(t, true, m["team_private"])
 		}
 	}

@@ -67,3 +67,17 @@ func (db *DB) SetTeamClaims(ctx context.Context, workspaceID, organizationID str
 		return nil
 	})
 }
+
+// QuestionTeams returns the Linear teams the workspace's linked questions were filed into.
+func (db *DB) QuestionTeams(ctx context.Context, workspaceID string) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT DISTINCT team_id FROM questions WHERE workspace_id = $1 AND linked AND team_id <> ''
+		ORDER BY team_id`, workspaceID)
+	if err != nil {
+		return nil, fmt.Errorf("question teams of workspace %s: %w", workspaceID, err)
+	}
+	teams, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("scan question teams of workspace %s: %w", workspaceID, err)
+	}
+	return teams, nil
+}
