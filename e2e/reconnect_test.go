@@ -105,3 +105,47 @@ func TestDeadKeyPausesWorkUntilReconnect(t *testing.T) {
 	}
 	require.Equal(t, 3, created, "two questions and one event, each created once, with the new key")
 }
+
+// TestRevokedGrantPausesUntilOAuthReconnect: the OAuth grant behind a connection is revoked in Linear (its access
+// token stops working). The first refusal pauses the workspace's work as for a dead key; authorizing again through
+// OAuth resumes it, and the question reaches Linear once.
+func TestRevokedGrantPausesUntilOAuthReconnect(t *testing.T) {
+	t.Parallel()
+	e := newAccessEnv(t, accessOptions{worker: true, questions: true})
+	ws, tok := e.workspace("acme")
+	e.connectOAuth(ws, tok)
+	_, creds, err := e.db.ConnectionCredentials(t.Context(), ws.ID)
+	require.NoError(t, err)
+	e.fake.RevokeKey("Bearer " + creds.Credential) // an admin revoked linsync's access in Linear
+
+	st, body := e.call(http.MethodPost, "/v1/workspaces/acme/questions", tok, map[string]any{"title": "Grant gone?",
+		"body": "?", "asker_email": "alice@example.com", "external_id": "g-1"})
+	require.Equal(t, http.StatusCreated, st, body)
+	qid := body["question"].(map[string]any)["id"].(string)
+	require.Eventually(t, func() bool {
+		_, body = e.call(http.MethodGet, "/v1/workspaces/acme/integrations/linear", tok, nil)
+		return body["connection"].(map[string]any)["status"] == linsync.ConnectionNeedsReconnect && len(body["paused_work"].([]any)) == 1
+	}, 30*time.Second, 100*time.Millisecond, "the question's workflow waits: %v", body)
+	require.Equal(t, "oauth", body["connection"].(map[string]any)["auth_kind"])
+
+	_, body = e.connectOAuth(ws, tok)
+	require.EqualValues(t, 1, body["resumed_workflows"])
+	require.Eventually(t, func() bool {
+		_, body = e.call(http.MethodGet, "/v1/workspaces/acme/questions/"+qid, tok, nil)
+		return body["question"].(map[string]any)["linear"] != nil
+	}, 30*time.Second, 100*time.Millisecond, "the question reaches Linear after the reconnect")
+	_, body = e.call(http.MethodGet, "/v1/workspaces/acme/failed-events", tok, nil)
+	require.Empty(t, body["failed_events"])
+	require.Equal(t, 1, e.fake.CountRequests("IssueCreate")-refusedCreates(e.fake))
+}
+
+// refusedCreates counts the issueCreate requests Linear refused for their credential.
+func refusedCreates(fake *lineartest.Server) int {
+	n := 0
+	for _, r := range fake.Requests() {
+		if r.OperationName == "IssueCreate" && r.Auth == "" {
+			n++
+		}
+	}
+	return n
+}
