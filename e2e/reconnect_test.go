@@ -3,13 +3,18 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
+	"github.com/linsync/linsync/linsynctest"
 )
 
 // TestDeadKeyPausesWorkUntilReconnect is a personal API key whose owner left: Linear starts refusing it. The first
@@ -148,4 +153,54 @@ func refusedCreates(fake *lineartest.Server) int {
 		}
 	}
 	return n
+}
+
+// TestOffboardedUserPausesBeforeTheKeyFails: Linear reports (a User webhook) that the user the connection acts as
+// was deactivated. The connection turns needs_reconnect at once, before any request is refused, with the reason; the
+// deactivation of another user changes nothing.
+func TestOffboardedUserPausesBeforeTheKeyFails(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{worker: everyCapability, workspace: "offboard", webhook: webhookStored,
+		connect: &stackConnection{}})
+	raw, err := os.ReadFile(filepath.Join(linsynctest.LinearTestdata(t, "schema-payloads"), "user_update_deactivated.json"))
+	require.NoError(t, err)
+	post := func(userID string) string {
+		t.Helper()
+		var body map[string]any
+		require.NoError(t, json.Unmarshal(raw, &body))
+		body["organizationId"] = s.sd.OrganizationID
+		body["webhookTimestamp"] = time.Now().UnixMilli()
+		body["data"].(map[string]any)["id"] = userID
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		id := uuid.NewString()
+		resp, out := s.request(http.DefaultClient, http.MethodPost, "/webhooks/linear/"+s.ws, json.RawMessage(b),
+			linear.HeaderDelivery, id, linear.HeaderSignature, linear.Sign([]byte(testSecret), b), "Content-Type", "application/json")
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(out))
+		return id
+	}
+	outcome := func(delivery string) string {
+		t.Helper()
+		var rec *linsync.Delivery
+		require.Eventually(t, func() bool {
+			var err error
+			rec, err = s.db.FindDelivery(t.Context(), delivery)
+			return err == nil
+		}, 30*time.Second, 50*time.Millisecond)
+		return rec.Outcome
+	}
+
+	require.Equal(t, linsync.OutcomeIgnored, outcome(post(s.sd.Alice.ID)), "another member left")
+	conn, err := s.db.FindConnection(t.Context(), s.wsID)
+	require.NoError(t, err)
+	require.Equal(t, linsync.ConnectionActive, conn.Status)
+
+	requests := len(s.fake.Requests())
+	require.Equal(t, linsync.OutcomeProcessed, outcome(post(s.sd.Bot.ID)), "the connection's own user left")
+	conn, err = s.db.FindConnection(t.Context(), s.wsID)
+	require.NoError(t, err)
+	require.Equal(t, linsync.ConnectionNeedsReconnect, conn.Status)
+	require.Contains(t, conn.StatusReason, "was deactivated")
+	require.NotNil(t, conn.StatusChangedAt)
+	require.Len(t, s.fake.Requests(), requests, "known from the webhook, without asking Linear")
 }

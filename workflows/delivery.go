@@ -53,8 +53,10 @@ func deliveryRoutes() map[string]DeliveryHandler {
 		"Comment/create": questionCommentDelivery,
 		"Comment/update": questionCommentDelivery,
 		"Comment/remove": questionCommentDelivery,
-		// Access (access.go): Linear's admin uninstalled linsync's OAuth application.
+		// Access (access.go): Linear's admin uninstalled linsync's OAuth application; a member left.
 		"OAuthApp/revoked": handleOAuthAppRevoked,
+		"User/update":      handleUserChanged,
+		"User/remove":      handleUserChanged,
 	}
 }
 
