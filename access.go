@@ -121,3 +121,11 @@ type LinearWebhookInput struct {
 	LinearWebhookID string // Linear's id, when linsync created the webhook
 	Secret          string
 }
+
+// PausedWork is a workflow waiting for its workspace to reconnect to Linear.
+type PausedWork struct {
+	WorkflowID string    `json:"workflow_id"`
+	RunID      string    `json:"run_id"`
+	Reason     string    `json:"reason"`
+	Since      time.Time `json:"since"`
+}

@@ -113,6 +113,8 @@ const (
 	OutcomeIgnored     = "ignored"
 	OutcomeUnknownType = "unknown_type"
 	OutcomeFailed      = "failed"
+	// OutcomeUnclaimed: workspaces of the organization claim Linear teams, and none claims the delivery's team.
+	OutcomeUnclaimed = "unclaimed"
 )
 
 // Delivery is one Linear webhook delivery as recorded after its workflow handled it.
@@ -173,7 +175,17 @@ const (
 	ConnectionActive       = "active"
 	ConnectionRevoked      = "revoked"
 	ConnectionDisconnected = "disconnected"
+	// ConnectionNeedsReconnect: Linear refused the stored credential (a personal API key whose owner left, an OAuth
+	// grant revoked in Linear). Work for the workspace waits, instead of failing, until an admin connects again.
+	ConnectionNeedsReconnect = "needs_reconnect"
 )
+
+// ConnectionPaused reports whether work for a connection in status waits for a reconnect rather than failing: Linear
+// refused its credential or its grant, which only an admin connecting again can repair. A disconnected workspace
+// was disconnected on purpose, so its work fails.
+func ConnectionPaused(status string) bool {
+	return status == ConnectionNeedsReconnect || status == ConnectionRevoked
+}
 
 // LinearConnection is a workspace's connection to Linear, without its credential.
 type LinearConnection struct {
@@ -193,8 +205,10 @@ type LinearConnection struct {
 	DefaultLabels        []string   `json:"default_labels"`
 	Status               string     `json:"status"`
 	StatusReason         string     `json:"status_reason,omitempty"`
-	CreatedAt            time.Time  `json:"created_at"`
-	UpdatedAt            time.Time  `json:"updated_at"`
+	// StatusChangedAt is when the status last changed (a connect, Linear's refusal, a revocation, a disconnect).
+	StatusChangedAt *time.Time `json:"status_changed_at,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
 }
 
 // KindQuestionPush is the dead-letter kind of a question whose push to Linear failed for good; replaying it asks

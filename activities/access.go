@@ -66,3 +66,46 @@ func (a *Access) RevokeOAuthApp(ctx context.Context, in OAuthAppRevokedInput) (O
 	}
 	return res, nil
 }
+
+// UserChangedResult says whether a User delivery paused the workspace's connection.
+type UserChangedResult struct {
+	Paused bool   `json:"paused"`
+	Detail string `json:"detail"`
+}
+
+// ConnectionUserChanged acts on a User delivery: when the Linear user the workspace's connection acts as was
+// deactivated (offboarded), the connection is marked needs_reconnect at once, before Linear refuses its key, so work
+// waits instead of failing. Any other user change is ignored. Idempotent: a connection already marked, or one
+// whose credential changed since, is left as it is.
+func (a *Access) ConnectionUserChanged(ctx context.Context, in OAuthAppRevokedInput) (UserChangedResult, error) {
+	hook, err := linear.DecodeWebhook(in.Body)
+	if err != nil || hook.User == nil {
+		return UserChangedResult{Detail: "not a User delivery"}, nil
+	}
+	conn, err := a.DB.FindConnection(ctx, in.WorkspaceID)
+	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+		return UserChangedResult{Detail: "workspace has no Linear connection"}, nil
+	}
+	if err != nil {
+		return UserChangedResult{}, err
+	}
+	u := hook.User
+	if u.ID != conn.ActorUserID || (u.Active && hook.Action != "remove") {
+		return UserChangedResult{Detail: "not the connection's user, or still active"}, nil
+	}
+	reason := fmt.Sprintf("the Linear user %s (%s) that the connection acts as was deactivated (delivery %s); its key "+
+		"no longer works; connect again with a service user's key", u.Name, u.Email, in.DeliveryID)
+	changed, err := a.DB.MarkNeedsReconnect(ctx, in.WorkspaceID, conn.CredentialVersion, reason)
+	if err != nil || !changed {
+		return UserChangedResult{Detail: "connection already not active"}, err
+	}
+	activity.GetLogger(ctx).Info("linear connection needs a reconnect: its user was deactivated", "workspace_id", in.WorkspaceID)
+	if err := a.DB.RecordAccessEvent(ctx, linsync.AccessEvent{WorkspaceID: in.WorkspaceID, ConnectionID: conn.ID,
+		Kind: AccessUserDeactivated, Outcome: linsync.AccessOutcomeOK, Detail: reason}); err != nil {
+		return UserChangedResult{}, err
+	}
+	return UserChangedResult{Paused: true, Detail: "the connection's user was deactivated; the connection needs a reconnect"}, nil
+}
+
+// AccessUserDeactivated is the access-history kind of a connection paused because its Linear user was deactivated.
+const AccessUserDeactivated = "user_deactivated"

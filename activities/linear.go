@@ -9,12 +9,16 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/postgres"
 )
 
-// Temporal error types for a workspace that cannot reach Linear at all; neither is retried.
+// Temporal error types for a workspace that cannot reach Linear at all; none is retried by Temporal. A paused
+// connection (Linear refused its credential or grant) is not a failure: the workflows wait for a reconnect
+// (workflows.callLinear) instead of dead-lettering the work.
 const (
 	ErrTypeNotConnected        = "LinearNotConnected"
 	ErrTypeConnectionSuspended = "LinearConnectionSuspended"
+	ErrTypeConnectionPaused    = "LinearConnectionPaused"
 )
 
 // LinearFor returns the workspace's connection and a client for it from the one factory of Linear clients, with
@@ -28,11 +32,14 @@ func LinearFor(ctx context.Context, clients *linear.Clients, workspaceID string)
 	case err == nil:
 		return lc, conn, nil
 	case errors.As(err, &refresh) && refresh.Revoked:
-		return nil, nil, temporal.NewNonRetryableApplicationError(refresh.Reason, ErrTypeConnectionSuspended, nil)
+		return nil, nil, temporal.NewNonRetryableApplicationError(refresh.Reason, ErrTypeConnectionPaused, nil)
 	case errors.As(err, &refresh):
 		return nil, nil, err
 	case code == linsync.ENOTFOUND:
 		return nil, nil, temporal.NewNonRetryableApplicationError("workspace has no Linear connection", ErrTypeNotConnected, err)
+	case conn != nil && linsync.ConnectionPaused(conn.Status):
+		return nil, nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("Linear connection is %s: %s", conn.Status, conn.StatusReason), ErrTypeConnectionPaused, nil)
 	case conn != nil && conn.Status != linsync.ConnectionActive:
 		return nil, nil, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("Linear connection is %s: %s", conn.Status, conn.StatusReason), ErrTypeConnectionSuspended, nil)
@@ -43,4 +50,47 @@ func LinearFor(ctx context.Context, clients *linear.Clients, workspaceID string)
 	default:
 		return nil, nil, err
 	}
+}
+
+// Reconnect keeps the register of work waiting for a workspace's reconnect to Linear: a workflow that found the
+// connection paused records itself before it waits, so the api can signal every waiting workflow when an admin
+// connects again; the workflow clears its row once it resumes.
+type Reconnect struct {
+	DB *postgres.DB
+}
+
+// PauseInput names a workflow that waits for its workspace's reconnect, and why.
+type PauseInput struct {
+	WorkspaceID string `json:"workspace_id"`
+	WorkflowID  string `json:"workflow_id"`
+	RunID       string `json:"run_id"`
+	Reason      string `json:"reason"`
+}
+
+// PauseForReconnect records the workflow as waiting and reports whether the connection is already usable again (a
+// reconnect that came before the record would otherwise go unheard until the workflow's next check).
+func (a *Reconnect) PauseForReconnect(ctx context.Context, in PauseInput) (bool, error) {
+	if err := a.DB.RecordPausedWork(ctx, in.WorkspaceID, linsync.PausedWork{WorkflowID: in.WorkflowID, RunID: in.RunID,
+		Reason: in.Reason}); err != nil {
+		return false, err
+	}
+	return a.ConnectionUsable(ctx, in.WorkspaceID)
+}
+
+// ConnectionUsable reports whether the workspace's connection is active, so paused work may go on. A workspace
+// disconnected or with no connection is usable in this sense too: its work goes on to fail with the reason.
+func (a *Reconnect) ConnectionUsable(ctx context.Context, workspaceID string) (bool, error) {
+	conn, err := a.DB.FindConnection(ctx, workspaceID)
+	if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !linsync.ConnectionPaused(conn.Status), nil
+}
+
+// ResumeAfterReconnect clears the workflow's record once it goes on.
+func (a *Reconnect) ResumeAfterReconnect(ctx context.Context, in PauseInput) error {
+	return a.DB.ClearPausedWork(ctx, in.WorkspaceID, in.WorkflowID)
 }

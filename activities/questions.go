@@ -374,9 +374,10 @@ func (a *Questions) FinishSync(ctx context.Context, ref QuestionRef) (string, er
 	return a.DB.FinishSync(ctx, ref.QuestionID)
 }
 
-// MarkSyncFailed records why the question could not be written to Linear.
-func (a *Questions) MarkSyncFailed(ctx context.Context, ref QuestionRef, reason string) error {
-	return a.DB.MarkSyncFailed(ctx, ref.QuestionID, reason)
+// MarkSyncFailed records why the question could not be written to Linear and how many attempts at Linear the failed
+// pass made (below 1 counts as one).
+func (a *Questions) MarkSyncFailed(ctx context.Context, ref QuestionRef, reason string, attempts int) error {
+	return a.DB.MarkSyncFailed(ctx, ref.QuestionID, reason, max(attempts, 1))
 }
 
 // RequestSync asks the question's workflow to write what a Linear change left for Linear (a newer app edit that

@@ -39,7 +39,10 @@ const ReconcilePageSize = 50
 // ReconcileStart is where a run begins.
 type ReconcileStart struct {
 	// Connected is false when the workspace has no active Linear connection: there is nothing to reconcile.
-	Connected bool      `json:"connected"`
+	Connected bool `json:"connected"`
+	// Paused: the connection waits for a reconnect (Linear refused its credential); the run does nothing, and the
+	// schedule stays for when the admin connects again.
+	Paused    bool      `json:"paused,omitempty"`
 	Watermark time.Time `json:"watermark"`
 }
 
@@ -53,7 +56,7 @@ func (a *Reconciler) BeginReconcile(ctx context.Context, workspaceID string) (*R
 		return nil, err
 	}
 	if conn.Status != linsync.ConnectionActive {
-		return &ReconcileStart{}, nil
+		return &ReconcileStart{Paused: linsync.ConnectionPaused(conn.Status)}, nil
 	}
 	now := time.Now
 	if a.Now != nil {
@@ -352,7 +355,7 @@ func (a *Reconciler) FinishReconcile(ctx context.Context, r ReconcileReport) err
 		counts[DriftQuestionResync] = r.Resynced
 	}
 	var parts []string
-	for _, kind := range []string{DriftQuestion, DriftFiledIssue, DriftQuestionResync} {
+	for _, kind := range []string{DriftQuestion, DriftComment, DriftFiledIssue, DriftQuestionResync} {
 		if n := counts[kind]; n > 0 {
 			a.Metrics.driftRepaired(kind, n)
 			parts = append(parts, fmt.Sprintf("%d %s", n, kind))

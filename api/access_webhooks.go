@@ -77,15 +77,6 @@ func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace
 	return rec, nil
 }
 
-func (s *Server) handleListWebhooks(c *gin.Context) {
-	hooks, err := s.db.ListLinearWebhooks(c, workspaceOf(c).ID)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"webhooks": hooks})
-}
-
 type createWebhookRequest struct {
 	// Secret is Linear's signing secret, pasted by an admin who created the webhook in Linear (manual mode). Without
 	// it, linsync creates the webhook in Linear itself (managed mode).

@@ -52,6 +52,9 @@ type Config struct {
 	WebhookSecretGrace time.Duration
 	// OAuth is Linear's OAuth application; nil disables connecting by OAuth.
 	OAuth *linear.OAuthClient
+	// OAuthWebhookSecret signs the deliveries of the OAuth application's own webhook (OAuthApp revoked), posted to
+	// /webhooks/linear-app; "" answers that route 501.
+	OAuthWebhookSecret string
 	// LinearMetrics receives the metrics of the API's calls to Linear, with the worker's; nil disables them.
 	LinearMetrics *linear.Metrics
 	// MinBrokenLinkWindow is the shortest broken-link dedup window event settings accept. Default 1 min.
@@ -148,6 +151,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	}
 	e.POST("/webhooks/linear", s.handleLinearWebhook)
 	e.POST("/webhooks/linear/:workspace", s.handleLinearWebhook)
+	e.POST("/webhooks/linear-app", s.handleLinearAppWebhook) // the OAuth application's webhook (webhooks_app.go)
 
 	v1 := e.Group("/v1")
 	v1.POST("/workspaces", s.requireBootstrap, s.handleCreateWorkspace)
@@ -159,6 +163,10 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	ws.DELETE("/tokens/:id", admin, s.handleRevokeToken)
 	ws.POST("/integrations/linear/connect", admin, s.handleConnectLinear)
 	ws.GET("/integrations/linear", admin, s.handleGetLinear)
+	ws.PATCH("/integrations/linear", admin, s.handleUpdateLinearDefaults)
+	ws.POST("/integrations/linear/validate", admin, s.handleValidateLinear)
+	ws.GET("/integrations/linear/claimed-teams", admin, s.handleGetTeamClaims)
+	ws.PUT("/integrations/linear/claimed-teams", admin, s.handlePutTeamClaims)
 	ws.GET("/integrations/linear/teams", admin, s.handleLinearTeams)
 	s.registerAccessRoutes(v1, ws)
 	s.registerQuestionRoutes(ws)

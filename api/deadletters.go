@@ -79,16 +79,49 @@ func (s *Server) handleGetDeadLetter(c *gin.Context) {
 	c.JSON(http.StatusOK, d)
 }
 
-// replayPlan is what a dry run says a replay would do, judged against Temporal's and linsync's current state.
+// replayPlan is what a dry run says a replay would do, judged against Temporal's, linsync's and Linear's current
+// state: in a sentence (Reason), field by field what it would write to Linear (Writes), and what changed since the
+// failure (SinceFailure).
 type replayPlan struct {
 	ID          string `json:"id"`
 	Kind        string `json:"kind"`
 	WorkflowID  string `json:"workflow_id"`
 	WouldReplay bool   `json:"would_replay"`
 	Reason      string `json:"reason"`
+	// Writes is empty when the replay would write nothing to Linear.
+	Writes       []fieldChange `json:"writes"`
+	SinceFailure []changeSince `json:"since_failure"`
+}
+
+// fieldChange is one field a replay would write to Linear: Before is Linear's value now (as read from Linear, or as
+// linsync last wrote it; null for an issue not created yet), After the value the replay writes.
+type fieldChange struct {
+	Field  string `json:"field"`
+	Before any    `json:"before"`
+	After  any    `json:"after"`
+	Note   string `json:"note,omitempty"`
+}
+
+// changeSince is one thing that changed after the run failed: the field, its value now, when and by whom.
+type changeSince struct {
+	Field string    `json:"field"`
+	Now   any       `json:"now"`
+	At    time.Time `json:"at"`
+	By    string    `json:"by"`
 }
 
 func (s *Server) plan(ctx context.Context, d *linsync.DeadLetter) replayPlan {
+	p := s.planOf(ctx, d)
+	if p.Writes == nil || !p.WouldReplay {
+		p.Writes = []fieldChange{}
+	}
+	if p.SinceFailure == nil {
+		p.SinceFailure = []changeSince{}
+	}
+	return p
+}
+
+func (s *Server) planOf(ctx context.Context, d *linsync.DeadLetter) replayPlan {
 	p := replayPlan{ID: d.ID, Kind: d.Kind, WorkflowID: d.WorkflowID}
 	if d.Kind == linsync.KindQuestionPush {
 		return s.planQuestionPush(ctx, d, p)
@@ -116,6 +149,8 @@ func (s *Server) plan(ctx context.Context, d *linsync.DeadLetter) replayPlan {
 			ts := in.WebhookTimestamp
 			newer, err := s.db.NewerDelivery(ctx, in.WorkspaceID, in.EntityID, linsync.Delivery{WebhookTimestamp: &ts})
 			if err == nil && newer != nil {
+				p.SinceFailure = append(p.SinceFailure, changeSince{Field: in.EventType + " " + in.EntityID,
+					Now: newer.EventType + "/" + newer.Action, At: *newer.WebhookTimestamp, By: "Linear"})
 				p.Reason = fmt.Sprintf("re-runs %s/%s for %s, but a newer %s/%s for it (sent %s) was applied since: "+
 					"handlers keep the newer values, so this replay changes nothing they hold", in.EventType, in.Action,
 					in.EntityID, newer.EventType, newer.Action, newer.WebhookTimestamp.Format(time.RFC3339))
@@ -249,8 +284,11 @@ func (s *Server) planQuestionPush(ctx context.Context, d *linsync.DeadLetter, p 
 		return p
 	}
 	q, err := s.db.FindQuestion(ctx, refs[0].WorkspaceID, refs[0].QuestionID)
+	if err != nil {
+		q = nil
+	}
 	switch {
-	case err != nil:
+	case q == nil:
 		p.Reason = "question " + refs[0].QuestionID + " is gone; nothing to replay"
 	case q.SyncState == "synced":
 		p.Reason = "question " + q.ID + " has synced since this failure; a replay writes nothing"
@@ -258,6 +296,48 @@ func (s *Server) planQuestionPush(ctx context.Context, d *linsync.DeadLetter, p 
 		p.WouldReplay = true
 		p.Reason = fmt.Sprintf("asks question %s's workflow to write what Linear still lacks (sync state %s: %s)",
 			q.ID, q.SyncState, q.SyncReason)
+		p.Writes = s.questionWrites(ctx, q)
+	}
+	if q != nil {
+		for _, name := range linsync.SyncedFields {
+			f := q.Fields[name]
+			if f.SourceAt.After(d.LastFailed) {
+				p.SinceFailure = append(p.SinceFailure, changeSince{Field: name, Now: f.Value, At: f.SourceAt, By: f.Source})
+			}
+			if f.LinearAt.After(d.LastFailed) && f.LinearAt != f.SourceAt {
+				p.SinceFailure = append(p.SinceFailure, changeSince{Field: name, Now: f.LinearValue, At: f.LinearAt, By: "Linear"})
+			}
+		}
 	}
 	return p
+}
+
+// questionWrites is what a question's sync pass would write to Linear now, field by field: the issue and every field
+// when it is not created yet, else each field whose value Linear has not been given, and every reply not yet a
+// comment.
+func (s *Server) questionWrites(ctx context.Context, q *linsync.Question) []fieldChange {
+	out := []fieldChange{}
+	if !q.IssueCreated {
+		out = append(out, fieldChange{Field: "issue", After: "issueCreate"}, fieldChange{Field: "team", After: q.TeamID})
+	}
+	for _, name := range linsync.SyncedFields {
+		f := q.Fields[name]
+		switch {
+		case !q.IssueCreated && f.Value != "":
+			out = append(out, fieldChange{Field: name, After: f.Value})
+		case q.IssueCreated && f.Dirty():
+			out = append(out, fieldChange{Field: name, Before: f.LinearValue, After: f.Value})
+		}
+	}
+	replies, err := s.db.ListReplies(ctx, q.ID)
+	if err != nil {
+		s.log.WarnContext(ctx, "read replies for a dry run", "question_id", q.ID, "err", err)
+		return out
+	}
+	for _, r := range replies {
+		if r.Source == "app" && !r.Synced && r.DeletedAt == nil {
+			out = append(out, fieldChange{Field: "comment", After: r.Body, Note: "reply " + r.ID + " by " + r.AuthorEmail})
+		}
+	}
+	return out
 }

@@ -56,7 +56,9 @@ func (s *Server) handlePutRoutingRules(c *gin.Context) {
 		return
 	}
 	s.log.InfoContext(c, "routing rules saved", "workspace_id", ws.ID, "rules", len(req.Rules), "version", version)
-	c.JSON(http.StatusOK, gin.H{"rules": req.Rules, "version": version})
+	out := gin.H{"rules": req.Rules, "version": version}
+	s.afterFilingTeamsChanged(c, ws, out) // a rule's private team needs its own webhook (team_webhooks.go)
+	c.JSON(http.StatusOK, out)
 }
 
 // checkRules validates rules without Linear: shape, globs, enumerations, and a default rule only at the end.

@@ -48,7 +48,8 @@ func (s *Server) handleConnectLinear(c *gin.Context) {
 		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "api_key", Message: "api_key is required"})
 		return
 	case req.DefaultTeamID == "":
-		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_team_id", Message: "default_team_id is required"})
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_team_id",
+			Message: "default_team_id is required: POST …/integrations/linear/validate with the key lists the teams to pick from"})
 		return
 	case req.DefaultPriority != nil && (*req.DefaultPriority < 0 || *req.DefaultPriority > 4):
 		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_priority",
@@ -160,7 +161,131 @@ func (s *Server) handleGetLinear(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(conn)})
+	h, err := s.connectionHealth(c, conn.WorkspaceID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"connection": viewConnection(conn), "paused_work": h.PausedWork})
+}
+
+// teamView is a Linear team as the team picker shows it.
+type teamView struct {
+	ID            string `json:"id"`
+	Key           string `json:"key"`
+	Name          string `json:"name"`
+	TriageEnabled bool   `json:"triage_enabled"`
+	// Private teams get a webhook of their own when linsync files into them.
+	Private bool `json:"private"`
+	Default bool `json:"default"`
+}
+
+func viewTeams(teams []linear.TeamFields, defaultTeam string) []teamView {
+	out := make([]teamView, 0, len(teams))
+	for _, t := range teams {
+		out = append(out, teamView{ID: t.Id, Key: t.Key, Name: t.Name, TriageEnabled: t.TriageEnabled,
+			Private: t.Visibility != linear.TeamVisibilityPublic, Default: t.Id == defaultTeam})
+	}
+	return out
+}
+
+type validateRequest struct {
+	APIKey string `json:"api_key"`
+}
+
+// handleValidateLinear is the first step of connecting by key, as a Linear integration card does it: the key is
+// checked with `viewer`, and the organization and its teams are listed for the team picker. Nothing is stored; the
+// connect that follows names the team picked.
+func (s *Server) handleValidateLinear(c *gin.Context) {
+	var req validateRequest
+	if err := bindJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	req.APIKey = strings.TrimSpace(req.APIKey)
+	if req.APIKey == "" {
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "api_key", Message: "api_key is required"})
+		return
+	}
+	probe, err := s.probeLinear(c, linear.Credential{APIKey: req.APIKey}, "")
+	if err != nil {
+		s.log.WarnContext(c, "linear key refused", "workspace_id", workspaceOf(c).ID, "api_key", linear.Credential{APIKey: req.APIKey}.Redacted(), "err", err)
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"viewer":        gin.H{"id": probe.viewer.Id, "name": probe.viewer.Name, "email": probe.viewer.Email},
+		"organization":  gin.H{"id": probe.orgID, "name": probe.orgName},
+		"api_key_last4": linear.Credential{APIKey: req.APIKey}.Redacted(),
+		"teams":         viewTeams(probe.teams, ""),
+	})
+}
+
+type defaultsRequest struct {
+	DefaultTeamID   *string   `json:"default_team_id"`
+	DefaultPriority *int      `json:"default_priority"`
+	Labels          *[]string `json:"labels"`
+}
+
+// handleUpdateLinearDefaults changes the connection's default team (checked against the teams the stored credential
+// sees), priority and labels; fields left out stay as they are. The webhooks of private teams follow.
+func (s *Server) handleUpdateLinearDefaults(c *gin.Context) {
+	var req defaultsRequest
+	if err := bindJSON(c, &req); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	switch {
+	case req.DefaultTeamID == nil && req.DefaultPriority == nil && req.Labels == nil:
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_team_id",
+			Message: "nothing to change: send default_team_id, default_priority or labels"})
+		return
+	case req.DefaultTeamID != nil && strings.TrimSpace(*req.DefaultTeamID) == "":
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_team_id", Message: "default_team_id may not be empty"})
+		return
+	case req.DefaultPriority != nil && (*req.DefaultPriority < 0 || *req.DefaultPriority > 4):
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_priority",
+			Message: "default_priority must be Linear's 0 (none), 1 (urgent), 2 (high), 3 (medium) or 4 (low)"})
+		return
+	}
+	var labels []string
+	if req.Labels != nil {
+		labels = make([]string, 0, len(*req.Labels))
+		for i, l := range *req.Labels {
+			if l = strings.TrimSpace(l); l == "" {
+				s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: fmt.Sprintf("labels[%d]", i), Message: "a label needs a name"})
+				return
+			}
+			labels = append(labels, l)
+		}
+	}
+	ws := workspaceOf(c)
+	var team *string
+	if req.DefaultTeamID != nil {
+		lc, _, err := s.linearFor(c, ws.ID)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		p, err := probeWith(c, lc, strings.TrimSpace(*req.DefaultTeamID))
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		team = &p.teamID
+	}
+	conn, err := s.db.UpdateConnectionDefaults(c, ws.ID, team, req.DefaultPriority, labels)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.log.InfoContext(c, "linear defaults updated", "workspace_id", ws.ID, "default_team_id", conn.DefaultTeamID,
+		"default_priority", conn.DefaultPriority)
+	out := gin.H{"connection": viewConnection(conn)}
+	if team != nil {
+		s.afterFilingTeamsChanged(c, ws, out)
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 // handleLinearTeams serves a team picker from the stored credential.
@@ -175,16 +300,5 @@ func (s *Server) handleLinearTeams(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	type team struct {
-		ID            string `json:"id"`
-		Key           string `json:"key"`
-		Name          string `json:"name"`
-		TriageEnabled bool   `json:"triage_enabled"`
-		Default       bool   `json:"default"`
-	}
-	out := make([]team, 0, len(p.teams))
-	for _, t := range p.teams {
-		out = append(out, team{ID: t.Id, Key: t.Key, Name: t.Name, TriageEnabled: t.TriageEnabled, Default: t.Id == conn.DefaultTeamID})
-	}
-	c.JSON(http.StatusOK, gin.H{"teams": out})
+	c.JSON(http.StatusOK, gin.H{"teams": viewTeams(p.teams, conn.DefaultTeamID)})
 }

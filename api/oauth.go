@@ -186,7 +186,8 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 // POST …/webhooks retries it.
 func (s *Server) connectedAnswer(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client) gin.H {
 	out := gin.H{"connection": viewConnection(conn)}
-	s.afterConnectReconcile(ctx, ws.ID) // reconciliation schedule (syncstatus.go)
+	s.afterConnectReconcile(ctx, ws.ID)                       // reconciliation schedule (syncstatus.go)
+	out["resumed_workflows"] = s.resumePausedWork(ctx, ws.ID) // work that waited for this reconnect (reconnect.go)
 	if s.cfg.PublicURL == "" {
 		return out
 	}
@@ -196,6 +197,12 @@ func (s *Server) connectedAnswer(ctx context.Context, ws *linsync.Workspace, con
 		return out
 	}
 	out["webhook"] = hook
+	// Private teams linsync files into need webhooks of their own (team_webhooks.go).
+	if sync, err := s.syncTeamWebhooks(ctx, ws, conn, lc); err != nil {
+		out["team_webhooks_error"] = gin.H{"code": linsync.ErrorCode(err), "message": linsync.ErrorMessage(err)}
+	} else {
+		out["team_webhooks"] = sync
+	}
 	return out
 }
 

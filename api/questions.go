@@ -166,6 +166,9 @@ func (s *Server) handleCreateQuestion(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if created && req.TeamID != "" {
+		s.afterQuestionInTeam(c, ws, q.TeamID) // a private team needs its own webhook (team_webhooks.go)
+	}
 	status := http.StatusCreated
 	if !created {
 		status = http.StatusOK

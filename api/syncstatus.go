@@ -103,7 +103,12 @@ func (s *Server) handleSyncStatus(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": items, "reconcile": rec})
+	health, err := s.connectionHealth(c, ws.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items, "reconcile": rec, "connection": health})
 }
 
 // reconcileView is a workspace's reconciliation setting and its last runs.

@@ -56,6 +56,12 @@ func (s *Server) handleLinearWebhook(c *gin.Context) {
 		s.reject(c, err)
 		return
 	}
+	// Workspaces sharing an organization split it by team (webhooks_teams.go).
+	v, unclaimed, err := s.claimedBy(c, body, c.GetHeader(linear.HeaderSignature), hook.OrganizationID, v)
+	if err != nil {
+		s.reject(c, err)
+		return
+	}
 	deliveryID, err := uuid.Parse(c.GetHeader(linear.HeaderDelivery))
 	if err != nil {
 		s.reject(c, &linsync.Error{Code: linsync.EINVALID, Field: linear.HeaderDelivery,
@@ -79,6 +85,7 @@ func (s *Server) handleLinearWebhook(c *gin.Context) {
 		WebhookTimestamp: time.UnixMilli(int64(hook.WebhookTimestamp)).UTC(),
 		ReceivedAt:       received.UTC(),
 		Body:             json.RawMessage(body),
+		UnclaimedTeam:    unclaimed,
 	}
 	s.startDelivery(c, in)
 }

@@ -29,7 +29,11 @@ type accessOptions struct {
 	noPublicURL bool
 	grace       time.Duration
 	worker      bool
-	oauthApp    lineartest.OAuthApp
+	// questions adds the question activities to the worker (with worker).
+	questions bool
+	oauthApp  lineartest.OAuthApp
+	// appSecret is LINEAR_OAUTH_WEBHOOK_SECRET, the OAuth application's own webhook secret.
+	appSecret string
 }
 
 type syncBuffer struct {
@@ -70,9 +74,10 @@ func newAccessEnv(t *testing.T, o accessOptions) *accessEnv {
 		if o.noPublicURL {
 			cfg.PublicURL = ""
 		}
+		cfg.OAuthWebhookSecret = o.appSecret
 	}}
 	if o.worker {
-		so.worker = stackWorker{deliveries: true, access: true}
+		so.worker = stackWorker{deliveries: true, access: true, questions: o.questions}
 	}
 	e.stack = newStack(t, so)
 	return e

@@ -315,7 +315,8 @@ func TestOAuthRefreshRotationUnderConcurrency(t *testing.T) {
 }
 
 // TestOAuthAppRevokedMarksConnectionRevoked posts Linear's "OAuthApp revoked" through the real ingress: the delivery
-// workflow marks the organization's OAuth connection revoked and later work fails fast, non-retryably.
+// workflow marks the organization's OAuth connection revoked and later work is paused (it waits for a reconnect
+// rather than failing).
 func TestOAuthAppRevokedMarksConnectionRevoked(t *testing.T) {
 	t.Parallel()
 	e := newAccessEnv(t, accessOptions{worker: true})
@@ -333,7 +334,7 @@ func TestOAuthAppRevokedMarksConnectionRevoked(t *testing.T) {
 	require.Contains(t, conn.StatusReason, "OAuth application was revoked")
 
 	_, _, err := activities.LinearFor(t.Context(), e.clients, ws.ID)
-	requireNonRetryable(t, err, activities.ErrTypeConnectionSuspended)
+	requireNonRetryable(t, err, activities.ErrTypeConnectionPaused)
 	require.Contains(t, err.Error(), "revoked")
 }
 

@@ -113,12 +113,12 @@ func TestHostWindowClosesAndNextOpensNewIssue(t *testing.T) {
 
 // TestFailedAggregatorRunKeepsTheHostWindow is the regression test for "if filing fails five times, the
 // aggregator run fails; the next link for that host then opens a new window, so a second issue can appear within
-// 24 h". Filing fails for good (Linear refuses the credential): the aggregator's run fails and becomes a dead
-// letter. The host's next link, once Linear accepts the credential, continues the same window: one issue, both
+// 24 h". Filing fails for good (Linear forbids the credential everything): the aggregator's run fails and becomes a dead
+// letter. The host's next link, once Linear allows the credential again, continues the same window: one issue, both
 // links. Replaying the dead letter meanwhile starts nothing, and files nothing twice.
 func TestFailedAggregatorRunKeepsTheHostWindow(t *testing.T) {
 	t.Parallel()
-	h := newFailureHarness(t, fOptions{unknownKey: true})
+	h := newFailureHarness(t, fOptions{forbiddenKey: true})
 	h.settings(map[string]any{"debounce_ms": 200})
 	const host = "brittle.example.com"
 
@@ -128,13 +128,13 @@ func TestFailedAggregatorRunKeepsTheHostWindow(t *testing.T) {
 	require.Truef(t, strings.HasPrefix(aggID, "host-agg:") && strings.HasSuffix(aggID, host), "aggregator id %s", aggID)
 	failedRun := h.waitFailed(aggID)
 	require.Equal(t, failedRun, dl["run_id"])
-	require.Equal(t, activities.ErrTypeLinearUnauthorized, dl["error_class"])
+	require.Equal(t, activities.ErrTypeLinearForbidden, dl["error_class"])
 	pending := h.filed()
 	require.Len(t, pending, 1, "the failed run's link is kept in Postgres")
 	require.Equal(t, linsync.FiledPending, pending[0].Status)
 	require.Equal(t, []string{"https://s.example.me/f-1"}, pending[0].Links)
 
-	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.apiKey))
+	h.fake.AllowKey(h.apiKey)
 	h.postEvent(hostLink("f-2", host))
 	issues := h.waitFiled(1, 2)
 	require.Equal(t, pending[0].ID, issues[0].ID, "the same window, so the same issue")

@@ -33,10 +33,11 @@ type fHarness struct {
 	token string // questions:write and events:write
 }
 
-// fOptions bend the harness: a connection whose API key the fake does not know (yet), and the API's config.
+// fOptions bend the harness: a connection whose API key Linear refuses with 403 (its user lost access) until
+// h.fake.AllowKey, and the API's config. (A key Linear does not know at all pauses the work instead: reconnect_test.go.)
 type fOptions struct {
-	unknownKey bool
-	cfg        api.Config
+	forbiddenKey bool
+	cfg          api.Config
 }
 
 func newFailureHarness(t *testing.T, o fOptions) *fHarness {
@@ -46,15 +47,19 @@ func newFailureHarness(t *testing.T, o fOptions) *fHarness {
 		cfg.StartTimeout = 5 * time.Second
 	}
 	conn := &stackConnection{orgName: "Fake", labels: []string{"Customer"}}
-	if o.unknownKey {
-		// A key that was rotated in Linear before linsync got the new one: every request is unauthorized.
-		conn.apiKey = "lin_api_rotated000000000000000000000000" + uuid.NewString()[:8]
+	if o.forbiddenKey {
+		// A key whose user lost access in Linear: every request is forbidden, which no retry can fix.
+		conn.apiKey = "lin_api_noaccess00000000000000000000000" + uuid.NewString()[:8]
 	}
 	wire := &wireLog{}
 	s := newStack(t, stackOptions{cfg: cfg, linearTransport: wire, worker: everyCapability,
 		workspace: "ops", workspaceName: "Ops", webhook: webhookStored, connect: conn,
 		tokens: []stackToken{{"ops-admin", []string{linsync.ScopeAdmin}},
 			{"app", []string{linsync.ScopeQuestionsWrite, linsync.ScopeEventsWrite}}}, deliver: true})
+	if o.forbiddenKey {
+		require.NoError(t, s.fake.AddAPIKey(s.sd.Bot.Email, s.apiKey))
+		s.fake.ForbidKey(s.apiKey)
+	}
 	return &fHarness{stack: s, wire: wire, admin: s.tokens["ops-admin"], token: s.tokens["app"]}
 }
 
@@ -301,13 +306,13 @@ func takeoverEvent(key, domain string) map[string]any {
 		"affected_short_urls": []string{"https://" + domain + "/" + key}}
 }
 
-// TestPermanentFilingFailureDeadLetterAndReplay: Linear refuses linsync's credential (rotated in Linear, not yet
-// in linsync), which no retry can fix. The event's run fails at once: exactly one dead letter, a Failed run in
+// TestPermanentFilingFailureDeadLetterAndReplay: Linear forbids linsync's credential everything (its user lost
+// access), which no retry can fix. The event's run fails at once: exactly one dead letter, a Failed run in
 // Temporal, nothing in Linear. Once the credential works again, the replay files the issue exactly once, and a
 // second replay changes nothing.
 func TestPermanentFilingFailureDeadLetterAndReplay(t *testing.T) {
 	t.Parallel()
-	h := newFailureHarness(t, fOptions{unknownKey: true})
+	h := newFailureHarness(t, fOptions{forbiddenKey: true})
 	wf := h.postEvent(takeoverEvent("tk-1", "go.example.com"))
 	failedRun := h.waitFailed(wf)
 
@@ -316,7 +321,7 @@ func TestPermanentFilingFailureDeadLetterAndReplay(t *testing.T) {
 	dl := ds[0]
 	require.Equal(t, wf, dl["workflow_id"])
 	require.Equal(t, failedRun, dl["run_id"])
-	require.Equal(t, activities.ErrTypeLinearUnauthorized, dl["error_class"])
+	require.Equal(t, activities.ErrTypeLinearForbidden, dl["error_class"])
 	require.EqualValues(t, 1, dl["attempts"], "non-retryable: one attempt, no retries")
 	require.Equal(t, "open", dl["status"])
 	require.Contains(t, dl["temporal_ui_url"], failedRun)
@@ -328,10 +333,13 @@ func TestPermanentFilingFailureDeadLetterAndReplay(t *testing.T) {
 	require.Equal(t, dl["id"], out["id"])
 
 	// The fault is cleared: Linear accepts the credential again.
-	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.apiKey))
+	h.fake.AllowKey(h.apiKey)
 	plan := h.dryRun(dl["id"].(string))
 	require.Equal(t, true, plan["would_replay"])
 	require.Contains(t, plan["reason"], "has not reached Linear yet", "the failed run recorded the event before Linear refused it")
+	require.Equal(t, map[string]any{"issue": "issueCreate", "team": h.sd.Triage.ID, "priority": 1.0, "labels": []any{"Customer"},
+		"entries": 1.0}, writesOf(t, plan), "field by field, what the replay writes to Linear")
+	require.Empty(t, plan["since_failure"])
 	require.Empty(t, h.fakeIssues(), "a dry run changes nothing")
 
 	res := h.replay(dl["id"].(string))
@@ -369,12 +377,12 @@ func TestPermanentFilingFailureDeadLetterAndReplay(t *testing.T) {
 // the newer data (and would change nothing in Linear), and the dry run itself changes nothing.
 func TestDryRunOnStaleDeadLetter(t *testing.T) {
 	t.Parallel()
-	h := newFailureHarness(t, fOptions{unknownKey: true})
+	h := newFailureHarness(t, fOptions{forbiddenKey: true})
 	wf := h.postEvent(takeoverEvent("old-1", "cdn.example.com"))
 	failedRun := h.waitFailed(wf)
 	dl := h.waitDeadLetters(workflows.TypeFileEvent, 1)[0]
 
-	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.apiKey))
+	h.fake.AllowKey(h.apiKey)
 	newer := h.postEvent(takeoverEvent("new-2", "cdn.example.com"))
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -392,6 +400,13 @@ func TestDryRunOnStaleDeadLetter(t *testing.T) {
 	require.Contains(t, reason, "does not overwrite newer data")
 	require.Contains(t, reason, "changes nothing in Linear")
 	require.Contains(t, reason, before["identifier"], "names the issue in Linear")
+	require.Empty(t, plan["writes"], "field by field: nothing to write")
+	since := sinceOf(t, plan)
+	require.Equal(t, 2.0, since["entries"]["now"], "the newer event's filing, after the failure")
+	require.Equal(t, "linsync", since["entries"]["by"])
+	require.Equal(t, before["identifier"], since["issue"]["now"])
+	require.Equal(t, "Linear", since["issue"]["by"])
+	require.NotContains(t, since, "title")
 
 	// The dry run changed nothing: same run, dead letter open, Linear untouched (one read, no write).
 	st, run := h.runStatus(wf)
@@ -406,6 +421,34 @@ func TestDryRunOnStaleDeadLetter(t *testing.T) {
 	require.Len(t, after, 1)
 	require.Equal(t, before["updatedAt"], after[0]["updatedAt"])
 	require.Equal(t, before["description"], after[0]["description"])
+
+	// A human retitles the issue in Linear: the dry run shows it among the changes since the failure.
+	require.NoError(t, h.fake.Human(h.sd.Alice.Email).SetTitle(before["identifier"].(string), "CDN takeover, handled by infra"))
+	since = sinceOf(t, h.dryRun(dl["id"].(string)))
+	require.Equal(t, "CDN takeover, handled by infra", since["title"]["now"])
+	require.Equal(t, "Linear", since["title"]["by"])
+}
+
+// writesOf returns a dry-run plan's writes as field → value written.
+func writesOf(t *testing.T, plan map[string]any) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, w := range plan["writes"].([]any) {
+		m := w.(map[string]any)
+		out[m["field"].(string)] = m["after"]
+	}
+	return out
+}
+
+// sinceOf returns a dry-run plan's changes since the failure by field.
+func sinceOf(t *testing.T, plan map[string]any) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, c := range plan["since_failure"].([]any) {
+		m := c.(map[string]any)
+		out[m["field"].(string)] = m
+	}
+	return out
 }
 
 // wireLog is the Linear client's transport in the failure tests: it notes when each request left linsync and when

@@ -26,7 +26,7 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 		return h.do(method, path, nil)
 	}
 
-	h.fake.RevokeKey(h.sd.APIKey)
+	h.fake.ForbidKey(h.sd.APIKey) // the key's user lost access: a refusal no retry fixes (a dead key pauses instead)
 	st, out := h.do(http.MethodPost, "/questions", map[string]any{"title": "Where is churn computed?", "body": "…",
 		"asker_email": h.sd.Alice.Email, "external_id": "dl-1"})
 	require.Equal(t, http.StatusCreated, st, out)
@@ -43,15 +43,29 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 		dl = list[0].(map[string]any)
 		return true
 	}, 10*time.Second, 100*time.Millisecond, "the failed push is a dead letter")
-	require.Equal(t, "LinearUnauthorized", dl["error_class"])
+	require.Equal(t, "LinearForbidden", dl["error_class"])
 	require.Contains(t, dl["error_message"], "create issue")
 	dlID := dl["id"].(string)
 
 	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
 	plan := out["plan"].([]any)[0].(map[string]any)
 	require.Equal(t, true, plan["would_replay"], plan)
+	writes := writesOf(t, plan)
+	require.Equal(t, "issueCreate", writes["issue"], "the issue is not created yet: %v", plan["writes"])
+	require.Equal(t, "Where is churn computed?", writes["title"])
+	require.Empty(t, plan["since_failure"])
 
-	require.NoError(t, h.fake.AddAPIKey(h.sd.Bot.Email, h.sd.APIKey)) // the fault is cleared
+	// The app edits the title after the failure: the dry run says what changed since, and writes the new title.
+	st, out = h.do(http.MethodPatch, "/questions/"+id, map[string]any{"title": "Where is churn computed, and how?"})
+	require.Equal(t, http.StatusOK, st, out)
+	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
+	plan = out["plan"].([]any)[0].(map[string]any)
+	require.Equal(t, "Where is churn computed, and how?", writesOf(t, plan)["title"])
+	since := sinceOf(t, plan)
+	require.Equal(t, "Where is churn computed, and how?", since["title"]["now"])
+	require.Equal(t, "app", since["title"]["by"])
+
+	h.fake.AllowKey(h.sd.APIKey) // the fault is cleared
 	st, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay")
 	require.Equal(t, 200, st, out)
 	require.Equal(t, "resync_requested", out["result"].(map[string]any)["outcome"])
@@ -61,6 +75,7 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 
 	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
 	require.Equal(t, false, out["plan"].([]any)[0].(map[string]any)["would_replay"], "synced since: nothing to write")
+	require.Empty(t, out["plan"].([]any)[0].(map[string]any)["writes"])
 	st, _ = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay")
 	require.Equal(t, 200, st)
 	h.quiesce(id)

@@ -219,6 +219,7 @@ func (s *stack) startWorker(o stackOptions) {
 	if ow.reconciler {
 		s.acts.Reconciler = all.Reconciler
 	}
+	s.acts.Reconnect = all.Reconnect
 	w := worker.New(s.temporal, s.taskQueue, s.acts, sdkworker.Options{})
 	require.NoError(s.t, w.Start())
 	s.t.Cleanup(w.Stop)

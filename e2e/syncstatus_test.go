@@ -188,7 +188,7 @@ func TestSyncStatusListsFailedPushAndReconcileResyncs(t *testing.T) {
 	require.Equal(t, id, item["id"])
 	require.Equal(t, "failed", item["state"])
 	require.Contains(t, item["reason"], "create issue")
-	require.InDelta(t, 1, item["attempts"], 0)
+	require.InDelta(t, workflows.DefaultLinearMaxAttempts, item["attempts"], 0, "every attempt at Linear counts, not the one pass")
 	require.NotNil(t, item["last_attempt_at"])
 	require.Equal(t, linsync.NextActionResync, item["next_action"])
 	require.NotNil(t, out["reconcile"].(map[string]any)["interval_seconds"])

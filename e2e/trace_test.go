@@ -60,7 +60,7 @@ func TestWebhookIsOneTrace(t *testing.T) {
 			}
 		}
 		return false
-	}, 30*time.Second, 50*time.Millisecond, "the activity's look-up of the assignee in Linear was not traced")
+	}, 30*time.Second, 50*time.Millisecond, "the activity's look-up of the assignee in Linear was not traced: %v", spanNames(spans.GetSpans()))
 	require.Equal(t, trace.SpanKindClient, lookup.SpanKind)
 
 	// Let the rest of the delivery end, then take its trace.
@@ -101,4 +101,12 @@ func TestWebhookIsOneTrace(t *testing.T) {
 			require.Equal(t, trace.SpanKindServer, sp.SpanKind)
 		}
 	}
+}
+
+func spanNames(spans tracetest.SpanStubs) []string {
+	out := make([]string, 0, len(spans))
+	for _, sp := range spans {
+		out = append(out, sp.Name)
+	}
+	return out
 }

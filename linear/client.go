@@ -80,6 +80,10 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// OnUnauthorized, when set, hears of every request Linear refused for its credential (Classify says
+	// ClassUnauthorized): the key was deleted, its owner offboarded, the OAuth grant revoked. Clients uses it to mark
+	// the workspace's connection needs_reconnect at the first refusal.
+	OnUnauthorized func(ctx context.Context, e *Error)
 }
 
 // Client calls Linear with one credential. Its generated operations take GQL(); its methods add caching for the
@@ -197,6 +201,9 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	if e := ClassifyResponse(hresp.StatusCode, hresp.Header, raw, now); e != nil {
 		if e.Class == ClassRateLimited {
 			c.budget.block(e.RetryAt)
+		}
+		if e.Class == ClassUnauthorized && c.opts.OnUnauthorized != nil {
+			c.opts.OnUnauthorized(ctx, e)
 		}
 		return c.fail(op, e)
 	}

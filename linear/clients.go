@@ -20,6 +20,9 @@ type ConnectionStore interface {
 	RefreshOAuthConnection(ctx context.Context, workspaceID string, within time.Duration,
 		refresh linsync.OAuthRefreshFunc) (*linsync.LinearConnection, *linsync.LinearCredentials, error)
 	SetConnectionStatus(ctx context.Context, workspaceID, status, reason string) error
+	// MarkNeedsReconnect marks the connection needs_reconnect while it is active at credential version; it reports
+	// whether it changed anything.
+	MarkNeedsReconnect(ctx context.Context, workspaceID string, version int, reason string) (bool, error)
 }
 
 // Clients is linsync's one factory of Linear clients, for the api and the worker alike. For hands out a workspace's
@@ -74,8 +77,13 @@ func (e *RefreshError) Unwrap() error { return e.Err }
 
 // New returns a client for cred, with the factory's endpoint, transport, timeout and metrics.
 func (c *Clients) New(cred Credential, name string) (*Client, error) {
-	return New(Options{Credential: cred, Name: name, Endpoint: c.Endpoint, HTTPClient: c.HTTPClient,
-		Timeout: c.Timeout, Metrics: c.Metrics, TracerProvider: c.TracerProvider})
+	return New(c.options(cred, name))
+}
+
+// options are the factory's settings for one client of cred.
+func (c *Clients) options(cred Credential, name string) Options {
+	return Options{Credential: cred, Name: name, Endpoint: c.Endpoint, HTTPClient: c.HTTPClient, Timeout: c.Timeout,
+		Metrics: c.Metrics, TracerProvider: c.TracerProvider}
 }
 
 // For returns the workspace's connection and a client for it. Its errors say why there is none: the store's
@@ -111,7 +119,9 @@ func (c *Clients) For(ctx context.Context, workspaceID string) (*Client, *linsyn
 	if conn.AuthKind == linsync.AuthOAuth {
 		cred = Credential{AccessToken: creds.Credential}
 	}
-	lc, err := c.New(cred, workspaceID)
+	opts := c.options(cred, workspaceID)
+	opts.OnUnauthorized = c.unauthorized(workspaceID, conn.CredentialVersion)
+	lc, err := New(opts)
 	if err != nil {
 		return nil, nil, linsync.Errorf(linsync.EINVALID, "invalid Linear credential")
 	}
@@ -122,6 +132,26 @@ func (c *Clients) For(ctx context.Context, workspaceID string) (*Client, *linsyn
 	c.clients[workspaceID] = versionedClient{version: conn.CredentialVersion, client: lc}
 	c.mu.Unlock()
 	return lc, conn, nil
+}
+
+// unauthorized marks the workspace's connection needs_reconnect when Linear refuses its credential, and forgets the
+// client, so every later call, in the api or the worker, finds the connection paused without asking Linear again.
+// Only the credential the client was built with is marked: a refusal of a replaced key changes nothing.
+func (c *Clients) unauthorized(workspaceID string, version int) func(context.Context, *Error) {
+	return func(ctx context.Context, e *Error) {
+		reason := "Linear refused the stored credential (" + e.Message + "): its key was deleted or its owner " +
+			"left, or the OAuth grant was revoked; connect again"
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := c.Store.MarkNeedsReconnect(ctx, workspaceID, version, reason); err != nil {
+			return // the next refusal tries again
+		}
+		c.mu.Lock()
+		if vc, ok := c.clients[workspaceID]; ok && vc.version == version {
+			delete(c.clients, workspaceID)
+		}
+		c.mu.Unlock()
+	}
 }
 
 func (c *Clients) refreshWithin() time.Duration {

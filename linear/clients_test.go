@@ -71,6 +71,16 @@ func (s *memStore) SetConnectionStatus(_ context.Context, _, status, reason stri
 	return nil
 }
 
+func (s *memStore) MarkNeedsReconnect(_ context.Context, _ string, version int, reason string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn.CredentialVersion != version || s.conn.Status != linsync.ConnectionActive {
+		return false, nil
+	}
+	s.conn.Status, s.conn.StatusReason = linsync.ConnectionNeedsReconnect, reason
+	return true, nil
+}
+
 func (s *memStore) bumpVersion() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -160,4 +170,40 @@ func TestClientsRefusals(t *testing.T) {
 	require.Equal(t, linsync.ECONFLICT, linsync.ErrorCode(err), "a revoked connection makes no client")
 	require.Equal(t, linsync.ConnectionRevoked, conn.Status, "and says why")
 	require.False(t, errors.As(err, &refresh))
+}
+
+// TestClientsMarkNeedsReconnectAtFirstRefusal: the first request Linear refuses for its credential (the key's owner
+// left) marks the connection needs_reconnect and forgets the client, so the next For answers ECONFLICT without
+// asking Linear; a refusal of a key already replaced changes nothing.
+func TestClientsMarkNeedsReconnectAtFirstRefusal(t *testing.T) {
+	t.Parallel()
+	fake := lineartest.Start(t, lineartest.Options{})
+	key := fake.Seed().APIKey
+	store := &memStore{conn: &linsync.LinearConnection{WorkspaceID: "ws1", AuthKind: linsync.AuthAPIKey,
+		Status: linsync.ConnectionActive, CredentialVersion: 1}, creds: linsync.LinearCredentials{Credential: key}}
+	clients := &linear.Clients{Store: store, Endpoint: fake.URL()}
+
+	lc, _, err := clients.For(t.Context(), "ws1")
+	require.NoError(t, err)
+	fake.RevokeKey(key)
+	_, err = lc.Viewer(t.Context())
+	require.Equal(t, linear.ClassUnauthorized, linear.ClassOf(err))
+	conn, err := store.FindConnection(t.Context(), "ws1")
+	require.NoError(t, err)
+	require.Equal(t, linsync.ConnectionNeedsReconnect, conn.Status)
+	require.Contains(t, conn.StatusReason, "connect again")
+	before := len(fake.Requests())
+	_, conn, err = clients.For(t.Context(), "ws1")
+	require.Equal(t, linsync.ECONFLICT, linsync.ErrorCode(err))
+	require.Equal(t, linsync.ConnectionNeedsReconnect, conn.Status)
+	require.Len(t, fake.Requests(), before, "a paused connection does not ask Linear")
+
+	// An admin connects again (a new credential version); a late refusal of the old client changes nothing.
+	store.mu.Lock()
+	store.conn.Status, store.conn.CredentialVersion = linsync.ConnectionActive, 2
+	store.mu.Unlock()
+	_, err = lc.Viewer(t.Context())
+	require.Error(t, err)
+	conn, _ = store.FindConnection(t.Context(), "ws1")
+	require.Equal(t, linsync.ConnectionActive, conn.Status, "the old key's refusal does not pause the new one")
 }

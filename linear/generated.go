@@ -308,6 +308,285 @@ type CommentResponse struct {
 // GetComment returns CommentResponse.Comment, and is useful for accessing the field via an interface.
 func (v *CommentResponse) GetComment() CommentComment { return v.Comment }
 
+// CommentsUpdatedSinceCommentsCommentConnection includes the requested fields of the GraphQL type CommentConnection.
+type CommentsUpdatedSinceCommentsCommentConnection struct {
+	Nodes    []CommentsUpdatedSinceCommentsCommentConnectionNodesComment `json:"nodes"`
+	PageInfo CommentsUpdatedSinceCommentsCommentConnectionPageInfo       `json:"pageInfo"`
+}
+
+// GetNodes returns CommentsUpdatedSinceCommentsCommentConnection.Nodes, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnection) GetNodes() []CommentsUpdatedSinceCommentsCommentConnectionNodesComment {
+	return v.Nodes
+}
+
+// GetPageInfo returns CommentsUpdatedSinceCommentsCommentConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnection) GetPageInfo() CommentsUpdatedSinceCommentsCommentConnectionPageInfo {
+	return v.PageInfo
+}
+
+// CommentsUpdatedSinceCommentsCommentConnectionNodesComment includes the requested fields of the GraphQL type Comment.
+// The GraphQL type's documentation follows.
+//
+// A comment associated with an issue, project update, initiative update, document content, post, project, or initiative. Comments support rich text (ProseMirror), emoji reactions, and threaded replies via parentId. Comments can be created by workspace users or by external users through integrations (e.g., Slack, Intercom). Each comment belongs to exactly one parent entity.
+type CommentsUpdatedSinceCommentsCommentConnectionNodesComment struct {
+	// The unique identifier of the entity.
+	Id string `json:"id"`
+	// The comment content in markdown format. This is a derived representation of the canonical bodyData ProseMirror content.
+	Body string `json:"body"`
+	// The time at which the entity was created.
+	CreatedAt time.Time `json:"createdAt"`
+	// The last time at which the entity was meaningfully updated. This is the same as the creation time if the entity hasn't
+	// been updated after creation.
+	UpdatedAt time.Time `json:"updatedAt"`
+	// The time the comment was last edited by its author. Null if the comment has not been edited since creation.
+	EditedAt *time.Time `json:"editedAt"`
+	// The time at which the entity was archived. Null if the entity has not been archived.
+	ArchivedAt *time.Time `json:"archivedAt"`
+	// The issue that the comment is associated with. Null if the comment belongs to a different parent entity type.
+	Issue *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentIssue `json:"issue"`
+	// The parent comment under which the current comment is nested. Null for top-level comments that are not replies.
+	Parent *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentParentComment `json:"parent"`
+	// The user who wrote the comment. Null for comments created by integrations or bots without a user association.
+	User *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser `json:"user"`
+}
+
+// GetId returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.Id, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetId() string { return v.Id }
+
+// GetBody returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.Body, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetBody() string { return v.Body }
+
+// GetCreatedAt returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.CreatedAt, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetCreatedAt() time.Time {
+	return v.CreatedAt
+}
+
+// GetUpdatedAt returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.UpdatedAt, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetUpdatedAt() time.Time {
+	return v.UpdatedAt
+}
+
+// GetEditedAt returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.EditedAt, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetEditedAt() *time.Time {
+	return v.EditedAt
+}
+
+// GetArchivedAt returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.ArchivedAt, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetArchivedAt() *time.Time {
+	return v.ArchivedAt
+}
+
+// GetIssue returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.Issue, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetIssue() *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentIssue {
+	return v.Issue
+}
+
+// GetParent returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.Parent, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetParent() *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentParentComment {
+	return v.Parent
+}
+
+// GetUser returns CommentsUpdatedSinceCommentsCommentConnectionNodesComment.User, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesComment) GetUser() *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser {
+	return v.User
+}
+
+// CommentsUpdatedSinceCommentsCommentConnectionNodesCommentIssue includes the requested fields of the GraphQL type Issue.
+// The GraphQL type's documentation follows.
+//
+// An issue is the core work item in Linear. Issues belong to a team, have a workflow status, can be assigned to users, carry a priority level, and can be organized into projects and cycles. Issues support sub-issues (parent-child hierarchy up to 10 levels deep), labels, due dates, estimates, and SLA tracking. They can also be linked to other issues via relations, attached to releases, and tracked through their full history of changes.
+type CommentsUpdatedSinceCommentsCommentConnectionNodesCommentIssue struct {
+	// The unique identifier of the entity.
+	Id string `json:"id"`
+}
+
+// GetId returns CommentsUpdatedSinceCommentsCommentConnectionNodesCommentIssue.Id, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentIssue) GetId() string { return v.Id }
+
+// CommentsUpdatedSinceCommentsCommentConnectionNodesCommentParentComment includes the requested fields of the GraphQL type Comment.
+// The GraphQL type's documentation follows.
+//
+// A comment associated with an issue, project update, initiative update, document content, post, project, or initiative. Comments support rich text (ProseMirror), emoji reactions, and threaded replies via parentId. Comments can be created by workspace users or by external users through integrations (e.g., Slack, Intercom). Each comment belongs to exactly one parent entity.
+type CommentsUpdatedSinceCommentsCommentConnectionNodesCommentParentComment struct {
+	// The unique identifier of the entity.
+	Id string `json:"id"`
+}
+
+// GetId returns CommentsUpdatedSinceCommentsCommentConnectionNodesCommentParentComment.Id, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentParentComment) GetId() string {
+	return v.Id
+}
+
+// CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser includes the requested fields of the GraphQL type User.
+// The GraphQL type's documentation follows.
+//
+// A user that belongs to a workspace. Users can have different roles (admin, member, guest, or app) that determine their level of access. Users can be members of multiple teams, and can be active or deactivated. Guest users have limited access scoped to specific teams they are invited to.
+type CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser struct {
+	UserFields `json:"-"`
+}
+
+// GetId returns CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser.Id, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) GetId() string {
+	return v.UserFields.Id
+}
+
+// GetName returns CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser.Name, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) GetName() string {
+	return v.UserFields.Name
+}
+
+// GetDisplayName returns CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser.DisplayName, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) GetDisplayName() string {
+	return v.UserFields.DisplayName
+}
+
+// GetEmail returns CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser.Email, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) GetEmail() string {
+	return v.UserFields.Email
+}
+
+// GetActive returns CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser.Active, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) GetActive() bool {
+	return v.UserFields.Active
+}
+
+// GetApp returns CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser.App, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) GetApp() bool {
+	return v.UserFields.App
+}
+
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	err = json.Unmarshal(
+		b, &v.UserFields)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+type __premarshalCommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser struct {
+	Id string `json:"id"`
+
+	Name string `json:"name"`
+
+	DisplayName string `json:"displayName"`
+
+	Email string `json:"email"`
+
+	Active bool `json:"active"`
+
+	App bool `json:"app"`
+}
+
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *CommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser) __premarshalJSON() (*__premarshalCommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser, error) {
+	var retval __premarshalCommentsUpdatedSinceCommentsCommentConnectionNodesCommentUser
+
+	retval.Id = v.UserFields.Id
+	retval.Name = v.UserFields.Name
+	retval.DisplayName = v.UserFields.DisplayName
+	retval.Email = v.UserFields.Email
+	retval.Active = v.UserFields.Active
+	retval.App = v.UserFields.App
+	return &retval, nil
+}
+
+// CommentsUpdatedSinceCommentsCommentConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+type CommentsUpdatedSinceCommentsCommentConnectionPageInfo struct {
+	PageInfoFields `json:"-"`
+}
+
+// GetHasNextPage returns CommentsUpdatedSinceCommentsCommentConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionPageInfo) GetHasNextPage() bool {
+	return v.PageInfoFields.HasNextPage
+}
+
+// GetEndCursor returns CommentsUpdatedSinceCommentsCommentConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceCommentsCommentConnectionPageInfo) GetEndCursor() *string {
+	return v.PageInfoFields.EndCursor
+}
+
+func (v *CommentsUpdatedSinceCommentsCommentConnectionPageInfo) UnmarshalJSON(b []byte) error {
+
+	if string(b) == "null" {
+		return nil
+	}
+
+	var firstPass struct {
+		*CommentsUpdatedSinceCommentsCommentConnectionPageInfo
+		graphql.NoUnmarshalJSON
+	}
+	firstPass.CommentsUpdatedSinceCommentsCommentConnectionPageInfo = v
+
+	err := json.Unmarshal(b, &firstPass)
+	if err != nil {
+		return err
+	}
+
+	err = json.Unmarshal(
+		b, &v.PageInfoFields)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+type __premarshalCommentsUpdatedSinceCommentsCommentConnectionPageInfo struct {
+	HasNextPage bool `json:"hasNextPage"`
+
+	EndCursor *string `json:"endCursor"`
+}
+
+func (v *CommentsUpdatedSinceCommentsCommentConnectionPageInfo) MarshalJSON() ([]byte, error) {
+	premarshaled, err := v.__premarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(premarshaled)
+}
+
+func (v *CommentsUpdatedSinceCommentsCommentConnectionPageInfo) __premarshalJSON() (*__premarshalCommentsUpdatedSinceCommentsCommentConnectionPageInfo, error) {
+	var retval __premarshalCommentsUpdatedSinceCommentsCommentConnectionPageInfo
+
+	retval.HasNextPage = v.PageInfoFields.HasNextPage
+	retval.EndCursor = v.PageInfoFields.EndCursor
+	return &retval, nil
+}
+
+// CommentsUpdatedSinceResponse is returned by CommentsUpdatedSince on success.
+type CommentsUpdatedSinceResponse struct {
+	// All comments the user has access to in the workspace.
+	Comments CommentsUpdatedSinceCommentsCommentConnection `json:"comments"`
+}
+
+// GetComments returns CommentsUpdatedSinceResponse.Comments, and is useful for accessing the field via an interface.
+func (v *CommentsUpdatedSinceResponse) GetComments() CommentsUpdatedSinceCommentsCommentConnection {
+	return v.Comments
+}
+
 // IssueCreateIssueCreateIssuePayload includes the requested fields of the GraphQL type IssuePayload.
 // The GraphQL type's documentation follows.
 //
@@ -1825,6 +2104,9 @@ func (v *TeamDetailsTeam) GetName() string { return v.TeamFields.Name }
 // GetTriageEnabled returns TeamDetailsTeam.TriageEnabled, and is useful for accessing the field via an interface.
 func (v *TeamDetailsTeam) GetTriageEnabled() bool { return v.TeamFields.TriageEnabled }
 
+// GetVisibility returns TeamDetailsTeam.Visibility, and is useful for accessing the field via an interface.
+func (v *TeamDetailsTeam) GetVisibility() TeamVisibility { return v.TeamFields.Visibility }
+
 func (v *TeamDetailsTeam) UnmarshalJSON(b []byte) error {
 
 	if string(b) == "null" {
@@ -1862,6 +2144,8 @@ type __premarshalTeamDetailsTeam struct {
 	Name string `json:"name"`
 
 	TriageEnabled bool `json:"triageEnabled"`
+
+	Visibility TeamVisibility `json:"visibility"`
 }
 
 func (v *TeamDetailsTeam) MarshalJSON() ([]byte, error) {
@@ -1881,6 +2165,7 @@ func (v *TeamDetailsTeam) __premarshalJSON() (*__premarshalTeamDetailsTeam, erro
 	retval.Key = v.TeamFields.Key
 	retval.Name = v.TeamFields.Name
 	retval.TriageEnabled = v.TeamFields.TriageEnabled
+	retval.Visibility = v.TeamFields.Visibility
 	return &retval, nil
 }
 
@@ -2210,6 +2495,8 @@ type TeamFields struct {
 	Name string `json:"name"`
 	// Whether triage mode is enabled for the team. When enabled, issues created by non-members or integrations are routed to a triage state for review before entering the normal workflow.
 	TriageEnabled bool `json:"triageEnabled"`
+	// The visibility of the team. Returns public for teams visible to all workspace members, private for teams visible only to members, and restricted for non-private teams inside a private-team boundary.
+	Visibility TeamVisibility `json:"visibility"`
 }
 
 // GetId returns TeamFields.Id, and is useful for accessing the field via an interface.
@@ -2223,6 +2510,24 @@ func (v *TeamFields) GetName() string { return v.Name }
 
 // GetTriageEnabled returns TeamFields.TriageEnabled, and is useful for accessing the field via an interface.
 func (v *TeamFields) GetTriageEnabled() bool { return v.TriageEnabled }
+
+// GetVisibility returns TeamFields.Visibility, and is useful for accessing the field via an interface.
+func (v *TeamFields) GetVisibility() TeamVisibility { return v.Visibility }
+
+// The visibility of a team. A team can be public, private, or restricted within an enclosing private-team boundary.
+type TeamVisibility string
+
+const (
+	TeamVisibilityPrivate    TeamVisibility = "private"
+	TeamVisibilityPublic     TeamVisibility = "public"
+	TeamVisibilityRestricted TeamVisibility = "restricted"
+)
+
+var AllTeamVisibility = []TeamVisibility{
+	TeamVisibilityPrivate,
+	TeamVisibilityPublic,
+	TeamVisibilityRestricted,
+}
 
 // TeamsResponse is returned by Teams on success.
 type TeamsResponse struct {
@@ -2267,6 +2572,11 @@ func (v *TeamsTeamsTeamConnectionNodesTeam) GetTriageEnabled() bool {
 	return v.TeamFields.TriageEnabled
 }
 
+// GetVisibility returns TeamsTeamsTeamConnectionNodesTeam.Visibility, and is useful for accessing the field via an interface.
+func (v *TeamsTeamsTeamConnectionNodesTeam) GetVisibility() TeamVisibility {
+	return v.TeamFields.Visibility
+}
+
 func (v *TeamsTeamsTeamConnectionNodesTeam) UnmarshalJSON(b []byte) error {
 
 	if string(b) == "null" {
@@ -2300,6 +2610,8 @@ type __premarshalTeamsTeamsTeamConnectionNodesTeam struct {
 	Name string `json:"name"`
 
 	TriageEnabled bool `json:"triageEnabled"`
+
+	Visibility TeamVisibility `json:"visibility"`
 }
 
 func (v *TeamsTeamsTeamConnectionNodesTeam) MarshalJSON() ([]byte, error) {
@@ -2317,6 +2629,7 @@ func (v *TeamsTeamsTeamConnectionNodesTeam) __premarshalJSON() (*__premarshalTea
 	retval.Key = v.TeamFields.Key
 	retval.Name = v.TeamFields.Name
 	retval.TriageEnabled = v.TeamFields.TriageEnabled
+	retval.Visibility = v.TeamFields.Visibility
 	return &retval, nil
 }
 
@@ -3328,6 +3641,22 @@ type __CommentInput struct {
 // GetId returns __CommentInput.Id, and is useful for accessing the field via an interface.
 func (v *__CommentInput) GetId() string { return v.Id }
 
+// __CommentsUpdatedSinceInput is used internally by genqlient
+type __CommentsUpdatedSinceInput struct {
+	Since string  `json:"since"`
+	First *int    `json:"first"`
+	After *string `json:"after"`
+}
+
+// GetSince returns __CommentsUpdatedSinceInput.Since, and is useful for accessing the field via an interface.
+func (v *__CommentsUpdatedSinceInput) GetSince() string { return v.Since }
+
+// GetFirst returns __CommentsUpdatedSinceInput.First, and is useful for accessing the field via an interface.
+func (v *__CommentsUpdatedSinceInput) GetFirst() *int { return v.First }
+
+// GetAfter returns __CommentsUpdatedSinceInput.After, and is useful for accessing the field via an interface.
+func (v *__CommentsUpdatedSinceInput) GetAfter() *string { return v.After }
+
 // __IssueCreateInput is used internally by genqlient
 type __IssueCreateInput struct {
 	Input IssueCreateInput `json:"input"`
@@ -3542,6 +3871,77 @@ func CommentCreate(
 	}
 
 	data_ = &CommentCreateResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by CommentsUpdatedSince.
+const CommentsUpdatedSince_Operation = `
+query CommentsUpdatedSince ($since: DateTimeOrDuration!, $first: Int, $after: String) {
+	comments(filter: {updatedAt:{gt:$since}}, orderBy: updatedAt, includeArchived: true, first: $first, after: $after) {
+		nodes {
+			id
+			body
+			createdAt
+			updatedAt
+			editedAt
+			archivedAt
+			issue {
+				id
+			}
+			parent {
+				id
+			}
+			user {
+				... UserFields
+			}
+		}
+		pageInfo {
+			... PageInfoFields
+		}
+	}
+}
+fragment UserFields on User {
+	id
+	name
+	displayName
+	email
+	active
+	app
+}
+fragment PageInfoFields on PageInfo {
+	hasNextPage
+	endCursor
+}
+`
+
+// CommentsUpdatedSince pages through comments (deleted ones too) created or edited after $since, for reconciliation:
+// one request per page, whatever issues they are on.
+func CommentsUpdatedSince(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	since string,
+	first *int,
+	after *string,
+) (data_ *CommentsUpdatedSinceResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "CommentsUpdatedSince",
+		Query:  CommentsUpdatedSince_Operation,
+		Variables: &__CommentsUpdatedSinceInput{
+			Since: since,
+			First: first,
+			After: after,
+		},
+	}
+
+	data_ = &CommentsUpdatedSinceResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -4030,6 +4430,7 @@ fragment TeamFields on Team {
 	key
 	name
 	triageEnabled
+	visibility
 }
 fragment StateFields on WorkflowState {
 	id
@@ -4096,6 +4497,7 @@ fragment TeamFields on Team {
 	key
 	name
 	triageEnabled
+	visibility
 }
 fragment PageInfoFields on PageInfo {
 	hasNextPage

@@ -115,7 +115,10 @@ type Webhook struct {
 	Cycle         *CycleData         `json:"-"`
 	Attachment    *AttachmentData    `json:"-"`
 	Document      *DocumentData      `json:"-"`
-	Unknown       bool               `json:"-"`
+	User          *UserData          `json:"-"`
+	Customer      *CustomerData      `json:"-"`
+	// Unknown: a type linsync does not model; the delivery is recorded as such, not failed.
+	Unknown bool `json:"-"`
 }
 
 // Millis is a Unix time in milliseconds. Linear types it Float!, so it is decoded from any JSON number.
@@ -235,15 +238,60 @@ type IssueLabelData struct {
 	IsGroup  bool    `json:"isGroup,omitempty"`
 }
 
-// ReactionData is the data of a Reaction event.
+// ReactionData is the data of a Reaction event (schema ReactionWebhookPayload): an emoji on a comment, an issue or a
+// project update, with the reacted-to entity embedded.
 type ReactionData struct {
-	ID              string   `json:"id"`
-	Emoji           string   `json:"emoji"`
-	UserID          *string  `json:"userId,omitempty"`
-	User            *UserRef `json:"user,omitempty"`
-	CommentID       *string  `json:"commentId,omitempty"`
-	IssueID         *string  `json:"issueId,omitempty"`
-	ProjectUpdateID *string  `json:"projectUpdateId,omitempty"`
+	ID                 string            `json:"id"`
+	Emoji              string            `json:"emoji"`
+	UserID             *string           `json:"userId,omitempty"`
+	User               *UserRef          `json:"user,omitempty"`
+	ExternalUserID     *string           `json:"externalUserId,omitempty"`
+	CommentID          *string           `json:"commentId,omitempty"`
+	Comment            *CommentRef       `json:"comment,omitempty"`
+	IssueID            *string           `json:"issueId,omitempty"`
+	Issue              *IssueRef         `json:"issue,omitempty"`
+	ProjectUpdateID    *string           `json:"projectUpdateId,omitempty"`
+	ProjectUpdate      *ProjectUpdateRef `json:"projectUpdate,omitempty"`
+	InitiativeUpdateID *string           `json:"initiativeUpdateId,omitempty"`
+	PostID             *string           `json:"postId,omitempty"`
+	CreatedAt          string            `json:"createdAt,omitempty"`
+	UpdatedAt          string            `json:"updatedAt,omitempty"`
+	ArchivedAt         *string           `json:"archivedAt,omitempty"`
+}
+
+// CommentRef is a comment embedded in another entity's payload (schema CommentChildWebhookPayload).
+type CommentRef struct {
+	ID                string  `json:"id"`
+	Body              string  `json:"body"`
+	IssueID           *string `json:"issueId,omitempty"`
+	UserID            *string `json:"userId,omitempty"`
+	ProjectUpdateID   *string `json:"projectUpdateId,omitempty"`
+	DocumentContentID *string `json:"documentContentId,omitempty"`
+}
+
+// IssueRef is an issue embedded in another entity's payload (schema IssueChildWebhookPayload), with its team.
+type IssueRef struct {
+	ID         string   `json:"id"`
+	Identifier string   `json:"identifier"`
+	Title      string   `json:"title"`
+	URL        string   `json:"url,omitempty"`
+	TeamID     string   `json:"teamId"`
+	Team       *TeamRef `json:"team,omitempty"`
+}
+
+// ProjectUpdateRef is a project update embedded in another entity's payload.
+type ProjectUpdateRef struct {
+	ID      string      `json:"id"`
+	Body    string      `json:"body"`
+	UserID  string      `json:"userId,omitempty"`
+	Project *ProjectRef `json:"project,omitempty"`
+}
+
+// ProjectRef is a project embedded in another entity's payload.
+type ProjectRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	URL  string `json:"url,omitempty"`
 }
 
 // ProjectData is the data of a Project event.
@@ -268,33 +316,129 @@ type ProjectUpdateData struct {
 	User      *UserRef `json:"user,omitempty"`
 }
 
-// CycleData is the data of a Cycle event.
+// CycleData is the data of a Cycle event (schema CycleWebhookPayload). CompletedAt is set when the cycle was
+// completed; the histories are Linear's daily counts, newest last.
 type CycleData struct {
-	ID          string  `json:"id"`
-	Number      float64 `json:"number"`
-	Name        *string `json:"name,omitempty"`
-	TeamID      string  `json:"teamId,omitempty"`
-	StartsAt    string  `json:"startsAt,omitempty"`
-	EndsAt      string  `json:"endsAt,omitempty"`
-	CompletedAt *string `json:"completedAt,omitempty"`
+	ID                            string    `json:"id"`
+	Number                        float64   `json:"number"`
+	Name                          *string   `json:"name,omitempty"`
+	Description                   *string   `json:"description,omitempty"`
+	TeamID                        string    `json:"teamId,omitempty"`
+	StartsAt                      string    `json:"startsAt,omitempty"`
+	EndsAt                        string    `json:"endsAt,omitempty"`
+	CompletedAt                   *string   `json:"completedAt,omitempty"`
+	InheritedFromID               *string   `json:"inheritedFromId,omitempty"`
+	IssueCountHistory             []float64 `json:"issueCountHistory,omitempty"`
+	CompletedIssueCountHistory    []float64 `json:"completedIssueCountHistory,omitempty"`
+	ScopeHistory                  []float64 `json:"scopeHistory,omitempty"`
+	CompletedScopeHistory         []float64 `json:"completedScopeHistory,omitempty"`
+	InProgressScopeHistory        []float64 `json:"inProgressScopeHistory,omitempty"`
+	UncompletedIssuesUponCloseIDs []string  `json:"uncompletedIssuesUponCloseIds,omitempty"`
+	CreatedAt                     string    `json:"createdAt,omitempty"`
+	UpdatedAt                     string    `json:"updatedAt,omitempty"`
+	ArchivedAt                    *string   `json:"archivedAt,omitempty"`
+	AutoArchivedAt                *string   `json:"autoArchivedAt,omitempty"`
 }
 
-// AttachmentData is the data of an Attachment event.
+// AttachmentData is the data of an Attachment event (schema AttachmentWebhookPayload): a link on an issue (a pull
+// request, a Sentry event, …); SourceType says which integration made it.
 type AttachmentData struct {
-	ID       string          `json:"id"`
-	Title    string          `json:"title"`
-	Subtitle *string         `json:"subtitle,omitempty"`
-	URL      string          `json:"url"`
-	IssueID  string          `json:"issueId"`
-	Source   json.RawMessage `json:"source,omitempty"`
+	ID                    string          `json:"id"`
+	Title                 string          `json:"title"`
+	Subtitle              *string         `json:"subtitle,omitempty"`
+	URL                   string          `json:"url"`
+	IssueID               string          `json:"issueId"`
+	OriginalIssueID       *string         `json:"originalIssueId,omitempty"`
+	CreatorID             *string         `json:"creatorId,omitempty"`
+	ExternalUserCreatorID *string         `json:"externalUserCreatorId,omitempty"`
+	Source                json.RawMessage `json:"source,omitempty"`
+	SourceType            *string         `json:"sourceType,omitempty"`
+	Metadata              json.RawMessage `json:"metadata,omitempty"`
+	GroupBySource         bool            `json:"groupBySource,omitempty"`
+	CreatedAt             string          `json:"createdAt,omitempty"`
+	UpdatedAt             string          `json:"updatedAt,omitempty"`
+	ArchivedAt            *string         `json:"archivedAt,omitempty"`
 }
 
-// DocumentData is the data of a Document event.
+// DocumentData is the data of a Document event (schema DocumentWebhookPayload): a document of a project or an
+// initiative.
 type DocumentData struct {
-	ID        string  `json:"id"`
-	Title     string  `json:"title"`
-	ProjectID *string `json:"projectId,omitempty"`
-	SlugID    string  `json:"slugId,omitempty"`
+	ID                    string   `json:"id"`
+	Title                 string   `json:"title"`
+	SlugID                string   `json:"slugId,omitempty"`
+	Content               *string  `json:"content,omitempty"`
+	Description           *string  `json:"description,omitempty"`
+	Icon                  *string  `json:"icon,omitempty"`
+	Color                 *string  `json:"color,omitempty"`
+	ProjectID             *string  `json:"projectId,omitempty"`
+	InitiativeID          *string  `json:"initiativeId,omitempty"`
+	ResourceFolderID      *string  `json:"resourceFolderId,omitempty"`
+	CreatorID             *string  `json:"creatorId,omitempty"`
+	UpdatedByID           *string  `json:"updatedById,omitempty"`
+	LastAppliedTemplateID *string  `json:"lastAppliedTemplateId,omitempty"`
+	SubscriberIDs         []string `json:"subscriberIds,omitempty"`
+	SortOrder             float64  `json:"sortOrder,omitempty"`
+	Trashed               *bool    `json:"trashed,omitempty"`
+	HiddenAt              *string  `json:"hiddenAt,omitempty"`
+	CreatedAt             string   `json:"createdAt,omitempty"`
+	UpdatedAt             string   `json:"updatedAt,omitempty"`
+	ArchivedAt            *string  `json:"archivedAt,omitempty"`
+}
+
+// UserData is the data of a User event (schema UserWebhookPayload): a member joined, changed or left (Active false,
+// with DisableReason). A user leaving is what ends a personal API key.
+type UserData struct {
+	ID            string  `json:"id"`
+	Name          string  `json:"name"`
+	DisplayName   string  `json:"displayName"`
+	Email         string  `json:"email"`
+	Active        bool    `json:"active"`
+	Admin         bool    `json:"admin"`
+	Owner         *bool   `json:"owner,omitempty"`
+	Guest         bool    `json:"guest"`
+	App           bool    `json:"app"`
+	DisableReason *string `json:"disableReason,omitempty"`
+	Description   *string `json:"description,omitempty"`
+	Timezone      *string `json:"timezone,omitempty"`
+	AvatarURL     *string `json:"avatarUrl,omitempty"`
+	URL           string  `json:"url,omitempty"`
+	CreatedAt     string  `json:"createdAt,omitempty"`
+	UpdatedAt     string  `json:"updatedAt,omitempty"`
+	ArchivedAt    *string `json:"archivedAt,omitempty"`
+}
+
+// CustomerData is the data of a Customer event (schema CustomerWebhookPayload), with its status and tier.
+type CustomerData struct {
+	ID                   string        `json:"id"`
+	Name                 string        `json:"name"`
+	SlugID               string        `json:"slugId,omitempty"`
+	Domains              []string      `json:"domains"`
+	ExternalIDs          []string      `json:"externalIds"`
+	OwnerID              *string       `json:"ownerId,omitempty"`
+	StatusID             *string       `json:"statusId,omitempty"`
+	Status               *CustomerRank `json:"status,omitempty"`
+	TierID               *string       `json:"tierId,omitempty"`
+	Tier                 *CustomerRank `json:"tier,omitempty"`
+	Revenue              *float64      `json:"revenue,omitempty"`
+	Size                 *float64      `json:"size,omitempty"`
+	ApproximateNeedCount float64       `json:"approximateNeedCount"`
+	MainSourceID         *string       `json:"mainSourceId,omitempty"`
+	SlackChannelID       *string       `json:"slackChannelId,omitempty"`
+	LogoURL              *string       `json:"logoUrl,omitempty"`
+	URL                  string        `json:"url,omitempty"`
+	CreatedAt            string        `json:"createdAt,omitempty"`
+	UpdatedAt            string        `json:"updatedAt,omitempty"`
+	ArchivedAt           *string       `json:"archivedAt,omitempty"`
+}
+
+// CustomerRank is a customer's status or tier as embedded in its payload.
+type CustomerRank struct {
+	ID          string  `json:"id"`
+	Name        string  `json:"name"`
+	DisplayName string  `json:"displayName"`
+	Color       string  `json:"color"`
+	Description *string `json:"description,omitempty"`
+	Type        *string `json:"type,omitempty"`
 }
 
 // Event types linsync decodes into typed entities.
@@ -308,6 +452,8 @@ const (
 	TypeCycle         = "Cycle"
 	TypeAttachment    = "Attachment"
 	TypeDocument      = "Document"
+	TypeUser          = "User"
+	TypeCustomer      = "Customer"
 	TypeIssueSLA      = "IssueSLA"
 	TypeOAuthApp      = "OAuthApp"
 )
@@ -355,6 +501,12 @@ func DecodeWebhook(body []byte) (*Webhook, error) {
 	case TypeDocument:
 		w.Document = new(DocumentData)
 		target = w.Document
+	case TypeUser:
+		w.User = new(UserData)
+		target = w.User
+	case TypeCustomer:
+		w.Customer = new(CustomerData)
+		target = w.Customer
 	case TypeIssueSLA:
 		w.Issue = new(IssueData)
 		target, field = w.Issue, "issueData"
@@ -401,6 +553,10 @@ func (w *Webhook) EntityID() string {
 		return w.Attachment.ID
 	case w.Document != nil:
 		return w.Document.ID
+	case w.User != nil:
+		return w.User.ID
+	case w.Customer != nil:
+		return w.Customer.ID
 	case w.Type == TypeOAuthApp:
 		return w.OAuthClientID
 	}

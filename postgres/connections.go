@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/envelope"
@@ -42,7 +43,8 @@ func (db *DB) SaveConnection(ctx context.Context, in linsync.ConnectionInput) (*
 			credential_version = linear_connections.credential_version + 1,
 			actor_user_id = EXCLUDED.actor_user_id, actor_name = EXCLUDED.actor_name,
 			default_team_id = EXCLUDED.default_team_id, default_priority = EXCLUDED.default_priority,
-			default_labels = EXCLUDED.default_labels, status = 'active', status_reason = '', updated_at = now()`,
+			default_labels = EXCLUDED.default_labels, status = 'active', status_reason = '', status_changed_at = now(),
+			updated_at = now()`,
 		uuid.NewString(), in.WorkspaceID, in.OrganizationID, in.OrganizationName, in.AuthKind, cred,
 		envelope.Last4(in.Credential), refresh, in.ExpiresAt, in.OAuthScopes, in.ActorUserID, in.ActorName,
 		in.DefaultTeam, in.Priority, in.Labels)
@@ -54,13 +56,13 @@ func (db *DB) SaveConnection(ctx context.Context, in linsync.ConnectionInput) (*
 
 const connectionColumns = `id, workspace_id, organization_id, organization_name, auth_kind, credential_last4,
 	access_token_expires_at, oauth_scopes, credential_version, actor_user_id, actor_name, default_team_id,
-	default_priority, default_labels, status, status_reason, created_at, updated_at`
+	default_priority, default_labels, status, status_reason, status_changed_at, created_at, updated_at`
 
 func scanConnection(row interface{ Scan(...any) error }, c *linsync.LinearConnection, extra ...any) error {
 	return row.Scan(append([]any{&c.ID, &c.WorkspaceID, &c.OrganizationID, &c.OrganizationName, &c.AuthKind,
 		&c.CredentialLast4, &c.AccessTokenExpiresAt, &c.OAuthScopes, &c.CredentialVersion, &c.ActorUserID,
 		&c.ActorName, &c.DefaultTeamID, &c.DefaultPriority, &c.DefaultLabels, &c.Status, &c.StatusReason,
-		&c.CreatedAt, &c.UpdatedAt}, extra...)...)
+		&c.StatusChangedAt, &c.CreatedAt, &c.UpdatedAt}, extra...)...)
 }
 
 // FindConnection returns a workspace's Linear connection, ENOTFOUND when it has none.
@@ -99,7 +101,8 @@ func (db *DB) ConnectionCredentials(ctx context.Context, workspaceID string) (*l
 
 // SetConnectionStatus marks a workspace's connection active, revoked or disconnected, with a reason.
 func (db *DB) SetConnectionStatus(ctx context.Context, workspaceID, status, reason string) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE linear_connections SET status = $2, status_reason = $3, updated_at = now()
+	tag, err := db.pool.Exec(ctx, `UPDATE linear_connections SET status = $2, status_reason = $3,
+		status_changed_at = CASE WHEN status = $2 THEN status_changed_at ELSE now() END, updated_at = now()
 		WHERE workspace_id = $1`, workspaceID, status, reason)
 	if err != nil {
 		return fmt.Errorf("set status of linear connection of workspace %s: %w", workspaceID, err)
@@ -108,4 +111,53 @@ func (db *DB) SetConnectionStatus(ctx context.Context, workspaceID, status, reas
 		return linsync.Errorf(linsync.ENOTFOUND, "linear connection not found")
 	}
 	return nil
+}
+
+// MarkNeedsReconnect marks a workspace's connection needs_reconnect with a reason, but only while it is active and
+// still holds the credential of version (so a refusal of the old key, arriving after an admin connected a new one,
+// changes nothing). It reports whether the connection changed.
+func (db *DB) MarkNeedsReconnect(ctx context.Context, workspaceID string, version int, reason string) (bool, error) {
+	tag, err := db.pool.Exec(ctx, `UPDATE linear_connections
+		SET status = 'needs_reconnect', status_reason = $3, status_changed_at = now(), updated_at = now()
+		WHERE workspace_id = $1 AND credential_version = $2 AND status = 'active'`, workspaceID, version, reason)
+	if err != nil {
+		return false, fmt.Errorf("mark linear connection of workspace %s needs_reconnect: %w", workspaceID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// RecordPausedWork registers a workflow as waiting for its workspace's reconnect (again: the latest run and reason
+// win).
+func (db *DB) RecordPausedWork(ctx context.Context, workspaceID string, w linsync.PausedWork) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO linear_paused_work (workspace_id, workflow_id, run_id, reason)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (workspace_id, workflow_id) DO UPDATE SET run_id = EXCLUDED.run_id, reason = EXCLUDED.reason`,
+		workspaceID, w.WorkflowID, w.RunID, w.Reason)
+	if err != nil {
+		return fmt.Errorf("record paused workflow %s: %w", w.WorkflowID, err)
+	}
+	return nil
+}
+
+// ClearPausedWork forgets a workflow that no longer waits.
+func (db *DB) ClearPausedWork(ctx context.Context, workspaceID, workflowID string) error {
+	if _, err := db.pool.Exec(ctx, `DELETE FROM linear_paused_work WHERE workspace_id = $1 AND workflow_id = $2`,
+		workspaceID, workflowID); err != nil {
+		return fmt.Errorf("clear paused workflow %s: %w", workflowID, err)
+	}
+	return nil
+}
+
+// ListPausedWork returns the workflows waiting for the workspace's reconnect, oldest first.
+func (db *DB) ListPausedWork(ctx context.Context, workspaceID string) ([]linsync.PausedWork, error) {
+	rows, err := db.pool.Query(ctx, `SELECT workflow_id, run_id, reason, since FROM linear_paused_work
+		WHERE workspace_id = $1 ORDER BY since, workflow_id`, workspaceID)
+	if err != nil {
+		return nil, fmt.Errorf("list paused work of workspace %s: %w", workspaceID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.PausedWork, error) {
+		var w linsync.PausedWork
+		err := r.Scan(&w.WorkflowID, &w.RunID, &w.Reason, &w.Since)
+		return w, err
+	})
 }

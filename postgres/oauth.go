@@ -160,7 +160,7 @@ func (db *DB) DisconnectConnection(ctx context.Context, workspaceID, reason stri
 	var c linsync.LinearConnection
 	row := db.pool.QueryRow(ctx, `UPDATE linear_connections
 		SET status = 'disconnected', status_reason = $2, credential_ciphertext = ''::bytea, refresh_token_ciphertext = NULL,
-		    credential_version = credential_version + 1, updated_at = now()
+		    credential_version = credential_version + 1, status_changed_at = now(), updated_at = now()
 		WHERE workspace_id = $1 RETURNING `+connectionColumns, workspaceID, reason)
 	if err := scanConnection(row, &c); err != nil {
 		return nil, notFound(err, "linear connection")
@@ -173,8 +173,10 @@ func (db *DB) DisconnectConnection(ctx context.Context, workspaceID, reason stri
 // webhook carried the revocation is touched: a delivery never acts on another tenant's connection.
 func (db *DB) RevokeOAuthConnections(ctx context.Context, workspaceID, organizationID, reason string) ([]*linsync.LinearConnection, error) {
 	rows, err := db.pool.Query(ctx, `UPDATE linear_connections
-		SET status = 'revoked', status_reason = $2, credential_version = credential_version + 1, updated_at = now()
-		WHERE organization_id = $1 AND workspace_id::text = $3 AND auth_kind = 'oauth' AND status = 'active'
+		SET status = 'revoked', status_reason = $2, credential_version = credential_version + 1,
+		    status_changed_at = now(), updated_at = now()
+		WHERE organization_id = $1 AND workspace_id::text = $3 AND auth_kind = 'oauth'
+		  AND status IN ('active', 'needs_reconnect')
 		RETURNING `+connectionColumns, organizationID, reason, workspaceID)
 	if err != nil {
 		return nil, fmt.Errorf("revoke oauth connections of organization %s: %w", organizationID, err)
@@ -185,6 +187,26 @@ func (db *DB) RevokeOAuthConnections(ctx context.Context, workspaceID, organizat
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan revoked oauth connections of organization %s: %w", organizationID, err)
+	}
+	return out, nil
+}
+
+// OAuthConnectionsForOrganization returns the OAuth connections to a Linear organization that were not disconnected
+// (active, waiting for a reconnect, or already revoked, so that Linear's retry of a revocation is a duplicate), for
+// the OAuth application's own webhook to find its workspaces.
+func (db *DB) OAuthConnectionsForOrganization(ctx context.Context, organizationID string) ([]*linsync.LinearConnection, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+connectionColumns+` FROM linear_connections
+		WHERE organization_id = $1 AND auth_kind = 'oauth' AND status <> 'disconnected'
+		ORDER BY workspace_id`, organizationID)
+	if err != nil {
+		return nil, fmt.Errorf("oauth connections of organization %s: %w", organizationID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*linsync.LinearConnection, error) {
+		var c linsync.LinearConnection
+		return &c, scanConnection(r, &c)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan oauth connections of organization %s: %w", organizationID, err)
 	}
 	return out, nil
 }

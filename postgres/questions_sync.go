@@ -131,13 +131,13 @@ func (db *DB) FinishSync(ctx context.Context, questionID string) (string, error)
 	return state, nil
 }
 
-// MarkSyncFailed records why a question could not be written to Linear and counts the failed pass; the next change
-// or reconciliation (UnsyncedQuestions) retries.
-func (db *DB) MarkSyncFailed(ctx context.Context, questionID, reason string) error {
+// MarkSyncFailed records why a question could not be written to Linear and adds the attempts the failed pass made
+// (each of its retries at Linear counts); the next change or reconciliation (UnsyncedQuestions) retries.
+func (db *DB) MarkSyncFailed(ctx context.Context, questionID, reason string, attempts int) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE questions SET sync_state = 'failed', sync_reason = $2,
-			sync_attempts = sync_attempts + 1, sync_attempted_at = now() WHERE id::text = $1
-			AND linked`, questionID, reason); err != nil {
+			sync_attempts = sync_attempts + $3, sync_attempted_at = now() WHERE id::text = $1
+			AND linked`, questionID, reason, attempts); err != nil {
 			return fmt.Errorf("mark sync of question %s failed: %w", questionID, err)
 		}
 		return addAudit(ctx, tx, questionID, linsync.AuditEntry{Kind: linsync.AuditSyncFailed, Detail: map[string]any{"reason": reason}})

@@ -171,3 +171,37 @@ func (db *DB) ListAccessEvents(ctx context.Context, workspaceID string, limit in
 	}
 	return out, nil
 }
+
+// LastDeliveries returns, per Linear webhook id, when the workspace last recorded a delivery it sent.
+func (db *DB) LastDeliveries(ctx context.Context, workspaceID string) (map[string]time.Time, error) {
+	rows, err := db.pool.Query(ctx, `SELECT webhook_id, max(received_at) FROM webhook_deliveries
+		WHERE workspace_id = $1 AND webhook_id <> '' GROUP BY webhook_id`, workspaceID)
+	if err != nil {
+		return nil, fmt.Errorf("last deliveries of workspace %s: %w", workspaceID, err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, fmt.Errorf("scan last delivery: %w", err)
+		}
+		out[id] = at
+	}
+	return out, rows.Err()
+}
+
+// UpdateConnectionDefaults changes a connection's default team, priority and labels (nil leaves one as it is).
+func (db *DB) UpdateConnectionDefaults(ctx context.Context, workspaceID string, team *string, priority *int, labels []string) (*linsync.LinearConnection, error) {
+	tag, err := db.pool.Exec(ctx, `UPDATE linear_connections SET default_team_id = coalesce($2, default_team_id),
+		default_priority = coalesce($3, default_priority), default_labels = coalesce($4, default_labels), updated_at = now()
+		WHERE workspace_id = $1`, workspaceID, team, priority, labels)
+	if err != nil {
+		return nil, fmt.Errorf("update defaults of linear connection of workspace %s: %w", workspaceID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, linsync.Errorf(linsync.ENOTFOUND, "linear connection not found")
+	}
+	return db.FindConnection(ctx, workspaceID)
+}

@@ -33,6 +33,8 @@ type Activities struct {
 	// DeadLetters, when set, also turns on the dead-letter interceptor for every workflow.
 	DeadLetters *activities.DeadLetters
 	Reconciler  *activities.Reconciler
+	// Reconnect is the register of work waiting for a workspace's reconnect; every workflow that calls Linear uses it.
+	Reconnect *activities.Reconnect
 }
 
 // New returns a worker for taskQueue with every workflow and activity registered. Start it with Run or Start.
@@ -56,6 +58,7 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 	register(acts.Access == nil, acts.Access)
 	register(acts.DeadLetters == nil, acts.DeadLetters)
 	register(acts.Reconciler == nil, acts.Reconciler)
+	register(acts.Reconnect == nil, acts.Reconnect)
 	return w
 }
 
@@ -126,6 +129,7 @@ func NewActivities(d Deps) (Activities, error) {
 		Access:      &activities.Access{DB: d.DB, Linear: d.Linear},
 		DeadLetters: deadLetters,
 		Reconciler:  &activities.Reconciler{DB: d.DB, Linear: d.Linear, Temporal: d.Temporal, Metrics: m},
+		Reconnect:   &activities.Reconnect{DB: d.DB},
 	}, nil
 }
 

@@ -34,6 +34,9 @@ type LinearDeliveryInput struct {
 	WebhookTimestamp time.Time       `json:"webhook_timestamp"`
 	ReceivedAt       time.Time       `json:"received_at"`
 	Body             json.RawMessage `json:"body"`
+	// UnclaimedTeam is the delivery's Linear team when workspaces of its organization claim teams and none claims
+	// this one: it is recorded as unclaimed and handled by nothing.
+	UnclaimedTeam string `json:"unclaimed_team,omitempty"`
 }
 
 // DeliveryHandler applies one kind of Linear event. It returns the outcome to record (linsync.Outcome*) and a
@@ -50,8 +53,10 @@ func deliveryRoutes() map[string]DeliveryHandler {
 		"Comment/create": questionCommentDelivery,
 		"Comment/update": questionCommentDelivery,
 		"Comment/remove": questionCommentDelivery,
-		// Access (access.go): Linear's admin uninstalled linsync's OAuth application.
+		// Access (access.go): Linear's admin uninstalled linsync's OAuth application; a member left.
 		"OAuthApp/revoked": handleOAuthAppRevoked,
+		"User/update":      handleUserChanged,
+		"User/remove":      handleUserChanged,
 	}
 }
 
@@ -74,6 +79,8 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 	outcome, detail := linsync.OutcomeProcessed, ""
 	var handlerErr error
 	switch h := route(routes, in.EventType, in.Action); {
+	case in.UnclaimedTeam != "":
+		outcome, detail = linsync.OutcomeUnclaimed, "team "+in.UnclaimedTeam+" is claimed by no workspace of organization "+in.OrganizationID
 	case !in.KnownType:
 		// Unknown types are recorded, not failed: Linear adds event types over time.
 		outcome, detail = linsync.OutcomeUnknownType, "event type "+in.EventType+" is not modelled"

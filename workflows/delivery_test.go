@@ -128,7 +128,7 @@ func TestDeliveryRoutes(t *testing.T) {
 	}
 	decoded := []string{linear.TypeIssue, linear.TypeComment, linear.TypeIssueLabel, linear.TypeReaction,
 		linear.TypeProject, linear.TypeProjectUpdate, linear.TypeCycle, linear.TypeAttachment, linear.TypeDocument,
-		linear.TypeIssueSLA, linear.TypeOAuthApp}
+		linear.TypeUser, linear.TypeCustomer, linear.TypeIssueSLA, linear.TypeOAuthApp}
 	for key := range deliveryRoutes() {
 		eventType, _, _ := strings.Cut(key, "/")
 		require.Contains(t, decoded, eventType, "route %q names an event type ingress does not decode", key)

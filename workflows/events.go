@@ -197,7 +197,7 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 	var res activities.FileResult
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Event.Type, Decision: d, WindowStart: d.WindowStart,
 		WindowEnd: d.WindowEnd, Hour: hour, Entries: []linsync.FiledEntry{entry}, CompleteKey: in.Key}
-	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+	if err := callLinear(ctx, linearContext(ctx, time.Minute, in.LinearMaxAttempts), in.WorkspaceID, &res, ev.FileEntries, fin); err != nil {
 		return nil, fmt.Errorf("file event %s: %w", in.Key, err)
 	}
 	out.IssueID, out.Identifier = res.IssueID, res.Identifier
@@ -408,7 +408,7 @@ func syncWindow(ctx workflow.Context, in *linsync.AggregatorInput, w activities.
 	end := w.End.UTC()
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
 		WindowStart: w.Start.UTC(), WindowEnd: &end, Hour: workflow.Now(ctx).UTC().Truncate(time.Hour)}
-	if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+	if err := callLinear(ctx, linearContext(ctx, time.Minute, in.LinearMaxAttempts), in.WorkspaceID, &res, ev.FileEntries, fin); err != nil {
 		return fmt.Errorf("file stored window of %s: %w", in.DedupKey, err)
 	}
 	if w.Start.Equal(in.WindowStart) {
@@ -440,7 +440,7 @@ func flushAggregate(ctx workflow.Context, in *linsync.AggregatorInput) error {
 		end := in.WindowEnd
 		fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
 			WindowStart: in.WindowStart, WindowEnd: &end, Hour: hour, Entries: in.Pending}
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), ev.FileEntries, fin).Get(ctx, &res); err != nil {
+		if err := callLinear(ctx, linearContext(ctx, time.Minute, in.LinearMaxAttempts), in.WorkspaceID, &res, ev.FileEntries, fin); err != nil {
 			return fmt.Errorf("file %d entries of %s: %w", len(in.Pending), in.DedupKey, err)
 		}
 		in.Capped = res.Status == linsync.FiledCapped

@@ -86,7 +86,7 @@ func TestIssueAggregatorFailureKeepsWhatItHeld(t *testing.T) {
 	env := newEventsEnv(t)
 	var ev *activities.Events
 	env.OnActivity(ev.FileEntries, mock.Anything, mock.Anything).After(5*time.Second).Return(
-		(*activities.FileResult)(nil), temporal.NewNonRetryableApplicationError("unauthorized", activities.ErrTypeLinearUnauthorized, nil))
+		(*activities.FileResult)(nil), temporal.NewNonRetryableApplicationError("forbidden", activities.ErrTypeLinearForbidden, nil))
 	var mu sync.Mutex
 	var kept []activities.FileInput
 	env.OnActivity(ev.RecordEntries, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FileInput) error {
@@ -103,7 +103,7 @@ func TestIssueAggregatorFailureKeepsWhatItHeld(t *testing.T) {
 	}, 3*time.Second)
 	env.ExecuteWorkflow(IssueAggregator, hostStart(0))
 	require.True(t, env.IsWorkflowCompleted())
-	require.ErrorContains(t, env.GetWorkflowError(), "unauthorized", "the run fails, so it becomes a dead letter")
+	require.ErrorContains(t, env.GetWorkflowError(), "forbidden", "the run fails, so it becomes a dead letter")
 	require.Len(t, kept, 1)
 	keys := []string{}
 	for _, e := range kept[0].Entries {

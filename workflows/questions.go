@@ -97,8 +97,8 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef, linearAttemp
 	fail := func(step string, err error) {
 		reason := fmt.Sprintf("%s: %v", step, err)
 		workflow.GetLogger(ctx).Warn("question sync failed", "question_id", ref.QuestionID, "step", step, "err", err)
-		_ = workflow.ExecuteActivity(storeContext(ctx), a.MarkSyncFailed, ref, reason).Get(ctx, nil)
 		class, attempts := FailureClass(err)
+		_ = workflow.ExecuteActivity(storeContext(ctx), a.MarkSyncFailed, ref, reason, attempts).Get(ctx, nil)
 		_ = workflow.ExecuteActivity(storeContext(ctx), a.RecordSyncFailure, ref,
 			activities.SyncFailure{Reason: reason, ErrorClass: class, Attempts: attempts}).Get(ctx, nil)
 	}
@@ -114,26 +114,26 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef, linearAttemp
 			break
 		}
 		if w.NeedIssue {
-			if err := workflow.ExecuteActivity(lctx, a.EnsureIssue, ref).Get(ctx, nil); err != nil {
+			if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.EnsureIssue, ref); err != nil {
 				fail("create issue", err)
 				return
 			}
 		}
 		if w.NeedPush || w.NeedIssue {
-			if err := workflow.ExecuteActivity(lctx, a.PushFields, ref).Get(ctx, nil); err != nil {
+			if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.PushFields, ref); err != nil {
 				fail("update issue", err)
 				return
 			}
 		}
 		for _, id := range w.PendingReplies {
 			r := activities.ReplyRef{WorkspaceID: ref.WorkspaceID, QuestionID: ref.QuestionID, ReplyID: id}
-			if err := workflow.ExecuteActivity(lctx, a.PushReply, r).Get(ctx, nil); err != nil {
+			if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.PushReply, r); err != nil {
 				fail("create comment", err)
 				return
 			}
 		}
 		if w.NeedArchive {
-			if err := workflow.ExecuteActivity(lctx, a.ArchiveOnLinear, ref).Get(ctx, nil); err != nil {
+			if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.ArchiveOnLinear, ref); err != nil {
 				fail("archive note", err)
 				return
 			}

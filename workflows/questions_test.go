@@ -56,7 +56,7 @@ func TestLinearAttemptsComeFromTheInput(t *testing.T) {
 			calls++
 			return temporal.NewApplicationError("linear is down", activities.ErrTypeLinearTransient)
 		})
-		env.OnActivity(a.MarkSyncFailed, mock.Anything, mock.Anything, mock.Anything).Return(nil)
+		env.OnActivity(a.MarkSyncFailed, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(nil)
 		env.OnActivity(a.RecordSyncFailure, mock.Anything, mock.Anything, mock.Anything).Return(nil)
 		env.ExecuteWorkflow(QuestionSync, QuestionSyncInput{WorkspaceID: "w1", QuestionID: "q1", Pending: true,
 			LinearMaxAttempts: tc.input})

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -39,6 +40,22 @@ type ReconcileProgress struct {
 	MoreRepairs  int            `json:"more_repairs,omitempty"`
 	RepairCounts map[string]int `json:"repair_counts,omitempty"`
 	Reenabled    []string       `json:"reenabled,omitempty"`
+	// IssuesDone: the changed issues are applied and After pages through changed comments.
+	IssuesDone bool `json:"issues_done,omitempty"`
+}
+
+// addRepair records one repair. The run's record keeps the first maxRepairDetails repairs in detail and counts the
+// rest, so a run that repairs a great deal never outgrows a workflow payload across continue-as-new.
+func (st *ReconcileProgress) addRepair(r activities.Repair) {
+	if st.RepairCounts == nil {
+		st.RepairCounts = map[string]int{}
+	}
+	st.RepairCounts[r.Kind]++
+	if len(st.Repairs) < maxRepairDetails {
+		st.Repairs = append(st.Repairs, r)
+	} else {
+		st.MoreRepairs++
+	}
 }
 
 // maxRepairDetails bounds how many repairs a run describes one by one.
@@ -46,7 +63,9 @@ const maxRepairDetails = 200
 
 // ReconcileResult says what a run did.
 type ReconcileResult struct {
-	Connected bool                `json:"connected"`
+	Connected bool `json:"connected"`
+	// Paused: the workspace's connection waits for a reconnect, so the run did nothing.
+	Paused    bool                `json:"paused,omitempty"`
 	Watermark time.Time           `json:"watermark"`
 	Seen      int                 `json:"seen"`
 	Repairs   []activities.Repair `json:"repairs,omitempty"`
@@ -59,7 +78,8 @@ type ReconcileResult struct {
 // Reconcile repairs what a workspace's webhooks missed. It re-enables linsync's webhook when Linear disabled it,
 // pages through the issues changed since the watermark and applies each one linked to a question through the
 // question sync's own webhook activity (an Issue update built from the issue's current values, so per-field
-// versions make it a no-op when nothing was missed), refreshes filed issues' identifiers, asks questions whose push
+// versions make it a no-op when nothing was missed), then the comments changed since the watermark on those issues
+// (through the comment webhook's activity, one request per page), refreshes filed issues' identifiers, asks questions whose push
 // is pending or failed to sync again, and only then advances the watermark and records what it repaired. A
 // workspace no longer connected has its schedule removed.
 func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error) {
@@ -70,6 +90,10 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 		if err := workflow.ExecuteActivity(storeContext(ctx), r.BeginReconcile, in.WorkspaceID).Get(ctx, &start); err != nil {
 			return nil, fmt.Errorf("begin reconciliation of workspace %s: %w", in.WorkspaceID, err)
 		}
+		if start.Paused {
+			workflow.GetLogger(ctx).Info("linear connection waits for a reconnect; nothing to reconcile", "workspace_id", in.WorkspaceID)
+			return &ReconcileResult{Paused: true}, nil
+		}
 		if !start.Connected {
 			workflow.GetLogger(ctx).Info("workspace not connected to linear; removing its reconciliation schedule", "workspace_id", in.WorkspaceID)
 			if err := workflow.ExecuteActivity(storeContext(ctx), r.DeleteSchedule, ReconcileScheduleID(in.WorkspaceID)).Get(ctx, nil); err != nil {
@@ -79,40 +103,69 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 		}
 		st = &ReconcileProgress{StartedAt: workflow.Now(ctx), Watermark: start.Watermark, Newest: start.Watermark}
 		var check activities.WebhookCheck
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.CheckWebhooks, in.WorkspaceID).Get(ctx, &check); err != nil {
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.CheckWebhooks, in.WorkspaceID).Get(ctx, &check); pausedByLinear(err) {
+			return &ReconcileResult{Paused: true}, nil
+		} else if err != nil {
 			return nil, fmt.Errorf("check webhooks of workspace %s: %w", in.WorkspaceID, err)
 		}
 		st.Reenabled = check.Reenabled
 	}
 
 	since := st.Watermark.Add(-reconcileOverlap)
-	for {
-		var page activities.ReconcilePage
-		pin := activities.ReconcilePageInput{WorkspaceID: in.WorkspaceID, Since: since, After: st.After}
-		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.ChangedIssues, pin).Get(ctx, &page); err != nil {
-			return nil, fmt.Errorf("list changed issues of workspace %s: %w", in.WorkspaceID, err)
+	if !st.IssuesDone {
+		for {
+			var page activities.ReconcilePage
+			pin := activities.ReconcilePageInput{WorkspaceID: in.WorkspaceID, Since: since, After: st.After}
+			if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.ChangedIssues, pin).Get(ctx, &page); pausedByLinear(err) {
+				// The watermark stays where it is: the next run after the reconnect reads these changes again.
+				return &ReconcileResult{Paused: true}, nil
+			} else if err != nil {
+				return nil, fmt.Errorf("list changed issues of workspace %s: %w", in.WorkspaceID, err)
+			}
+			st.Seen += page.Seen
+			if page.Newest.After(st.Newest) {
+				st.Newest = page.Newest
+			}
+			for _, issue := range page.Issues {
+				repairs, err := reconcileIssue(ctx, in.WorkspaceID, issue)
+				if err != nil {
+					return nil, err
+				}
+				for _, r := range repairs {
+					st.addRepair(r)
+				}
+			}
+			if page.Next == "" {
+				break
+			}
+			st.After = page.Next
+			if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				in.Progress = st
+				return nil, workflow.NewContinueAsNewError(ctx, Reconcile, in)
+			}
 		}
-		st.Seen += page.Seen
+		st.IssuesDone, st.After = true, ""
+	}
+	// Comments whose webhooks were lost: one request per page of comments changed since the watermark, applied
+	// through the comment webhook's own activity.
+	for {
+		var page activities.ReconcileCommentPage
+		pin := activities.ReconcilePageInput{WorkspaceID: in.WorkspaceID, Since: since, After: st.After}
+		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.ChangedComments, pin).Get(ctx, &page); pausedByLinear(err) {
+			return &ReconcileResult{Paused: true}, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("list changed comments of workspace %s: %w", in.WorkspaceID, err)
+		}
 		if page.Newest.After(st.Newest) {
 			st.Newest = page.Newest
 		}
-		for _, issue := range page.Issues {
-			repairs, err := reconcileIssue(ctx, in.WorkspaceID, issue)
+		for _, c := range page.Comments {
+			rep, err := reconcileComment(ctx, in.WorkspaceID, c)
 			if err != nil {
 				return nil, err
 			}
-			// The run's record keeps the first maxRepairDetails repairs in detail and counts the rest, so a run
-			// that repairs a great deal never outgrows a workflow payload across continue-as-new.
-			for _, r := range repairs {
-				if st.RepairCounts == nil {
-					st.RepairCounts = map[string]int{}
-				}
-				st.RepairCounts[r.Kind]++
-				if len(st.Repairs) < maxRepairDetails {
-					st.Repairs = append(st.Repairs, r)
-				} else {
-					st.MoreRepairs++
-				}
+			if rep != nil {
+				st.addRepair(*rep)
 			}
 		}
 		if page.Next == "" {
@@ -168,6 +221,25 @@ func reconcileIssue(ctx workflow.Context, workspaceID string, issue activities.R
 	return out, nil
 }
 
+// reconcileComment applies a changed comment's webhooks to its question and returns the repair, nil when the
+// webhooks had missed nothing.
+func reconcileComment(ctx workflow.Context, workspaceID string, c activities.ReconcileComment) (*activities.Repair, error) {
+	var q *activities.Questions
+	var rep *activities.Repair
+	for i, body := range c.Bodies {
+		id := ReconcileDeliveryID(c.CommentID, c.UpdatedAt) + ":" + strconv.Itoa(i)
+		res, err := applyReconciled(ctx, workspaceID, id, body, q.ApplyLinearComment)
+		if err != nil {
+			return nil, fmt.Errorf("apply comment %s to its question: %w", c.CommentID, err)
+		}
+		if len(res.Changed) > 0 {
+			rep = &activities.Repair{Kind: activities.DriftComment, IssueID: c.IssueID, QuestionID: res.QuestionID,
+				Changed: res.Changed, UpdatedAt: c.UpdatedAt}
+		}
+	}
+	return rep, nil
+}
+
 // ReconcileDeliveryID names a reconciled issue version where the webhook path has a Linear-Delivery id: the app's
 // callback for it carries a stable id, so a repeated run notifies the app once.
 func ReconcileDeliveryID(issueID string, updatedAt time.Time) string {
@@ -178,10 +250,16 @@ func ReconcileDeliveryID(issueID string, updatedAt time.Time) string {
 // (questionIssueDelivery): the same activities, so the same merge rules, write-back and app callback.
 func applyReconciledQuestion(ctx workflow.Context, workspaceID string, issue activities.ReconcileIssue) (*activities.LinearChangeResult, error) {
 	var q *activities.Questions
-	ch := activities.LinearChange{WorkspaceID: workspaceID, DeliveryID: ReconcileDeliveryID(issue.IssueID, issue.UpdatedAt),
-		Body: issue.Body}
+	return applyReconciled(ctx, workspaceID, ReconcileDeliveryID(issue.IssueID, issue.UpdatedAt), issue.Body, q.ApplyLinearIssue)
+}
+
+// applyReconciled runs a webhook body reconciliation built through apply, the activity its webhook handler uses,
+// then the handler's write-back and app callback.
+func applyReconciled(ctx workflow.Context, workspaceID, deliveryID string, body json.RawMessage, apply any) (*activities.LinearChangeResult, error) {
+	var q *activities.Questions
+	ch := activities.LinearChange{WorkspaceID: workspaceID, DeliveryID: deliveryID, Body: body}
 	var res activities.LinearChangeResult
-	if err := workflow.ExecuteActivity(storeContext(ctx), q.ApplyLinearIssue, ch).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(storeContext(ctx), apply, ch).Get(ctx, &res); err != nil {
 		return nil, err
 	}
 	ref := activities.QuestionRef{WorkspaceID: workspaceID, QuestionID: res.QuestionID}

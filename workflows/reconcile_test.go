@@ -78,8 +78,30 @@ func TestReconcilePagesAndAdvancesWatermarkAfterApplying(t *testing.T) {
 			}
 			return &activities.LinearChangeResult{QuestionID: "q2"}, nil // nothing missed: a no-op
 		})
+	// Comments come after the issues, from the same since, through the comment webhook's activity: a missed comment
+	// (its create changes the question), and one edited (create known already, the update a no-op).
+	commentAt := newest.Add(time.Minute)
+	var commentPages []activities.ReconcilePageInput
+	env.OnActivity(r.ChangedComments, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReconcilePageInput) (*activities.ReconcileCommentPage, error) {
+			commentPages = append(commentPages, in)
+			return &activities.ReconcileCommentPage{Seen: 4, Newest: commentAt, Comments: []activities.ReconcileComment{
+				{CommentID: "c1", IssueID: "i1", UpdatedAt: commentAt, Bodies: []json.RawMessage{json.RawMessage(`{"action":"create"}`)}},
+				{CommentID: "c2", IssueID: "i2", UpdatedAt: newest, Bodies: []json.RawMessage{
+					json.RawMessage(`{"action":"create"}`), json.RawMessage(`{"action":"update"}`)}},
+			}}, nil
+		})
+	var applied []string
+	env.OnActivity(q.ApplyLinearComment, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ch activities.LinearChange) (*activities.LinearChangeResult, error) {
+			applied = append(applied, ch.DeliveryID)
+			if ch.DeliveryID == ReconcileDeliveryID("c1", commentAt)+":0" {
+				return &activities.LinearChangeResult{QuestionID: "q1", Changed: []string{"replies"}}, nil
+			}
+			return &activities.LinearChangeResult{QuestionID: "q2"}, nil
+		})
 	env.OnActivity(q.RequestSync, mock.Anything, activities.QuestionRef{WorkspaceID: "ws", QuestionID: "q1"}).Return(nil).Once()
-	env.OnActivity(q.NotifyApp, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(q.NotifyApp, mock.Anything, mock.Anything).Return(nil).Twice()
 	env.OnActivity(r.RepairFiledIssue, mock.Anything, activities.FiledRepair{WorkspaceID: "ws", IssueID: "f1",
 		Identifier: "ENG-9", URL: "https://linear.app/x/ENG-9"}).Return(true, nil)
 	env.OnActivity(r.QuestionsToResync, mock.Anything, "ws").Return([]string{"q7"}, nil)
@@ -97,17 +119,23 @@ func TestReconcilePagesAndAdvancesWatermarkAfterApplying(t *testing.T) {
 		{WorkspaceID: "ws", Since: wm.Add(-reconcileOverlap)},
 		{WorkspaceID: "ws", Since: wm.Add(-reconcileOverlap), After: "cursor-1"},
 	}, pages)
+	require.Equal(t, []activities.ReconcilePageInput{{WorkspaceID: "ws", Since: wm.Add(-reconcileOverlap)}}, commentPages,
+		"comments from the start, not from the issues' cursor")
+	require.Equal(t, []string{ReconcileDeliveryID("c1", commentAt) + ":0", ReconcileDeliveryID("c2", newest) + ":0",
+		ReconcileDeliveryID("c2", newest) + ":1"}, applied)
 	require.Equal(t, wm, report.WatermarkFrom)
-	require.Equal(t, newest, report.WatermarkTo, "the newest updatedAt of any page, not of the last one")
+	require.Equal(t, commentAt, report.WatermarkTo, "the newest updatedAt of any page, issues' or comments'")
 	require.Equal(t, 53, report.IssuesSeen)
 	require.Equal(t, 1, report.Resynced)
-	require.Len(t, report.Repairs, 2)
+	require.Len(t, report.Repairs, 3)
 	require.Equal(t, activities.DriftQuestion, report.Repairs[0].Kind)
 	require.Equal(t, "q1", report.Repairs[0].QuestionID)
 	require.Equal(t, activities.DriftFiledIssue, report.Repairs[1].Kind)
+	require.Equal(t, activities.DriftComment, report.Repairs[2].Kind)
+	require.Equal(t, "i1", report.Repairs[2].IssueID, "the comment's issue")
 	var res ReconcileResult
 	require.NoError(t, env.GetWorkflowResult(&res))
-	require.Equal(t, newest, res.Watermark)
+	require.Equal(t, commentAt, res.Watermark)
 	env.AssertExpectations(t)
 }
 

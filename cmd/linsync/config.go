@@ -42,6 +42,8 @@ type Config struct {
 	WebhookSecretGrace time.Duration
 	// OAuth is Linear's OAuth application; ClientID "" disables connecting by OAuth.
 	OAuth linear.OAuthConfig
+	// OAuthWebhookSecret verifies the OAuth application's own webhook (OAuthApp revoked); "" turns its route off.
+	OAuthWebhookSecret string
 	// Temporal holds the client options from the SDK's standard TEMPORAL_* variables.
 	Temporal client.Options
 	// Tracing is the OpenTelemetry trace export, from the standard OTEL_* variables; off unless an OTLP endpoint is set.
@@ -95,6 +97,7 @@ var (
 	envOAuthAuthorize   = envVar{"LINEAR_OAUTH_AUTHORIZE_URL", linear.DefaultAuthorizeURL}
 	envOAuthToken       = envVar{"LINEAR_OAUTH_TOKEN_URL", linear.DefaultTokenURL}
 	envOAuthRevoke      = envVar{"LINEAR_OAUTH_REVOKE_URL", linear.DefaultRevokeURL}
+	envOAuthWebhook     = envVar{"LINEAR_OAUTH_WEBHOOK_SECRET", ""}
 	// The SDK reads TEMPORAL_*; linsync only asks whether the address is set.
 	envTemporalAddress = envVar{"TEMPORAL_ADDRESS", ""}
 
@@ -183,6 +186,7 @@ func LoadConfig() (Config, error) {
 			Actor:  envOAuthActor.get(), AuthorizeURL: envOAuthAuthorize.get(), TokenURL: envOAuthToken.get(),
 			RevokeURL: envOAuthRevoke.get(),
 		},
+		OAuthWebhookSecret: envOAuthWebhook.get(),
 	}
 	if cfg.OAuth.RedirectURL == "" && cfg.PublicURL != "" {
 		cfg.OAuth.RedirectURL = cfg.PublicURL + "/v1/oauth/linear/callback"

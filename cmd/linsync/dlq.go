@@ -98,6 +98,9 @@ func dlqCmd(ctx context.Context, tc ToolConfig, args []string, stdout io.Writer)
 			if err := c.do(ctx, http.MethodPost, "/failed-events/"+url.PathEscape(pos[0])+"/replay?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
+			if *dry {
+				return printPlans(stdout, out)
+			}
 			return printJSON(stdout, out)
 		}
 		body := map[string]any{"kind": *kind, "error_class": *class, "rate_per_second": *rate}
@@ -106,7 +109,7 @@ func dlqCmd(ctx context.Context, tc ToolConfig, args []string, stdout io.Writer)
 			if err := c.do(ctx, http.MethodPost, `/failed-events:replay?dry_run=true`, body, &out); err != nil {
 				return err
 			}
-			return printJSON(stdout, out)
+			return printPlans(stdout, out)
 		}
 		var started struct {
 			RequestID string `json:"request_id"`
@@ -196,4 +199,73 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 	buf.WriteByte('\n')
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+// printPlans prints a dry run as a diff: per dead letter, whether it would replay and why, then field by field what
+// the replay would write to Linear (Linear's value now → the value written) and what changed since the failure.
+func printPlans(w io.Writer, raw json.RawMessage) error {
+	var resp struct {
+		Plan []struct {
+			ID          string `json:"id"`
+			Kind        string `json:"kind"`
+			WouldReplay bool   `json:"would_replay"`
+			Reason      string `json:"reason"`
+			Writes      []struct {
+				Field         string `json:"field"`
+				Before, After any
+				Note          string `json:"note"`
+			} `json:"writes"`
+			SinceFailure []struct {
+				Field string    `json:"field"`
+				Now   any       `json:"now"`
+				At    time.Time `json:"at"`
+				By    string    `json:"by"`
+			} `json:"since_failure"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return fmt.Errorf("read dry run: %w", err)
+	}
+	show := func(v any) string {
+		if v == nil {
+			return "(none)"
+		}
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	for i, p := range resp.Plan {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		verdict := "would replay"
+		if !p.WouldReplay {
+			verdict = "would not replay"
+		}
+		fmt.Fprintf(w, "%s  %s  %s\n  %s\n", p.ID, p.Kind, verdict, p.Reason)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		if len(p.Writes) == 0 {
+			fmt.Fprintln(tw, "  writes to Linear:\tnothing")
+		} else {
+			fmt.Fprintln(tw, "  writes to Linear:\tfield\tnow\t\treplay writes")
+			for _, c := range p.Writes {
+				fmt.Fprintf(tw, "\t%s\t%s\t→\t%s", c.Field, show(c.Before), show(c.After))
+				if c.Note != "" {
+					fmt.Fprintf(tw, "\t%s", c.Note)
+				}
+				fmt.Fprintln(tw)
+			}
+		}
+		if len(p.SinceFailure) == 0 {
+			fmt.Fprintln(tw, "  since the failure:\tnothing changed")
+		} else {
+			fmt.Fprintln(tw, "  since the failure:\tfield\tnow\t\tby, at")
+			for _, c := range p.SinceFailure {
+				fmt.Fprintf(tw, "\t%s\t%s\t\t%s, %s\n", c.Field, show(c.Now), c.By, c.At.UTC().Format(time.RFC3339))
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +60,24 @@ func TestDLQCommands(t *testing.T) {
 	require.Contains(t, dlq("list"), "LinearForbidden")
 	require.NotContains(t, dlq("list", "--error-class", "LinearRateLimited"), dl.ID)
 	require.Contains(t, dlq("show", dl.ID), `"error_message": "forbidden"`)
-	require.Contains(t, dlq("replay", "--dry-run", dl.ID), `"would_replay": true`)
+	require.Contains(t, dlq("replay", "--dry-run", dl.ID), "would replay")
+
+	// A question whose push failed: the dry run is a diff, field by field.
+	q, _, err := db.CreateQuestion(ctx, linsync.QuestionInput{WorkspaceID: ws.ID, ExternalID: "q-1", Title: "Where is churn?",
+		Body: "For the deck.", AskerEmail: "alice@example.com", Priority: 2, TeamID: "team-1", At: time.Now()})
+	require.NoError(t, err)
+	qin, _ := json.Marshal([]any{map[string]string{"workspace_id": ws.ID, "question_id": q.ID}})
+	qdl, err := db.RecordDeadLetter(ctx, linsync.DeadLetter{WorkspaceID: ws.ID, Kind: linsync.KindQuestionPush,
+		WorkflowID: "question:" + ws.ID + ":" + q.ID, RunID: "r2", TaskQueue: tq, Input: qin, ErrorClass: "LinearForbidden",
+		ErrorMessage: "create issue: forbidden", Attempts: 1})
+	require.NoError(t, err)
+	diff := dlq("replay", "--dry-run", qdl.ID)
+	t.Logf("dry run:\n%s", diff)
+	require.Contains(t, diff, qdl.ID+"  QuestionPush  would replay")
+	require.Regexp(t, `writes to Linear:\s+field\s+now\s+replay writes`, diff)
+	require.Regexp(t, `issue\s+\(none\)\s+→\s+"issueCreate"`, diff)
+	require.Regexp(t, `title\s+\(none\)\s+→\s+"Where is churn\?"`, diff)
+	require.Contains(t, diff, "since the failure:")
 	out := dlq("replay", "--kind", "NoSuchWorkflow", "--rate", "20")
 	require.Contains(t, out, "[##############################] 1/1", "the progress bar ends full")
 

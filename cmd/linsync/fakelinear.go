@@ -99,6 +99,9 @@ Act as a human (ISSUE is an issue id or identifier such as %[3]s-1):
   curl -s -X POST %[1]s/_fake/human/set-priority -d '{"as":"%[4]s","issueId":"ISSUE","priority":1}'
   curl -s -X POST %[1]s/_fake/human/set-title    -d '{"as":"%[4]s","issueId":"ISSUE","title":"New title"}'
   curl -s -X POST %[1]s/_fake/human/comment      -d '{"as":"%[4]s","issueId":"ISSUE","body":"On it"}'
+  curl -s -X POST %[1]s/_fake/human/edit-comment -d '{"as":"%[4]s","commentId":"COMMENT","body":"On it, ETA Friday"}'
+  curl -s -X POST %[1]s/_fake/human/delete-comment -d '{"as":"%[4]s","commentId":"COMMENT"}'
+  curl -s -X POST %[1]s/_fake/human/move-issue   -d '{"as":"%[4]s","issueId":"ISSUE","team":"ENG"}'
   curl -s -X POST %[1]s/_fake/human/delete-issue -d '{"as":"%[4]s","issueId":"ISSUE"}'
 
 Look inside:    curl -s %[1]s/_fake/state | curl -s %[1]s/_fake/requests | curl -s %[1]s/_fake/deliveries

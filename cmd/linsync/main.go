@@ -211,6 +211,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 			PublicURL:          cfg.PublicURL,
 			WebhookSecretGrace: cfg.WebhookSecretGrace,
 			OAuth:              oauth,
+			OAuthWebhookSecret: cfg.OAuthWebhookSecret,
 			LinearMetrics:      d.linearMetrics,
 			LinearMaxAttempts:  int32(cfg.LinearMaxAttempts),
 			ReconcileEvery:     cfg.ReconcileInterval,

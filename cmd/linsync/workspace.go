@@ -57,7 +57,16 @@ func workspaceCmd(ctx context.Context, cfg Config, args []string, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("store the webhook secret of workspace %s (its admin token is %s): %w", ws.Slug, adminToken, err)
 	}
+	if *team != "" {
+		// Several workspaces share the organization: this one takes the deliveries about its team.
+		if err := db.SetTeamClaims(ctx, ws.ID, *org, []string{*team}); err != nil {
+			return fmt.Errorf("claim team %s for workspace %s (its admin token is %s): %w", *team, ws.Slug, adminToken, err)
+		}
+	}
 	fmt.Fprintf(stdout, "workspace created\n  id:            %s\n  slug:          %s\n  organization:  %s\n", ws.ID, ws.Slug, hook.OrganizationID)
+	if *team != "" {
+		fmt.Fprintf(stdout, "  claimed team:  %s\n", *team)
+	}
 	fmt.Fprintf(stdout, "  webhook URLs:  /webhooks/linear/%s  or  /webhooks/linear (matched by organizationId)\n", ws.Slug)
 	// Shown once: linsync keeps only a hash.
 	fmt.Fprintf(stdout, "  admin token (shown once): %s\n", adminToken)

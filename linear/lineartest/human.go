@@ -87,6 +87,39 @@ func (h *Human) Comment(issueID, body string) (string, error) {
 	return id, err
 }
 
+// EditComment changes the body of a comment (by id); Linear announces it as Comment "update".
+func (h *Human) EditComment(commentID, body string) error {
+	return h.onComment(commentID, func(u *user, c *comment) error { return h.s.editComment(u, c, body) })
+}
+
+// DeleteComment deletes a comment (by id); Linear announces it as Comment "remove".
+func (h *Human) DeleteComment(commentID string) error {
+	return h.onComment(commentID, func(u *user, c *comment) error { h.s.deleteComment(u, c); return nil })
+}
+
+func (h *Human) onComment(commentID string, fn func(u *user, c *comment) error) error {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.userByEmail(h.email)
+	if u == nil {
+		return fmt.Errorf("act as %s: no such user", h.email)
+	}
+	c := s.comments[commentID]
+	if c == nil {
+		return fmt.Errorf("act as %s: no comment %s", h.email, commentID)
+	}
+	if err := fn(u, c); err != nil {
+		return fmt.Errorf("act as %s on comment %s: %w", h.email, commentID, err)
+	}
+	return nil
+}
+
+// MoveIssue moves the issue to another team (id or key): it gets that team's next identifier.
+func (h *Human) MoveIssue(issueID, team string) error {
+	return h.do(issueID, func(u *user, is *issue) error { return h.s.moveIssue(u, is, team) })
+}
+
 // DeleteIssue deletes (trashes) the issue; Linear announces it as action "remove".
 func (h *Human) DeleteIssue(issueID string) error {
 	return h.do(issueID, func(u *user, is *issue) error { h.s.deleteIssue(u, is); return nil })
@@ -110,19 +143,21 @@ func (h *Human) CreateIssue(team, title string) (string, error) {
 
 // humanRequest is the body of POST /_fake/human/{action}.
 type humanRequest struct {
-	As       string `json:"as"`
-	IssueID  string `json:"issueId"`
-	State    string `json:"state"`
-	Assignee string `json:"assignee"`
-	Priority int    `json:"priority"`
-	Title    string `json:"title"`
-	Body     string `json:"body"`
-	Team     string `json:"team"`
+	As        string `json:"as"`
+	IssueID   string `json:"issueId"`
+	State     string `json:"state"`
+	Assignee  string `json:"assignee"`
+	Priority  int    `json:"priority"`
+	Title     string `json:"title"`
+	Body      string `json:"body"`
+	Team      string `json:"team"`
+	CommentID string `json:"commentId"`
 }
 
 // serveTestAPI is the HTTP face of the Go test API, for `linsync fake-linear` and curl:
 //
-//	POST /_fake/human/{set-state|set-assignee|set-priority|set-title|comment|delete-issue|create-issue}
+//	POST /_fake/human/{set-state|set-assignee|set-priority|set-title|comment|edit-comment|delete-comment|
+//	                   move-issue|delete-issue|create-issue}
 //	GET  /_fake/state | /_fake/requests | /_fake/deliveries
 //	POST /_fake/faults/{ratelimit|status|latency|delivery}
 func (s *Server) serveTestAPI(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +243,12 @@ func (s *Server) humanAction(action string, req humanRequest) (any, error) {
 		err = h.SetTitle(req.IssueID, req.Title)
 	case "comment":
 		out["commentId"], err = h.Comment(req.IssueID, req.Body)
+	case "edit-comment":
+		err = h.EditComment(req.CommentID, req.Body)
+	case "delete-comment":
+		err = h.DeleteComment(req.CommentID)
+	case "move-issue":
+		err = h.MoveIssue(req.IssueID, req.Team)
 	case "delete-issue":
 		err = h.DeleteIssue(req.IssueID)
 	case "create-issue":
@@ -225,7 +266,8 @@ func (s *Server) snapshot() map[string]any {
 	out := map[string]any{"organization": s.org}
 	var teams, users, issues, comments, labels, hooks []any
 	for _, t := range s.teams {
-		teams = append(teams, map[string]any{"id": t.ID, "key": t.Key, "name": t.Name, "triageEnabled": t.TriageEnabled})
+		teams = append(teams, map[string]any{"id": t.ID, "key": t.Key, "name": t.Name, "triageEnabled": t.TriageEnabled,
+			"private": t.Private})
 	}
 	for _, u := range s.users {
 		users = append(users, map[string]any{"id": u.ID, "name": u.Name, "email": u.Email})

@@ -61,6 +61,27 @@ func (s *Server) mutation(actor *user) obj {
 			}
 			return s.payload("CommentPayload", "comment", s.commentObj(c)), nil
 		}),
+		"commentUpdate": lazy(func(args map[string]any) (any, error) {
+			id, _ := args["id"].(string)
+			c := s.comments[id]
+			if c == nil {
+				return nil, notFound("Comment")
+			}
+			body, _ := str(input(args), "body")
+			if err := s.editComment(actor, c, body); err != nil {
+				return nil, err
+			}
+			return s.payload("CommentPayload", "comment", s.commentObj(c)), nil
+		}),
+		"commentDelete": lazy(func(args map[string]any) (any, error) {
+			id, _ := args["id"].(string)
+			c := s.comments[id]
+			if c == nil || c.ArchivedAt != nil {
+				return nil, notFound("Comment")
+			}
+			s.deleteComment(actor, c)
+			return s.payload("DeletePayload", "entityId", id), nil
+		}),
 		"issueLabelCreate": lazy(func(args map[string]any) (any, error) {
 			l, err := s.createLabel(actor, input(args))
 			if err != nil {
@@ -324,6 +345,61 @@ func (s *Server) createComment(actor *user, in map[string]any) (*comment, error)
 	s.comments[id] = c
 	s.emit(event{action: "create", typ: "Comment", data: s.commentData(c), actor: actor, url: s.commentURL(is, c), teamID: is.TeamID, at: now})
 	return c, nil
+}
+
+// editComment changes a comment's body; Linear announces it as Comment "update" with the previous body.
+func (s *Server) editComment(actor *user, c *comment, body string) error {
+	if body == "" {
+		return errorf("Argument Validation Error: body should not be empty")
+	}
+	if c.ArchivedAt != nil {
+		return notFound("Comment")
+	}
+	from := map[string]any{"body": c.Body, "updatedAt": iso(c.UpdatedAt), "editedAt": isoPtr(c.EditedAt)}
+	now := s.now()
+	c.Body, c.UpdatedAt, c.EditedAt = body, now, &now
+	is := s.issues[c.IssueID]
+	s.emit(event{action: "update", typ: "Comment", data: s.commentData(c), updatedFrom: from, actor: actor,
+		url: s.commentURL(is, c), teamID: is.TeamID, at: now})
+	return nil
+}
+
+// deleteComment archives a comment; Linear announces it as Comment "remove".
+func (s *Server) deleteComment(actor *user, c *comment) {
+	now := s.now()
+	c.ArchivedAt, c.UpdatedAt = &now, now
+	is := s.issues[c.IssueID]
+	s.emit(event{action: "remove", typ: "Comment", data: s.commentData(c), actor: actor, url: s.commentURL(is, c),
+		teamID: is.TeamID, at: now})
+}
+
+// moveIssue moves an issue to another team, as Linear does: a new number and identifier in that team (the old one
+// kept in previousIdentifiers), the team's state of the same type. The webhook goes to the new team's webhooks.
+func (s *Server) moveIssue(actor *user, is *issue, teamID string) error {
+	t := s.teamByIDOrKey(teamID)
+	if t == nil {
+		return notFound("Team")
+	}
+	if t.ID == is.TeamID {
+		return nil
+	}
+	from := map[string]any{"teamId": is.TeamID, "stateId": is.StateID, "number": is.Number,
+		"identifier": is.Identifier, "updatedAt": iso(is.UpdatedAt)}
+	typ := ""
+	if st := s.states[is.StateID]; st != nil {
+		typ = st.Type
+	}
+	to := s.stateOfType(t.ID, typ)
+	if to == nil {
+		to = s.states[t.DefaultStateID]
+	}
+	is.PreviousIdentifiers = append(is.PreviousIdentifiers, is.Identifier)
+	t.issueCount++
+	is.TeamID, is.Number, is.Identifier, is.StateID = t.ID, t.issueCount, t.Key+"-"+itoa(t.issueCount), to.ID
+	is.UpdatedAt = s.now()
+	s.emit(event{action: "update", typ: "Issue", data: s.issueData(is), updatedFrom: from, actor: actor,
+		url: s.issueURL(is), teamID: is.TeamID, at: is.UpdatedAt})
+	return nil
 }
 
 func (s *Server) createLabel(actor *user, in map[string]any) (*label, error) {

@@ -84,6 +84,16 @@ func (s *Server) seedTeam(id, key, name string, triage bool, n int) SeedTeam {
 	return st
 }
 
+// AddTeam creates a team with states of every type (triage too when asked) and a "Customer" label, public or
+// private, and returns its ids. n (3 to 9) makes its fixed ids distinct from the seeded teams'.
+func (s *Server) AddTeam(id, key, name string, triage, private bool, n int) SeedTeam {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.seedTeam(id, key, name, triage, n)
+	s.teams[id].Private = private
+	return st
+}
+
 // AddWebhook registers a webhook for all public teams, as an admin would in Linear's settings, and returns its id.
 // With no resource types it subscribes to Issue, Comment and IssueLabel.
 func (s *Server) AddWebhook(url, secret string, resourceTypes ...string) string {

@@ -63,19 +63,21 @@ type Server struct {
 	schema  *ast.Schema
 	created time.Time
 
-	mu       sync.Mutex
-	org      organization
-	users    map[string]*user
-	keys     map[string]string // Authorization header value → user id
-	teams    map[string]*team
-	states   map[string]*workflowState
-	labels   map[string]*label
-	issues   map[string]*issue
-	comments map[string]*comment
-	webhooks map[string]*webhook
-	requests []Request
-	windows  map[string]*rateWindow
-	faults   faults
+	mu    sync.Mutex
+	org   organization
+	users map[string]*user
+	keys  map[string]string // Authorization header value → user id
+	// forbidden keys authenticate but may do nothing: their user lost access (ForbidKey).
+	forbidden map[string]bool
+	teams     map[string]*team
+	states    map[string]*workflowState
+	labels    map[string]*label
+	issues    map[string]*issue
+	comments  map[string]*comment
+	webhooks  map[string]*webhook
+	requests  []Request
+	windows   map[string]*rateWindow
+	faults    faults
 	// lastSyncID numbers mutations like Linear's sync ids.
 	lastSyncID float64
 
@@ -242,6 +244,10 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		rec.Fault = "status " + strconv.Itoa(f.status)
 		s.answer(w, &rec, f.status, nil, statusError(f.status))
 		return
+	case viewer != nil && s.isForbidden(r.Header.Get("Authorization")):
+		rec.Fault = "forbidden"
+		s.answer(w, &rec, http.StatusForbidden, nil, statusError(http.StatusForbidden))
+		return
 	case viewer == nil:
 		s.answer(w, &rec, http.StatusBadRequest, nil, &gqlErr{Message: "Authentication required, not authenticated",
 			Extensions: map[string]any{"type": "authentication error", "code": "AUTHENTICATION_ERROR", "statusCode": 401,
@@ -404,6 +410,30 @@ func (s *Server) writeRateLimited(w http.ResponseWriter, rec *Request, rl *RateL
 	msg := fmt.Sprintf("Rate limit exceeded. Only %d requests are allowed per 1 hour and you have made %d requests in the last hour.",
 		s.opts.RequestsPerHour, s.opts.RequestsPerHour)
 	s.answer(w, rec, status, nil, &gqlErr{Message: msg, Extensions: map[string]any{"code": "RATELIMITED", "statusCode": 429}})
+}
+
+// ForbidKey makes a known API key authenticate but be refused everything with 403 FORBIDDEN, as for a user who lost
+// access; AllowKey lifts it. Unlike RevokeKey, Linear still knows who the key is.
+func (s *Server) ForbidKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forbidden == nil {
+		s.forbidden = map[string]bool{}
+	}
+	s.forbidden[key] = true
+}
+
+// AllowKey lifts ForbidKey.
+func (s *Server) AllowKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.forbidden, key)
+}
+
+func (s *Server) isForbidden(auth string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forbidden[auth]
 }
 
 // AddAPIKey lets key authenticate as the user with email, sent as "Authorization: <key>".

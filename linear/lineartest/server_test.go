@@ -414,3 +414,27 @@ func TestHTTPTestAPIActsAsHuman(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "completed", got.Issue.State.Type)
 }
+
+// TestPrivateTeamsOnlyThroughTeamWebhooks: as in Linear, a webhook for all public teams does not deliver a private
+// team's events, a webhook scoped to the private team does, and the team reads as private through the schema's
+// Team.visibility (and the deprecated Team.private).
+func TestPrivateTeamsOnlyThroughTeamWebhooks(t *testing.T) {
+	t.Parallel()
+	srv, _, c, public, _ := setup(t, http.StatusOK)
+	ctx := t.Context()
+	sec := srv.AddTeam("7ea30000-0000-4000-8000-000000000003", "SEC", "Security", false, true, 3)
+	scoped := newReceiver(t, http.StatusOK)
+	_, err := linear.WebhookCreate(ctx, c.GQL(), linear.WebhookCreateInput{URL: scoped.srv.URL,
+		ResourceTypes: []string{"Issue", "Comment"}, TeamID: "SEC", Secret: secret})
+	require.NoError(t, err)
+
+	resp, err := linear.TeamDetails(ctx, c.GQL(), sec.ID)
+	require.NoError(t, err)
+	require.Equal(t, linear.TeamVisibilityPrivate, resp.Team.Visibility)
+
+	createIssue(t, c, sec.ID)
+	require.NoError(t, srv.Flush(ctx))
+	require.Empty(t, public.all(), "all public teams leaves the private team out")
+	require.Len(t, scoped.all(), 1, "the team's own webhook delivers")
+	require.Contains(t, string(scoped.all()[0].body), `"teamId":"`+sec.ID+`"`)
+}

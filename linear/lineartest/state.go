@@ -15,8 +15,11 @@ type (
 		Admin, App                   bool
 	}
 	team struct {
-		ID, Key, Name  string
-		TriageEnabled  bool
+		ID, Key, Name string
+		TriageEnabled bool
+		// Private teams are seen only by their members; a webhook for all public teams does not deliver their
+		// events, only one scoped to the team does.
+		Private        bool
 		DefaultStateID string
 		issueCount     int
 		CreatedAt      time.Time
@@ -39,7 +42,7 @@ type (
 		Number                                            int
 		Description, AssigneeID, DueDate, ParentID        *string
 		Priority                                          int
-		LabelIDs, SubscriberIDs                           []string
+		LabelIDs, SubscriberIDs, PreviousIdentifiers      []string
 		Estimate                                          *int
 		Trashed                                           *bool
 		CreatedAt, UpdatedAt                              time.Time
@@ -49,6 +52,9 @@ type (
 		ID, IssueID, UserID, Body string
 		ParentID                  *string
 		CreatedAt, UpdatedAt      time.Time
+		// EditedAt is set when the body was edited; ArchivedAt when the comment was deleted (Linear keeps it
+		// archived, and lists it only with includeArchived).
+		EditedAt, ArchivedAt *time.Time
 	}
 	webhook struct {
 		ID, URL, Secret, CreatorID string
@@ -151,7 +157,7 @@ func (s *Server) teamObj(t *team) any {
 		return nil
 	}
 	return obj{"__typename": "Team", "id": t.ID, "key": t.Key, "name": t.Name, "triageEnabled": t.TriageEnabled,
-		"createdAt": iso(t.CreatedAt), "updatedAt": iso(t.CreatedAt), "archivedAt": nil, "private": false,
+		"createdAt": iso(t.CreatedAt), "updatedAt": iso(t.CreatedAt), "archivedAt": nil, "private": t.Private, "visibility": t.visibility(),
 		"cyclesEnabled": false, "timezone": "UTC", "description": nil,
 		"defaultIssueState": lazy(func(map[string]any) (any, error) { return s.stateObj(s.states[t.DefaultStateID]), nil }),
 		"states": lazy(func(args map[string]any) (any, error) {
@@ -164,6 +170,13 @@ func (s *Server) teamObj(t *team) any {
 			return connection("Issue", s.issueObjs(func(is *issue) bool { return is.TeamID == t.ID }), args)
 		}),
 	}
+}
+
+func (t *team) visibility() string {
+	if t.Private {
+		return "private"
+	}
+	return "public"
 }
 
 func (s *Server) stateObj(st *workflowState) any {
@@ -210,10 +223,11 @@ func (s *Server) issueObj(is *issue) any {
 		"dueDate": strPtr(is.DueDate), "estimate": estimate, "createdAt": iso(is.CreatedAt), "updatedAt": iso(is.UpdatedAt),
 		"archivedAt": isoPtr(is.ArchivedAt), "startedAt": isoPtr(is.StartedAt), "completedAt": isoPtr(is.CompletedAt),
 		"canceledAt": isoPtr(is.CanceledAt), "trashed": boolPtr(is.Trashed), "labelIds": slices.Clone(is.LabelIDs),
-		"state":    lazy(func(map[string]any) (any, error) { return s.stateObj(s.states[is.StateID]), nil }),
-		"team":     lazy(func(map[string]any) (any, error) { return s.teamObj(s.teams[is.TeamID]), nil }),
-		"assignee": lazy(func(map[string]any) (any, error) { return s.userByID(is.AssigneeID), nil }),
-		"creator":  lazy(func(map[string]any) (any, error) { return s.userByID(&is.CreatorID), nil }),
+		"previousIdentifiers": append([]string{}, is.PreviousIdentifiers...),
+		"state":               lazy(func(map[string]any) (any, error) { return s.stateObj(s.states[is.StateID]), nil }),
+		"team":                lazy(func(map[string]any) (any, error) { return s.teamObj(s.teams[is.TeamID]), nil }),
+		"assignee":            lazy(func(map[string]any) (any, error) { return s.userByID(is.AssigneeID), nil }),
+		"creator":             lazy(func(map[string]any) (any, error) { return s.userByID(&is.CreatorID), nil }),
 		"parent": lazy(func(map[string]any) (any, error) {
 			if is.ParentID == nil {
 				return nil, nil
@@ -242,10 +256,10 @@ func (s *Server) commentObj(c *comment) any {
 	}
 	is := s.issues[c.IssueID]
 	return obj{"__typename": "Comment", "id": c.ID, "body": c.Body, "url": s.commentURL(is, c),
-		"createdAt": iso(c.CreatedAt), "updatedAt": iso(c.UpdatedAt), "editedAt": nil, "archivedAt": nil,
-		"issueId": c.IssueID,
-		"issue":   lazy(func(map[string]any) (any, error) { return s.issueObj(is), nil }),
-		"user":    lazy(func(map[string]any) (any, error) { return s.userByID(&c.UserID), nil }),
+		"createdAt": iso(c.CreatedAt), "updatedAt": iso(c.UpdatedAt), "editedAt": isoPtr(c.EditedAt),
+		"archivedAt": isoPtr(c.ArchivedAt), "issueId": c.IssueID,
+		"issue": lazy(func(map[string]any) (any, error) { return s.issueObj(is), nil }),
+		"user":  lazy(func(map[string]any) (any, error) { return s.userByID(&c.UserID), nil }),
 		"parent": lazy(func(map[string]any) (any, error) {
 			if c.ParentID == nil {
 				return nil, nil
@@ -335,6 +349,9 @@ func (s *Server) query(viewer *user) obj {
 			return connection("Issue", s.issueObjs(nil), args)
 		}),
 		"comment": byID("Comment", func(id string) any { return s.commentObj(s.comments[id]) }),
+		"comments": lazy(func(args map[string]any) (any, error) {
+			return connection("Comment", s.commentObjs(nil), args)
+		}),
 		"workflowStates": lazy(func(args map[string]any) (any, error) {
 			return connection("WorkflowState", s.stateObjs(nil), args)
 		}),
@@ -374,7 +391,18 @@ func (s *Server) teamByIDOrKey(id string) *team {
 }
 
 func (s *Server) issueByIDOrIdentifier(id string) *issue {
-	return byIDOrName(s.issues, id, func(is *issue) string { return is.Identifier })
+	if is := byIDOrName(s.issues, id, func(is *issue) string { return is.Identifier }); is != nil {
+		return is
+	}
+	// An identifier from before a team move still finds the issue, as Linear redirects it.
+	for _, is := range s.issues {
+		for _, prev := range is.PreviousIdentifiers {
+			if strings.EqualFold(prev, id) {
+				return is
+			}
+		}
+	}
+	return nil
 }
 
 // stateOfType returns the team's first state of a type.

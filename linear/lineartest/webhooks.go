@@ -44,7 +44,7 @@ func (s *Server) issueData(is *issue) map[string]any {
 		"completedAt": isoPtr(is.CompletedAt), "startedTriageAt": nil, "triagedAt": nil, "canceledAt": isoPtr(is.CanceledAt),
 		"autoClosedAt": nil, "autoArchivedAt": nil, "dueDate": strPtr(is.DueDate), "slaStartedAt": nil,
 		"slaBreachesAt": nil, "trashed": boolPtr(is.Trashed), "snoozedUntilAt": nil, "teamId": is.TeamID,
-		"cycleId": nil, "projectId": nil, "projectMilestoneId": nil, "previousIdentifiers": []string{},
+		"cycleId": nil, "projectId": nil, "projectMilestoneId": nil, "previousIdentifiers": append([]string{}, is.PreviousIdentifiers...),
 		"creatorId": is.CreatorID, "externalUserCreatorId": nil, "assigneeId": strPtr(is.AssigneeID),
 		"stateId": is.StateID, "subIssueSortOrder": nil, "priorityLabel": priorityLabel(is.Priority),
 		"subscriberIds": slices.Clone(is.SubscriberIDs), "parentId": strPtr(is.ParentID), "labelIds": slices.Clone(is.LabelIDs),
@@ -64,8 +64,8 @@ func (s *Server) issueData(is *issue) map[string]any {
 func (s *Server) commentData(c *comment) map[string]any {
 	is := s.issues[c.IssueID]
 	d := map[string]any{
-		"id": c.ID, "createdAt": iso(c.CreatedAt), "updatedAt": iso(c.UpdatedAt), "archivedAt": nil, "body": c.Body,
-		"issueId": c.IssueID, "parentId": strPtr(c.ParentID), "userId": c.UserID, "editedAt": nil,
+		"id": c.ID, "createdAt": iso(c.CreatedAt), "updatedAt": iso(c.UpdatedAt), "archivedAt": isoPtr(c.ArchivedAt),
+		"body": c.Body, "issueId": c.IssueID, "parentId": strPtr(c.ParentID), "userId": c.UserID, "editedAt": isoPtr(c.EditedAt),
 		"reactionData": []any{}, "botActor": nil, "user": s.userChild(&c.UserID),
 	}
 	if is != nil {
@@ -89,6 +89,9 @@ func (s *Server) emit(ev event) {
 		}
 		if !wh.AllPublicTeams && (wh.TeamID == nil || *wh.TeamID != ev.teamID) {
 			continue
+		}
+		if t := s.teams[ev.teamID]; wh.AllPublicTeams && t != nil && t.Private {
+			continue // as in Linear: "all public teams" leaves private teams out
 		}
 		s.hooks.enqueue(&delivery{ID: uuid.NewString(), WebhookID: wh.ID, ev: ev})
 	}

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/workflows"
+)
+
+// handleLinearAppWebhook is the ingress of the OAuth application's own webhook, which Linear creates for the app and
+// uses for app-level events, above all "OAuthApp revoked" when an organization's admin uninstalls linsync. Its
+// deliveries are signed with the application's webhook secret (LINEAR_OAUTH_WEBHOOK_SECRET), not with any
+// workspace's, and name no workspace: the body's organizationId is matched to the workspaces connected to that
+// organization by OAuth, and each gets the delivery as its own LinearDelivery run (the delivery id is derived per
+// workspace, so a redelivery is still a duplicate). The checks are those of the workspace webhooks, in the same
+// order.
+func (s *Server) handleLinearAppWebhook(c *gin.Context) {
+	received := s.now()
+	if s.cfg.OAuthWebhookSecret == "" {
+		s.reject(c, linsync.Errorf(linsync.ENOTIMPLEMENTED, "the OAuth application's webhook secret is not configured (LINEAR_OAUTH_WEBHOOK_SECRET)"))
+		return
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		s.reject(c, err)
+		return
+	}
+	if !linear.VerifySignature(body, c.GetHeader(linear.HeaderSignature), []byte(s.cfg.OAuthWebhookSecret)) {
+		s.reject(c, linsync.Errorf(linsync.EUNAUTHORIZED, "invalid webhook signature"))
+		return
+	}
+	hook, err := linear.DecodeWebhook(body)
+	if err != nil {
+		s.reject(c, err)
+		return
+	}
+	if err := linear.CheckTimestamp(int64(hook.WebhookTimestamp), received, s.cfg.WebhookTolerance); err != nil {
+		s.reject(c, err)
+		return
+	}
+	deliveryID, err := uuid.Parse(c.GetHeader(linear.HeaderDelivery))
+	if err != nil {
+		s.reject(c, &linsync.Error{Code: linsync.EINVALID, Field: linear.HeaderDelivery,
+			Message: "the Linear-Delivery header must be the delivery's UUID"})
+		return
+	}
+	if !s.senderAllowed(c) {
+		s.reject(c, linsync.Errorf(linsync.EFORBIDDEN, "sender address not allowed"))
+		return
+	}
+	conns, err := s.db.OAuthConnectionsForOrganization(c, hook.OrganizationID)
+	if err != nil {
+		s.reject(c, err)
+		return
+	}
+	if len(conns) == 0 {
+		s.reject(c, linsync.Errorf(linsync.ENOTFOUND, "organization %s has no workspace connected by OAuth", hook.OrganizationID))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c, s.cfg.StartTimeout)
+	defer cancel()
+	started, duplicates := 0, 0
+	for _, conn := range conns {
+		in := workflows.LinearDeliveryInput{
+			DeliveryID:       uuid.NewSHA1(deliveryID, []byte(conn.WorkspaceID)).String(),
+			WorkspaceID:      conn.WorkspaceID,
+			OrganizationID:   hook.OrganizationID,
+			WebhookID:        hook.WebhookID,
+			EventType:        hook.Type,
+			Action:           hook.Action,
+			EntityID:         hook.EntityID(),
+			KnownType:        !hook.Unknown,
+			WebhookTimestamp: time.UnixMilli(int64(hook.WebhookTimestamp)).UTC(),
+			ReceivedAt:       received.UTC(),
+			Body:             json.RawMessage(body),
+		}
+		id := workflows.LinearDeliveryWorkflowID(in.DeliveryID)
+		_, err := s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(id, s.cfg.TaskQueue), workflows.LinearDelivery, in)
+		switch {
+		case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+			duplicates++
+		case err != nil:
+			s.log.WarnContext(c, "start app delivery workflow failed", "delivery_id", in.DeliveryID, "workspace_id", conn.WorkspaceID, "err", err)
+			s.reject(c, linsync.Errorf(linsync.EUNAVAILABLE, "workflow engine unavailable; retry later"))
+			return
+		default:
+			started++
+		}
+	}
+	status := "accepted"
+	if started == 0 {
+		status = "duplicate"
+	}
+	s.metrics.webhooks.WithLabelValues(status).Inc()
+	c.JSON(http.StatusOK, gin.H{"status": status, "workspaces": started + duplicates})
+}

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/linear"
+)
+
+// claimedBy matches a verified delivery to a workspace by its Linear team (seed 002's "workspace matching"), for
+// organizations whose workspaces each claim some of its teams. v is the webhook whose secret verified the body. The
+// delivery goes to the workspace that claims its team, when that workspace's own webhook secret verifies the body
+// too (a workspace never receives what it would not have accepted itself); otherwise it stays with v's workspace,
+// unless that workspace claims teams of its own, in which case the delivery is unclaimed: the returned team is
+// non-empty and the delivery is recorded as such and handled by nothing. A body without a team, or an organization
+// in which nobody claims teams, changes nothing.
+func (s *Server) claimedBy(ctx context.Context, body []byte, sig, org string, v linsync.WebhookVerifier) (linsync.WebhookVerifier, string, error) {
+	team := teamOfBody(body)
+	if team == "" || org == "" {
+		return v, "", nil
+	}
+	claims, err := s.db.TeamClaims(ctx, org)
+	if err != nil || len(claims) == 0 {
+		return v, "", err
+	}
+	owner, claimed := claims[team]
+	if claimed && owner == v.WorkspaceID {
+		return v, "", nil
+	}
+	if claimed {
+		vs, err := s.secrets.forOrganization(ctx, org, false)
+		if err != nil && linsync.ErrorCode(err) != linsync.ENOTFOUND {
+			return v, "", err
+		}
+		for _, o := range vs {
+			if o.WorkspaceID == owner && linear.VerifySignature(body, sig, o.Secrets...) {
+				return o, "", nil
+			}
+		}
+	}
+	for _, ws := range claims {
+		if ws == v.WorkspaceID {
+			return v, team, nil
+		}
+	}
+	return v, "", nil
+}
+
+// teamOfBody finds the Linear team a webhook body is about: the entity's teamId or team, a comment's or reaction's
+// issue's team, an IssueSLA's issueData; "" when the entity has none (a user, a customer, an OAuth revocation).
+func teamOfBody(body []byte) string {
+	type teamed struct {
+		TeamID string `json:"teamId"`
+		Team   *struct {
+			ID string `json:"id"`
+		} `json:"team"`
+	}
+	var probe struct {
+		Data *struct {
+			teamed
+			Issue *teamed `json:"issue"`
+		} `json:"data"`
+		IssueData *teamed `json:"issueData"`
+	}
+	if json.Unmarshal(body, &probe) != nil {
+		return ""
+	}
+	of := func(t *teamed) string {
+		switch {
+		case t == nil:
+			return ""
+		case t.TeamID != "":
+			return t.TeamID
+		case t.Team != nil:
+			return t.Team.ID
+		}
+		return ""
+	}
+	if probe.Data != nil {
+		if id := of(&probe.Data.teamed); id != "" {
+			return id
+		}
+		return of(probe.Data.Issue)
+	}
+	return of(probe.IssueData)
+}
