@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -63,30 +64,29 @@ func TestWebhookIsOneTrace(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "the activity's look-up of the assignee in Linear was not traced: %v", spanNames(spans.GetSpans()))
 	require.Equal(t, trace.SpanKindClient, lookup.SpanKind)
 
-	// Let the rest of the delivery end, then take its trace.
+	// Let the rest of the delivery end (and what it started, such as the question's sync, whose spans belong to the
+	// same trace), then take its trace: complete once every span's parent has ended too.
 	var tree []tracetest.SpanStub
-	require.Eventually(t, func() bool {
-		tree = tree[:0]
+	byID := map[trace.SpanID]tracetest.SpanStub{}
+	var roots []string
+	assert.Eventually(t, func() bool {
+		tree, roots = tree[:0], roots[:0]
+		clear(byID)
 		done := false
 		for _, sp := range spans.GetSpans() {
 			if sp.SpanContext.TraceID() == lookup.SpanContext.TraceID() {
 				tree = append(tree, sp)
+				byID[sp.SpanContext.SpanID()] = sp
 				done = done || strings.HasPrefix(sp.Name, "RunWorkflow:LinearDelivery")
 			}
 		}
-		return done
-	}, 30*time.Second, 50*time.Millisecond)
-
-	byID := map[trace.SpanID]tracetest.SpanStub{}
-	for _, sp := range tree {
-		byID[sp.SpanContext.SpanID()] = sp
-	}
-	var roots []string
-	for _, sp := range tree {
-		if _, ok := byID[sp.Parent.SpanID()]; !ok {
-			roots = append(roots, sp.Name)
+		for _, sp := range tree {
+			if _, ok := byID[sp.Parent.SpanID()]; !ok {
+				roots = append(roots, sp.Name)
+			}
 		}
-	}
+		return done && len(roots) == 1
+	}, 30*time.Second, 50*time.Millisecond, "the delivery's trace did not close")
 	require.Equal(t, []string{"POST /webhooks/linear"}, roots, "one tree, rooted in the webhook request")
 
 	// The look-up's ancestry runs through the activity, the workflow and the start back to the request.
