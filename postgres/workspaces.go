@@ -42,6 +42,9 @@ type queryRower interface {
 }
 
 func createWorkspace(ctx context.Context, q queryRower, slug, name string) (*linsync.Workspace, error) {
+	if err := linsync.CheckSlug(slug); err != nil {
+		return nil, err
+	}
 	ws := &linsync.Workspace{ID: uuid.NewString(), Slug: slug, Name: name}
 	err := q.QueryRow(ctx,
 		`INSERT INTO workspaces (id, slug, name) VALUES ($1, $2, $3) RETURNING created_at`,
