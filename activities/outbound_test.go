@@ -48,8 +48,8 @@ func TestPublicHTTPClientDoesNotFollowRedirects(t *testing.T) {
 func TestPublicAddrRefusesTranslatedAndReservedRanges(t *testing.T) {
 	t.Parallel()
 	for _, addr := range []string{
-		"64:ff9b::a00:1",   // NAT64 of 10.0.0.1
-		"64:ff9b::7f00:1",  // NAT64 of 127.0.0.1
+		"64:ff9b::a00:1",  // NAT64 of 10.0.0.1
+		"64:ff9b::7f00:1", // NAT64 of 127.0.0.1
 		"64:ff9b:1::a9fe:a9fe",
 		"198.18.0.1", "198.19.255.254", // benchmarking
 		"240.0.0.1", "255.255.255.254", // reserved

@@ -61,6 +61,14 @@ func createWorkspace(ctx context.Context, q queryRower, slug, name string) (*lin
 	return ws, nil
 }
 
+// DeleteWorkspace removes a workspace and everything that belongs to it.
+func (db *DB) DeleteWorkspace(ctx context.Context, id string) error {
+	if _, err := db.pool.Exec(ctx, `DELETE FROM workspaces WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("delete workspace %s: %w", id, err)
+	}
+	return nil
+}
+
 // FindWorkspace returns the workspace whose id or slug is key.
 func (db *DB) FindWorkspace(ctx context.Context, key string) (*linsync.Workspace, error) {
 	var ws linsync.Workspace
