@@ -69,6 +69,8 @@ type Config struct {
 	CodecOrigins []string
 	// CodecAllowLoopback admits codec requests from loopback without a token; only the dev stack sets it.
 	CodecAllowLoopback bool
+	// DryRunDeadline bounds a bulk replay's dry run as a whole. Default 20 s.
+	DryRunDeadline time.Duration
 	// TracerProvider, when set, makes every request a server span (continuing a caller's W3C trace context) whose
 	// workflow starts and calls to Linear are its children.
 	TracerProvider trace.TracerProvider
@@ -92,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WebhookSecretGrace == 0 {
 		c.WebhookSecretGrace = time.Hour
+	}
+	if c.DryRunDeadline == 0 {
+		c.DryRunDeadline = 20 * time.Second
 	}
 }
 
@@ -137,6 +142,9 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	if err := e.SetTrustedProxies(proxies); err != nil {
 		return nil, err
 	}
+	// Only X-Forwarded-For, which a proxy appends to: Gin would also believe X-Real-IP, which many proxies pass
+	// through from the client untouched.
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	if cfg.TracerProvider != nil {
 		e.Use(otelgin.Middleware("linsync", otelgin.WithTracerProvider(cfg.TracerProvider),
 			otelgin.WithPropagators(propagation.TraceContext{})))

@@ -178,9 +178,19 @@ func (s *Server) handleBulkReplay(c *gin.Context) {
 			s.writeError(c, err)
 			return
 		}
+		// Each plan asks Temporal and Postgres; however slow they are, the whole dry run answers within its deadline,
+		// and what it had no time for is said, not guessed.
+		ctx, cancel := context.WithTimeout(c, s.cfg.DryRunDeadline)
+		defer cancel()
 		plans := make([]replayPlan, 0, len(ds))
 		for i := range ds {
-			plans = append(plans, s.plan(c, &ds[i]))
+			if ctx.Err() != nil {
+				c.JSON(http.StatusOK, gin.H{"dry_run": true, "plan": plans, "incomplete": true,
+					"message": fmt.Sprintf("the dry run's deadline (%s) passed after %d of %d failed events; narrow the filter or retry",
+						s.cfg.DryRunDeadline, len(plans), len(ds))})
+				return
+			}
+			plans = append(plans, s.plan(ctx, &ds[i]))
 		}
 		c.JSON(http.StatusOK, gin.H{"dry_run": true, "plan": plans})
 		return
