@@ -98,6 +98,13 @@ func CheckSlug(slug string) error {
 	return nil
 }
 
+// Page asks for one page of a list: at most Limit items after the position Cursor names ("" for the first page). A
+// cursor is opaque: it is always one a previous page returned.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
 // Workspace is a tenant: one customer's Linear organization(s), credentials, rules and data.
 type Workspace struct {
 	ID        string    `json:"id"`

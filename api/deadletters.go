@@ -67,6 +67,16 @@ func (s *Server) handleListDeadLetters(c *gin.Context) {
 	if f.Limit > 0 && len(ds) == f.Limit || f.Limit == 0 && len(ds) == 50 {
 		next = ds[len(ds)-1].ID
 	}
+	// Each failed event carries its input (a webhook body is up to 1 MiB): the page ends early rather than grow past
+	// maxPageBytes, and the cursor continues after the last one shown.
+	size := 0
+	for i := range ds {
+		size += len(ds[i].Input) + len(ds[i].ErrorMessage) + 512
+		if i > 0 && size > maxPageBytes {
+			ds, next = ds[:i], ds[i-1].ID
+			break
+		}
+	}
 	c.JSON(http.StatusOK, gin.H{"failed_events": ds, "next_cursor": next})
 }
 

@@ -104,6 +104,12 @@ func oauthStartInput(c *gin.Context) (oauthStartRequest, error) {
 			req.Labels = append(req.Labels, strings.Split(l, ",")...)
 		}
 	}
+	if err := tooLong(maxRefBytes, "default_team_id", req.DefaultTeamID); err != nil {
+		return req, err
+	}
+	if err := tooMany("labels", req.Labels, maxNameBytes); err != nil {
+		return req, err
+	}
 	if p := req.DefaultPriority; p != nil && (*p < 0 || *p > 4) {
 		return req, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_priority",
 			Message: "default_priority must be Linear's 0 (none), 1 (urgent), 2 (high), 3 (medium) or 4 (low)"}
@@ -323,12 +329,9 @@ func (s *Server) recordAccess(ctx context.Context, e linsync.AccessEvent) {
 }
 
 func (s *Server) handleAccessHistory(c *gin.Context) {
-	evs, err := s.db.ListAccessEvents(c, workspaceOf(c).ID, 100)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"events": evs})
+	servePage(s, c, "events", maxPageItems, func(p linsync.Page) ([]linsync.AccessEvent, string, error) {
+		return s.db.AccessEventsPage(c, workspaceOf(c).ID, p)
+	})
 }
 
 // afterAPIKeyConnect records a connect by API key, registers linsync's webhook and answers the connect.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/linsync/linsync"
@@ -302,7 +303,7 @@ func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int
 	after := filedCursor{CreatedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: "ffffffff-ffff-ffff-ffff-ffffffffffff"}
 	if cursor != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || json.Unmarshal(raw, &after) != nil || after.ID == "" {
+		if err != nil || json.Unmarshal(raw, &after) != nil || uuid.Validate(after.ID) != nil {
 			return nil, "", &linsync.Error{Code: linsync.EINVALID, Field: "cursor", Message: "cursor is not one this API returned"}
 		}
 	}
