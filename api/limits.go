@@ -23,6 +23,7 @@ const (
 	maxURLBytes        = 2048
 	maxSecretBytes     = 1024
 	maxListItems       = 50 // labels, scopes
+	maxRoutingRules    = 200
 	// maxPageBytes cuts a page of large items (failed events carry their input) short; the next cursor continues.
 	maxPageBytes = 4 << 20
 )
