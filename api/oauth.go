@@ -229,8 +229,9 @@ func (s *Server) refuseOrganizationElsewhere(ctx context.Context, ws *linsync.Wo
 }
 
 // setBrowserCookie sends the binding nonce to the starter: HttpOnly (no script reads it), SameSite=Lax (sent on the
-// top-level redirect back from Linear, on no cross-site request), only to the callback's path, Secure when the
-// callback is https, and no longer than the state lives.
+// top-level navigation back from Linear, never on a cross-site subrequest or POST), only to the callback's path,
+// Secure when the callback is https, and no longer than the state lives. One cookie per browser: of two
+// authorizations started at once in one browser, the later one is the one that completes.
 func (s *Server) setBrowserCookie(c *gin.Context, nonce string) {
 	http.SetCookie(c.Writer, s.browserCookie(nonce, int(oauthStateTTL/time.Second)))
 }
