@@ -33,6 +33,8 @@ var knownEnv = []string{
 	"TEMPORAL_ADDRESS",
 	"TEMPORAL_NAMESPACE",
 	"TEMPORAL_API_KEY",
+	"LINSYNC_SECRETS_PREVIOUS_KEY_URLS",
+	"LINSYNC_CODEC_TOKEN",
 	"LINSYNC_TASK_QUEUE",
 	"LINSYNC_TEMPORAL_UI_URL",
 	"LINSYNC_LOG_LEVEL",
@@ -433,6 +435,7 @@ func TestKubernetesManifests(t *testing.T) {
 		requireHTTPProbe(t, c, c.LivenessProbe, "/healthz")
 		requireHTTPProbe(t, c, c.ReadinessProbe, "/readyz")
 		requireGracefulStop(t, api.Spec.Template.Spec, c)
+		requireFromSecret(t, c, "LINSYNC_SECRETS_PREVIOUS_KEY_URLS", "LINSYNC_CODEC_TOKEN")
 	})
 
 	t.Run("worker", func(t *testing.T) {
@@ -444,6 +447,8 @@ func TestKubernetesManifests(t *testing.T) {
 		requireScraped(t, worker.Spec.Template)
 		requireHTTPProbe(t, c, c.LivenessProbe, "/healthz")
 		requireGracefulStop(t, worker.Spec.Template.Spec, c)
+		// The worker opens payloads sealed before a key rotation too.
+		requireFromSecret(t, c, "LINSYNC_SECRETS_PREVIOUS_KEY_URLS")
 	})
 
 	t.Run("migrate", func(t *testing.T) {
@@ -541,6 +546,14 @@ func checkPod(t *testing.T, tpl corev1.PodTemplateSpec, args ...string) corev1.C
 		require.True(t, fromSecret[name], "%s must come from a required Secret key", name)
 	}
 	return c
+}
+
+// requireFromSecret: the container takes each named variable from the Secret (checkPod checks how).
+func requireFromSecret(t *testing.T, c corev1.Container, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		require.True(t, slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name }), "%s takes %s", c.Name, name)
+	}
 }
 
 func requireHTTPProbe(t *testing.T, c corev1.Container, p *corev1.Probe, path string) {
