@@ -40,6 +40,9 @@ type OAuthState struct {
 	DefaultPriority int
 	DefaultLabels   []string
 	ExpiresAt       time.Time
+	// BrowserNonce is the nonce of the cookie sent to the browser that started the authorization; stored as a hash,
+	// the callback must bring it back.
+	BrowserNonce string
 }
 
 // OAuthTokens are the tokens one OAuth grant or refresh returned.

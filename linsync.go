@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -75,6 +76,33 @@ func ErrorMessage(err error) string {
 	default:
 		return "internal error"
 	}
+}
+
+// slugShape is what a workspace slug may look like: lower-case letters, digits and dashes, 1-63 of them, starting
+// with a letter or digit (the database checks the same).
+var slugShape = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// uuidShape is a UUID as Postgres prints one; a slug of that shape could name another workspace's id.
+var uuidShape = regexp.MustCompile(`^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$`)
+
+// CheckSlug refuses a slug linsync cannot use. Workspaces are found by slug or id alike, so a slug shaped like a
+// UUID is refused: it would make "the workspace whose slug or id is X" ambiguous.
+func CheckSlug(slug string) error {
+	switch {
+	case !slugShape.MatchString(slug):
+		return &Error{Code: EINVALID, Field: "slug",
+			Message: "slug must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit"}
+	case uuidShape.MatchString(slug):
+		return &Error{Code: EINVALID, Field: "slug", Message: "slug must not look like a UUID (workspaces are also found by id)"}
+	}
+	return nil
+}
+
+// Page asks for one page of a list: at most Limit items after the position Cursor names ("" for the first page). A
+// cursor is opaque: it is always one a previous page returned.
+type Page struct {
+	Limit  int
+	Cursor string
 }
 
 // Workspace is a tenant: one customer's Linear organization(s), credentials, rules and data.

@@ -1,13 +1,19 @@
 package activities
 
 import (
-	"fmt"
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"syscall"
 	"time"
 )
+
+// errNotPublic refuses a dial to an address that is not on the public internet. It names no address: the resolved
+// one may be internal, and the message reaches workflow histories, dead letters and the tenant who configured the URL.
+var errNotPublic = errors.New("outbound call refused: the address is not public")
 
 // PublicHTTPClient returns the client for outbound calls to addresses users configure (the Q&A app's callback URL):
 // it refuses to connect to loopback, private, link-local, multicast or unspecified addresses, checked on the
@@ -18,17 +24,20 @@ func PublicHTTPClient(allowPrivate bool, timeout time.Duration) *http.Client {
 	if !allowPrivate {
 		dialer.Control = func(network, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("outbound call refused: unparsable address %q", address)
-			}
-			if !publicAddr(ap.Addr()) {
-				return fmt.Errorf("outbound call to %s refused: not a public address", ap.Addr())
+			if err != nil || !publicAddr(ap.Addr()) {
+				return errNotPublic
 			}
 			return nil
 		}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialContext = dialer.DialContext
+	tr.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, address)
+		if errors.Is(err, errNotPublic) {
+			return nil, errNotPublic // the dial error would name the resolved address
+		}
+		return conn, err
+	}
 	tr.Proxy = nil // a proxy would dial on our behalf, past the address check
 	return &http.Client{Transport: tr, Timeout: timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -37,9 +46,44 @@ func PublicHTTPClient(allowPrivate bool, timeout time.Duration) *http.Client {
 // publicAddr reports whether a is an address on the public internet.
 func publicAddr(a netip.Addr) bool {
 	a = a.Unmap()
-	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
-		!cgnat.Contains(a)
+	if !a.IsValid() || !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+		return false
+	}
+	for _, p := range notPublic {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
-// cgnat is the shared address space of carrier-grade NAT (RFC 6598), private in all but name.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+// notPublic are ranges that IsGlobalUnicast counts as global but that do not lead to the public internet, or lead
+// back inside: a NAT64 prefix reaches any IPv4 address, private ones included, through the local translator.
+var notPublic = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT shared space (RFC 6598)
+	netip.MustParsePrefix("0.0.0.0/8"),      // "this network" (RFC 791); 0.x.y.z reaches the local host on some stacks
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking (RFC 2544), used inside data centres
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved (RFC 1112), and the broadcast address
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64 well-known prefix (RFC 6052)
+	netip.MustParsePrefix("64:ff9b:1::/48"), // NAT64 local-use prefix (RFC 8215)
+}
+
+// RedactURLError strips the query string, fragment and credentials from the URL an HTTP client error names, so an
+// outbound failure recorded in a workflow history or a dead letter never carries a token a user put in a URL.
+func RedactURLError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return &url.Error{Op: ue.Op, URL: RedactURL(ue.URL), Err: ue.Err}
+}
+
+// RedactURL is raw without its query string, fragment and user information; an unparsable URL becomes "(url)".
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(url)"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}

@@ -289,7 +289,7 @@ func (a *Questions) NotifyApp(ctx context.Context, n Notification) error {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("build callback request", ErrTypeCallbackRefused, err)
+		return temporal.NewNonRetryableApplicationError("build callback request", ErrTypeCallbackRefused, RedactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("webhook-id", msgID)
@@ -301,7 +301,7 @@ func (a *Questions) NotifyApp(ctx context.Context, n Notification) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("post callback for question %s: %w", q.ID, err)
+		return fmt.Errorf("post callback for question %s: %w", q.ID, RedactURLError(err))
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
@@ -64,6 +65,15 @@ type Config struct {
 	LinearMaxAttempts int32
 	// ReconcileEvery is how often a workspace without an interval of its own is reconciled; 0 is the default.
 	ReconcileEvery time.Duration
+	// Codec, when set, is the codec that seals linsync's Temporal payloads: /codec/encode and /codec/decode serve it
+	// to operators holding CodecToken, with CORS for CodecOrigins (the Temporal Web UI's origin).
+	Codec        converter.PayloadCodec
+	CodecToken   string
+	CodecOrigins []string
+	// CodecAllowLoopback admits codec requests from loopback without a token; only the dev stack sets it.
+	CodecAllowLoopback bool
+	// DryRunDeadline bounds a bulk replay's dry run as a whole. Default 20 s.
+	DryRunDeadline time.Duration
 	// TracerProvider, when set, makes every request a server span (continuing a caller's W3C trace context) whose
 	// workflow starts and calls to Linear are its children.
 	TracerProvider trace.TracerProvider
@@ -88,6 +98,9 @@ func (c *Config) setDefaults() {
 	if c.WebhookSecretGrace == 0 {
 		c.WebhookSecretGrace = time.Hour
 	}
+	if c.DryRunDeadline == 0 {
+		c.DryRunDeadline = 20 * time.Second
+	}
 }
 
 // Server serves linsync's HTTP API.
@@ -106,8 +119,8 @@ type Server struct {
 	secrets *verifierCache
 }
 
-// New returns a Server. reg receives the API's metrics and gatherer serves /metrics (usually the same registry).
-func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Server, error) {
+// New returns a Server. reg receives the API's metrics, which OpsHandler serves on the operations listener.
+func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	cfg.setDefaults()
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -132,6 +145,9 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	if err := e.SetTrustedProxies(proxies); err != nil {
 		return nil, err
 	}
+	// Only X-Forwarded-For, which a proxy appends to: Gin would also believe X-Real-IP, which many proxies pass
+	// through from the client untouched.
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	if cfg.TracerProvider != nil {
 		e.Use(otelgin.Middleware("linsync", otelgin.WithTracerProvider(cfg.TracerProvider),
 			otelgin.WithPropagators(propagation.TraceContext{})))
@@ -145,10 +161,11 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 		writeJSONError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed", "")
 	})
 
-	(&ops{db: db, temporal: tc, gatherer: gatherer}).register(e)
+	e.GET("/healthz", (&ops{}).handleHealthz) // readiness and metrics are on the operations listener (OpsHandler)
 	if err := serveOpenAPI(e); err != nil {
 		return nil, err
 	}
+	s.registerCodecRoutes(e)
 	e.POST("/webhooks/linear", s.handleLinearWebhook)
 	e.POST("/webhooks/linear/:workspace", s.handleLinearWebhook)
 	e.POST("/webhooks/linear-app", s.handleLinearAppWebhook) // the OAuth application's webhook (webhooks_app.go)

@@ -67,6 +67,16 @@ func (s *Server) handleListDeadLetters(c *gin.Context) {
 	if f.Limit > 0 && len(ds) == f.Limit || f.Limit == 0 && len(ds) == 50 {
 		next = ds[len(ds)-1].ID
 	}
+	// Each failed event carries its input (a webhook body is up to 1 MiB): the page ends early rather than grow past
+	// maxPageBytes, and the cursor continues after the last one shown.
+	size := 0
+	for i := range ds {
+		size += len(ds[i].Input) + len(ds[i].ErrorMessage) + 512
+		if i > 0 && size > maxPageBytes {
+			ds, next = ds[:i], ds[i-1].ID
+			break
+		}
+	}
 	c.JSON(http.StatusOK, gin.H{"failed_events": ds, "next_cursor": next})
 }
 
@@ -213,9 +223,19 @@ func (s *Server) handleBulkReplay(c *gin.Context) {
 			s.writeError(c, err)
 			return
 		}
+		// Each plan asks Temporal and Postgres; however slow they are, the whole dry run answers within its deadline,
+		// and what it had no time for is said, not guessed.
+		ctx, cancel := context.WithTimeout(c, s.cfg.DryRunDeadline)
+		defer cancel()
 		plans := make([]replayPlan, 0, len(ds))
 		for i := range ds {
-			plans = append(plans, s.plan(c, &ds[i]))
+			if ctx.Err() != nil {
+				c.JSON(http.StatusOK, gin.H{"dry_run": true, "plan": plans, "incomplete": true,
+					"message": fmt.Sprintf("the dry run's deadline (%s) passed after %d of %d failed events; narrow the filter or retry",
+						s.cfg.DryRunDeadline, len(plans), len(ds))})
+				return
+			}
+			plans = append(plans, s.plan(ctx, &ds[i]))
 		}
 		c.JSON(http.StatusOK, gin.H{"dry_run": true, "plan": plans})
 		return

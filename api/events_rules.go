@@ -67,7 +67,17 @@ func checkRules(rules []linsync.RoutingRule) []fieldError {
 	fail := func(i int, field, format string, args ...any) {
 		errs = append(errs, fieldError{Field: "rules[" + strconv.Itoa(i) + "]" + field, Message: fmt.Sprintf(format, args...)})
 	}
+	if len(rules) > maxRoutingRules {
+		errs = append(errs, fieldError{Field: "rules", Message: fmt.Sprintf("at most %d rules", maxRoutingRules)})
+		return errs
+	}
 	for i, r := range rules {
+		if len(r.TagGlob) > maxNameBytes {
+			fail(i, ".tag_glob", "tag_glob is at most %d bytes", maxNameBytes)
+		}
+		if len(r.TeamID) > maxRefBytes {
+			fail(i, ".team_id", "team_id is at most %d bytes", maxRefBytes)
+		}
 		if r.TagGlob != "" {
 			if _, err := path.Match(r.TagGlob, ""); err != nil {
 				fail(i, ".tag_glob", "tag_glob %q is not a valid glob (use *, ? and [a-z] classes)", r.TagGlob)

@@ -13,7 +13,10 @@ import (
 	"github.com/linsync/linsync/postgres"
 )
 
-// ops serves the endpoints every linsync process has: liveness, readiness and metrics.
+// ops serves the endpoints every linsync process has on its operations listener (LINSYNC_OPS_ADDR): liveness,
+// readiness and metrics. Metrics name workspaces and carry per-tenant rate-limit state, and readiness tells the state
+// of Postgres and Temporal, so neither is on the public API listener; that one keeps only /healthz, a bare liveness
+// answer, for load balancers that can check nothing but the port they send traffic to.
 type ops struct {
 	db       *postgres.DB
 	temporal client.Client
@@ -26,7 +29,7 @@ func (o *ops) register(e *gin.Engine) {
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.gatherer, promhttp.HandlerOpts{})))
 }
 
-// OpsHandler serves only /healthz, /readyz and /metrics: what a worker-only process exposes.
+// OpsHandler serves /healthz, /readyz and /metrics: the operations listener of every role.
 func OpsHandler(db *postgres.DB, tc client.Client, gatherer prometheus.Gatherer) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()

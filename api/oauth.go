@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,12 @@ import (
 
 // oauthStateTTL bounds how long an admin may take on Linear's consent screen.
 const oauthStateTTL = 10 * time.Minute
+
+// oauthBrowserCookie binds an authorization to the browser (or client) that started it: whoever holds the authorize
+// URL holds the state, but only the starter holds this HttpOnly cookie, and the callback completes only with it. An
+// admin of one workspace can therefore not have a Linear admin of another organization complete a connection into
+// their workspace by sending them a link.
+const oauthBrowserCookie = "linsync_oauth"
 
 // registerAccessRoutes adds OAuth connect, webhook registration and disconnect.
 func (s *Server) registerAccessRoutes(v1, ws *gin.RouterGroup) {
@@ -52,7 +59,7 @@ func (s *Server) handleOAuthStart(c *gin.Context) {
 		return
 	}
 	ws := workspaceOf(c)
-	state := linear.RandomToken(32)
+	state, nonce := linear.RandomToken(32), linear.RandomToken(32)
 	verifier, challenge := linear.NewPKCE()
 	expires := s.now().Add(oauthStateTTL).UTC()
 	priority := 0
@@ -61,11 +68,12 @@ func (s *Server) handleOAuthStart(c *gin.Context) {
 	}
 	err = s.db.CreateOAuthState(c, linsync.OAuthState{WorkspaceID: ws.ID, State: state, CodeVerifier: verifier,
 		RedirectURI: s.cfg.OAuth.RedirectURL(), DefaultTeamID: req.DefaultTeamID, DefaultPriority: priority,
-		DefaultLabels: req.Labels, ExpiresAt: expires})
+		DefaultLabels: req.Labels, ExpiresAt: expires, BrowserNonce: nonce})
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
+	s.setBrowserCookie(c, nonce)
 	u := s.cfg.OAuth.AuthorizeURL(state, challenge)
 	if c.Request.Method == http.MethodGet {
 		c.Redirect(http.StatusFound, u)
@@ -96,6 +104,12 @@ func oauthStartInput(c *gin.Context) (oauthStartRequest, error) {
 			req.Labels = append(req.Labels, strings.Split(l, ",")...)
 		}
 	}
+	if err := tooLong(maxRefBytes, "default_team_id", req.DefaultTeamID); err != nil {
+		return req, err
+	}
+	if err := tooMany("labels", req.Labels, maxNameBytes); err != nil {
+		return req, err
+	}
 	if p := req.DefaultPriority; p != nil && (*p < 0 || *p > 4) {
 		return req, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "default_priority",
 			Message: "default_priority must be Linear's 0 (none), 1 (urgent), 2 (high), 3 (medium) or 4 (low)"}
@@ -110,11 +124,19 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 		s.writeError(c, linsync.Errorf(linsync.ENOTIMPLEMENTED, "OAuth is not configured (LINEAR_OAUTH_CLIENT_ID)"))
 		return
 	}
-	st, err := s.db.ConsumeOAuthState(c, c.Query("state"))
+	var nonce string
+	if ck, err := c.Request.Cookie(oauthBrowserCookie); err == nil {
+		nonce = ck.Value
+	}
+	st, err := s.db.ConsumeOAuthState(c, c.Query("state"), nonce)
 	if err != nil {
+		if linsync.ErrorCode(err) == linsync.EFORBIDDEN {
+			s.log.WarnContext(c, "linear oauth callback from another browser refused")
+		}
 		s.writeError(c, err)
 		return
 	}
+	s.clearBrowserCookie(c)
 	if e := c.Query("error"); e != "" {
 		s.recordAccess(c, linsync.AccessEvent{WorkspaceID: st.WorkspaceID, Kind: linsync.AccessConnected,
 			Outcome: linsync.AccessOutcomeFailed, Detail: "Linear did not grant access: " + e})
@@ -144,6 +166,9 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 	if err == nil && st.DefaultTeamID == "" && len(probe.teams) == 0 {
 		err = linsync.Errorf(linsync.EINVALID, "the authorized Linear user sees no team")
 	}
+	if err == nil {
+		err = s.refuseOrganizationElsewhere(ctx, ws, probe.orgID, probe.orgName)
+	}
 	if err != nil {
 		s.revokeGrant(context.WithoutCancel(ctx), ws.ID, "", tok.AccessToken, tok.RefreshToken)
 		s.log.WarnContext(c, "linear oauth connect refused", "workspace_id", ws.ID, "credential", cred.Redacted(), "err", err)
@@ -170,7 +195,8 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 		return
 	}
 	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessConnected,
-		Outcome: linsync.AccessOutcomeOK, Detail: "oauth, organization " + conn.OrganizationID})
+		Outcome: linsync.AccessOutcomeOK, Detail: "oauth, organization " + conn.OrganizationID + " (" + conn.OrganizationName +
+			") connected to workspace " + ws.Slug})
 	s.log.InfoContext(c, "linear connected", "workspace_id", ws.ID, "organization_id", conn.OrganizationID,
 		"auth_kind", conn.AuthKind, "credential", conn.CredentialLast4)
 	lc, err := s.linearClient(cred)
@@ -178,7 +204,54 @@ func (s *Server) handleOAuthCallback(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.connectedAnswer(ctx, ws, conn, lc))
+	out := s.connectedAnswer(ctx, ws, conn, lc)
+	// Say plainly which organization was connected to which workspace: the person who consented reads it here.
+	out["workspace"] = gin.H{"id": ws.ID, "slug": ws.Slug, "name": ws.Name}
+	out["confirmation"] = "Linear organization " + conn.OrganizationName + " (" + conn.OrganizationID +
+		") is now connected to linsync workspace " + ws.Name + " (" + ws.Slug + ")"
+	c.JSON(http.StatusOK, out)
+}
+
+// refuseOrganizationElsewhere refuses to connect a Linear organization that is already connected to another
+// workspace: one organization's data belongs to one tenant, and moving it takes a disconnect there first.
+func (s *Server) refuseOrganizationElsewhere(ctx context.Context, ws *linsync.Workspace, orgID, orgName string) error {
+	elsewhere, err := s.db.OrganizationConnectedElsewhere(ctx, orgID, ws.ID)
+	if err != nil {
+		return err
+	}
+	if elsewhere {
+		s.recordAccess(ctx, linsync.AccessEvent{WorkspaceID: ws.ID, Kind: linsync.AccessConnected, Outcome: linsync.AccessOutcomeFailed,
+			Detail: "oauth, organization " + orgID + " is connected to another workspace"})
+		return linsync.Errorf(linsync.ECONFLICT, "Linear organization %s (%s) is already connected to another linsync workspace; "+
+			"disconnect it there first", orgName, orgID)
+	}
+	return nil
+}
+
+// setBrowserCookie sends the binding nonce to the starter: HttpOnly (no script reads it), SameSite=Lax (sent on the
+// top-level navigation back from Linear, never on a cross-site subrequest or POST), only to the callback's path,
+// Secure when the callback is https, and no longer than the state lives. One cookie per browser: of two
+// authorizations started at once in one browser, the later one is the one that completes.
+func (s *Server) setBrowserCookie(c *gin.Context, nonce string) {
+	http.SetCookie(c.Writer, s.browserCookie(nonce, int(oauthStateTTL/time.Second)))
+}
+
+// clearBrowserCookie removes the binding once the state is used.
+func (s *Server) clearBrowserCookie(c *gin.Context) {
+	http.SetCookie(c.Writer, s.browserCookie("", -1))
+}
+
+func (s *Server) browserCookie(value string, maxAge int) *http.Cookie {
+	path := "/v1/oauth/linear/callback"
+	secure := false
+	if u, err := url.Parse(s.cfg.OAuth.RedirectURL()); err == nil {
+		if u.Path != "" {
+			path = u.Path
+		}
+		secure = u.Scheme == "https"
+	}
+	return &http.Cookie{Name: oauthBrowserCookie, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
+		Secure: secure, SameSite: http.SameSiteLaxMode}
 }
 
 // connectedAnswer registers linsync's webhook for a new connection (when a public URL is configured) and builds
@@ -264,12 +337,9 @@ func (s *Server) recordAccess(ctx context.Context, e linsync.AccessEvent) {
 }
 
 func (s *Server) handleAccessHistory(c *gin.Context) {
-	evs, err := s.db.ListAccessEvents(c, workspaceOf(c).ID, 100)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"events": evs})
+	servePage(s, c, "events", maxPageItems, func(p linsync.Page) ([]linsync.AccessEvent, string, error) {
+		return s.db.AccessEventsPage(c, workspaceOf(c).ID, p)
+	})
 }
 
 // afterAPIKeyConnect records a connect by API key, registers linsync's webhook and answers the connect.

@@ -41,7 +41,7 @@ func openAPIPath(ginPath string) string {
 func bareServer(tb testing.TB) *api.Server {
 	tb.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := api.New(api.Config{}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
+	s, err := api.New(api.Config{}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
 	require.NoError(tb, err)
 	return s
 }

@@ -96,6 +96,9 @@ func checkEmail(field, v string, required bool) error {
 		}
 		return nil
 	}
+	if err := tooLong(maxEmailBytes, field, v); err != nil {
+		return err
+	}
 	if a, err := mail.ParseAddress(v); err != nil || a.Address != strings.TrimSpace(v) {
 		return unprocessable(field, field+" must be an email address")
 	}
@@ -126,9 +129,18 @@ func (s *Server) handleCreateQuestion(c *gin.Context) {
 	switch {
 	case req.Title == "":
 		err = unprocessable("title", "title is required")
-	case len(req.Title) > 255:
+	case len(req.Title) > maxTitleBytes:
 		err = unprocessable("title", "title must be at most 255 characters")
 	default:
+		if err = tooLong(maxTextBytes, "body", req.Body); err != nil {
+			break
+		}
+		if err = tooLong(maxExternalIDBytes, "external_id", req.ExternalID); err != nil {
+			break
+		}
+		if err = tooLong(maxRefBytes, "team_id", req.TeamID); err != nil {
+			break
+		}
 		if err = checkEmail("asker_email", req.AskerEmail, true); err == nil {
 			if err = checkEmail("assignee_email", req.AssigneeEmail, false); err == nil {
 				err = checkPriority(req.Priority)
@@ -302,6 +314,10 @@ func (s *Server) handlePatchQuestion(c *gin.Context) {
 		changes[linsync.FieldTitle] = t
 	}
 	if req.Body != nil {
+		if err := tooLong(maxTextBytes, "body", *req.Body); err != nil {
+			s.writeError(c, err)
+			return
+		}
 		changes[linsync.FieldBody] = *req.Body
 	}
 	q, ok := s.question(c)
@@ -391,6 +407,14 @@ func (s *Server) handleCreateReply(c *gin.Context) {
 		s.writeError(c, unprocessable("body", "body is required"))
 		return
 	}
+	if err := tooLong(maxTextBytes, "body", req.Body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := tooLong(maxExternalIDBytes, "external_id", req.ExternalID); err != nil {
+		s.writeError(c, err)
+		return
+	}
 	if err := checkEmail("author_email", req.AuthorEmail, true); err != nil {
 		s.writeError(c, err)
 		return
@@ -421,16 +445,14 @@ func (s *Server) handleListReplies(c *gin.Context) {
 	if !ok {
 		return
 	}
-	rs, err := s.db.ListReplies(c, q.ID)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	out := make([]replyView, 0, len(rs))
-	for i := range rs {
-		out = append(out, viewReply(&rs[i]))
-	}
-	c.JSON(http.StatusOK, gin.H{"replies": out})
+	servePage(s, c, "replies", 50, func(p linsync.Page) ([]replyView, string, error) {
+		rs, next, err := s.db.RepliesPage(c, q.ID, p)
+		out := make([]replyView, 0, len(rs))
+		for i := range rs {
+			out = append(out, viewReply(&rs[i]))
+		}
+		return out, next, err
+	})
 }
 
 // handleQuestionAudit lists the question's conflicts, stale changes, unlinks and unmatched emails.
@@ -439,15 +461,9 @@ func (s *Server) handleQuestionAudit(c *gin.Context) {
 	if !ok {
 		return
 	}
-	entries, err := s.db.ListAudit(c, q.ID)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if entries == nil {
-		entries = []linsync.AuditEntry{}
-	}
-	c.JSON(http.StatusOK, gin.H{"audit": entries})
+	servePage(s, c, "audit", 50, func(p linsync.Page) ([]linsync.AuditEntry, string, error) {
+		return s.db.AuditPage(c, q.ID, p)
+	})
 }
 
 type questionSettingsRequest struct {
@@ -495,6 +511,16 @@ func (s *Server) handlePutQuestionSettings(c *gin.Context) {
 	default:
 		s.writeError(c, unprocessable("delete_policy", "delete_policy must be comment or cancel"))
 		return
+	}
+	if err := tooLong(maxURLBytes, "callback_url", req.CallbackURL, "question_url_template", req.QuestionURLTemplate); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if req.CallbackSecret != nil {
+		if err := tooLong(maxSecretBytes, "callback_secret", *req.CallbackSecret); err != nil {
+			s.writeError(c, err)
+			return
+		}
 	}
 	if req.CallbackURL != "" && !strings.HasPrefix(req.CallbackURL, "https://") && !strings.HasPrefix(req.CallbackURL, "http://") {
 		s.writeError(c, unprocessable("callback_url", "callback_url must be an http(s) URL"))

@@ -27,6 +27,10 @@ func (s *Server) handleCreateWorkspace(c *gin.Context) {
 	if req.Name == "" {
 		req.Name = req.Slug
 	}
+	if err := tooLong(maxNameBytes, "name", req.Name); err != nil {
+		s.writeError(c, err)
+		return
+	}
 	ws, tok, secret, err := s.db.CreateWorkspaceWithToken(c, req.Slug, req.Name, "admin", []string{linsync.ScopeAdmin})
 	if err != nil {
 		s.writeError(c, err)
@@ -46,6 +50,14 @@ func (s *Server) handleCreateToken(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if err := tooLong(maxNameBytes, "name", req.Name); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := tooMany("scopes", req.Scopes, maxRefBytes); err != nil {
+		s.writeError(c, err)
+		return
+	}
 	tok, secret, err := s.db.CreateToken(c, workspaceOf(c).ID, req.Name, req.Scopes)
 	if err != nil {
 		s.writeError(c, err)
@@ -56,12 +68,9 @@ func (s *Server) handleCreateToken(c *gin.Context) {
 }
 
 func (s *Server) handleListTokens(c *gin.Context) {
-	ts, err := s.db.ListTokens(c, workspaceOf(c).ID)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"tokens": ts})
+	servePage(s, c, "tokens", 50, func(p linsync.Page) ([]linsync.APIToken, string, error) {
+		return s.db.TokensPage(c, workspaceOf(c).ID, p)
+	})
 }
 
 func (s *Server) handleRevokeToken(c *gin.Context) {

@@ -27,11 +27,14 @@ import (
 // TEMPORAL_* variables we pass through); anything else is a typo.
 var knownEnv = []string{
 	"LINSYNC_HTTP_ADDR",
+	"LINSYNC_OPS_ADDR",
 	"DATABASE_URL",
 	"LINSYNC_SECRETS_KEY_URL",
 	"TEMPORAL_ADDRESS",
 	"TEMPORAL_NAMESPACE",
 	"TEMPORAL_API_KEY",
+	"LINSYNC_SECRETS_PREVIOUS_KEY_URLS",
+	"LINSYNC_CODEC_TOKEN",
 	"LINSYNC_TASK_QUEUE",
 	"LINSYNC_TEMPORAL_UI_URL",
 	"LINSYNC_LOG_LEVEL",
@@ -43,6 +46,7 @@ var secretEnv = []string{"DATABASE_URL", "LINSYNC_SECRETS_KEY_URL"}
 
 const (
 	httpPort   = 8080
+	opsPort    = 9090
 	image      = "ghcr.io/linsync/linsync"
 	namespace  = "linsync"
 	configName = "linsync-config"
@@ -94,6 +98,7 @@ func TestCompose(t *testing.T) {
 		require.NotNil(t, pg.HealthCheck)
 		require.Contains(t, pg.HealthCheck.Test, "pg_isready")
 		requirePort(t, pg, 5432, "5432")
+		requireLoopbackOnly(t, pg)
 	})
 
 	t.Run("temporal", func(t *testing.T) {
@@ -113,6 +118,7 @@ func TestCompose(t *testing.T) {
 		}
 		requirePort(t, tmp, 7233, "7233")
 		requirePort(t, tmp, 8233, "8233")
+		requireLoopbackOnly(t, tmp)
 		require.NotNil(t, tmp.HealthCheck, "api and worker wait for temporal to be healthy")
 		require.True(t, slices.ContainsFunc(tmp.Volumes, func(v types.ServiceVolumeConfig) bool {
 			return v.Type == types.VolumeTypeVolume && v.Source == "temporal-data" && v.Target == "/data"
@@ -166,6 +172,7 @@ func TestCompose(t *testing.T) {
 			for target, published := range tc.ports {
 				requirePort(t, svc, target, published)
 			}
+			requireLoopbackOnly(t, svc)
 
 			env := map[string]string{}
 			for k, v := range svc.Environment {
@@ -179,6 +186,7 @@ func TestCompose(t *testing.T) {
 			require.Equal(t, "default", env["TEMPORAL_NAMESPACE"])
 			require.Equal(t, "linsync", env["LINSYNC_TASK_QUEUE"])
 			require.Equal(t, ":8080", env["LINSYNC_HTTP_ADDR"])
+			require.Equal(t, ":9090", env["LINSYNC_OPS_ADDR"], "health and metrics on their own listener")
 			require.Equal(t, "http://localhost:8233", env["LINSYNC_TEMPORAL_UI_URL"])
 			require.Equal(t, "https://api.linear.app/graphql", env["LINEAR_API_URL"])
 		})
@@ -197,6 +205,14 @@ func requireDependsOn(t *testing.T, svc types.ServiceConfig, dep, condition stri
 	d, ok := svc.DependsOn[dep]
 	require.True(t, ok, "%s must depend on %s", svc.Name, dep)
 	require.Equal(t, condition, d.Condition, "%s depends_on %s", svc.Name, dep)
+}
+
+// requireLoopbackOnly: what compose publishes is reachable from this machine only, not from its networks.
+func requireLoopbackOnly(t *testing.T, svc types.ServiceConfig) {
+	t.Helper()
+	for _, p := range svc.Ports {
+		require.Equal(t, "127.0.0.1", p.HostIP, "%s publishes port %d on every interface", svc.Name, p.Target)
+	}
 }
 
 func requirePort(t *testing.T, svc types.ServiceConfig, target uint32, published string) {
@@ -356,6 +372,7 @@ func TestKubernetesManifests(t *testing.T) {
 			require.NotContains(t, secretEnv, k, "secret material does not belong in a ConfigMap")
 		}
 		require.Equal(t, ":8080", cm.Data["LINSYNC_HTTP_ADDR"])
+		require.Equal(t, ":9090", cm.Data["LINSYNC_OPS_ADDR"])
 		require.Equal(t, "linsync", cm.Data["LINSYNC_TASK_QUEUE"])
 		require.Equal(t, "https://api.linear.app/graphql", cm.Data["LINEAR_API_URL"])
 		for _, k := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "LINSYNC_TEMPORAL_UI_URL", "LINSYNC_LOG_LEVEL"} {
@@ -418,6 +435,7 @@ func TestKubernetesManifests(t *testing.T) {
 		requireHTTPProbe(t, c, c.LivenessProbe, "/healthz")
 		requireHTTPProbe(t, c, c.ReadinessProbe, "/readyz")
 		requireGracefulStop(t, api.Spec.Template.Spec, c)
+		requireFromSecret(t, c, "LINSYNC_SECRETS_PREVIOUS_KEY_URLS", "LINSYNC_CODEC_TOKEN")
 	})
 
 	t.Run("worker", func(t *testing.T) {
@@ -429,6 +447,8 @@ func TestKubernetesManifests(t *testing.T) {
 		requireScraped(t, worker.Spec.Template)
 		requireHTTPProbe(t, c, c.LivenessProbe, "/healthz")
 		requireGracefulStop(t, worker.Spec.Template.Spec, c)
+		// The worker opens payloads sealed before a key rotation too.
+		requireFromSecret(t, c, "LINSYNC_SECRETS_PREVIOUS_KEY_URLS")
 	})
 
 	t.Run("migrate", func(t *testing.T) {
@@ -528,12 +548,20 @@ func checkPod(t *testing.T, tpl corev1.PodTemplateSpec, args ...string) corev1.C
 	return c
 }
 
+// requireFromSecret: the container takes each named variable from the Secret (checkPod checks how).
+func requireFromSecret(t *testing.T, c corev1.Container, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		require.True(t, slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name }), "%s takes %s", c.Name, name)
+	}
+}
+
 func requireHTTPProbe(t *testing.T, c corev1.Container, p *corev1.Probe, path string) {
 	t.Helper()
 	require.NotNil(t, p, "%s probe on %s", path, c.Name)
 	require.NotNil(t, p.HTTPGet)
 	require.Equal(t, path, p.HTTPGet.Path)
-	require.Equal(t, httpPort, containerPort(t, c, p.HTTPGet.Port))
+	require.Equal(t, opsPort, containerPort(t, c, p.HTTPGet.Port), "probes go to the operations listener")
 }
 
 func requireScraped(t *testing.T, tpl corev1.PodTemplateSpec) {
@@ -541,7 +569,7 @@ func requireScraped(t *testing.T, tpl corev1.PodTemplateSpec) {
 	a := tpl.Annotations
 	require.Equal(t, "true", a["prometheus.io/scrape"])
 	require.Equal(t, "/metrics", a["prometheus.io/path"])
-	require.Equal(t, strconv.Itoa(httpPort), a["prometheus.io/port"])
+	require.Equal(t, strconv.Itoa(opsPort), a["prometheus.io/port"], "metrics are on the operations listener")
 }
 
 func requireGracefulStop(t *testing.T, spec corev1.PodSpec, c corev1.Container) {

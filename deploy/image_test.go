@@ -20,7 +20,7 @@ import (
 // roles are the subcommands an image may be started with in a deployment.
 var roles = []string{"api", "worker", "all", "migrate"}
 
-// probePaths are the endpoints linsync serves on LINSYNC_HTTP_ADDR for probes (scripts/image-smoke.sh checks both
+// probePaths are the endpoints linsync serves on LINSYNC_OPS_ADDR for probes (scripts/image-smoke.sh checks both
 // answer 200 in the real image).
 var probePaths = []string{"/healthz", "/readyz"}
 
@@ -29,7 +29,8 @@ type imageContract struct {
 	entrypoint []string
 	cmd        []string
 	uid, gid   int
-	port       int
+	// port is the API's (the first EXPOSE), opsPort the operations listener's (the second).
+	port, opsPort int
 	// binary is where build-rootfs.sh puts linsync in the image; passwdUID and passwdGID are the non-root user it
 	// writes into /etc/passwd.
 	binary               string
@@ -59,8 +60,12 @@ func loadImageContract(t *testing.T) imageContract {
 			require.NoError(t, err, "USER group must be numeric, got %q", arg)
 		case "EXPOSE":
 			require.Zero(t, c.port, "one EXPOSE")
+			ports := strings.Fields(arg)
+			require.Len(t, ports, 2, "EXPOSE the API's port and the operations listener's: %s", arg)
 			var err error
-			c.port, err = strconv.Atoi(strings.TrimSuffix(arg, "/tcp"))
+			c.port, err = strconv.Atoi(strings.TrimSuffix(ports[0], "/tcp"))
+			require.NoError(t, err, "EXPOSE %s", arg)
+			c.opsPort, err = strconv.Atoi(strings.TrimSuffix(ports[1], "/tcp"))
 			require.NoError(t, err, "EXPOSE %s", arg)
 		}
 	}
@@ -109,6 +114,7 @@ func imageDisagreements(img imageContract, project *types.Project, m manifests) 
 		"Dockerfile USER %d:%d is not the user build-rootfs.sh writes to /etc/passwd (%d:%d)",
 		img.uid, img.gid, img.passwdUID, img.passwdGID)
 	check(img.port > 0, "Dockerfile EXPOSEs no port")
+	check(img.opsPort > 0 && img.opsPort != img.port, "Dockerfile EXPOSEs no operations port apart from the API's")
 
 	// docker-compose.yml: every service built from deploy/Dockerfile.
 	user := fmt.Sprintf("%d:%d", img.uid, img.gid)
@@ -131,8 +137,14 @@ func imageDisagreements(img imageContract, project *types.Project, m manifests) 
 		} else {
 			check(false, "%s sets no LINSYNC_HTTP_ADDR", where)
 		}
+		if addr := svc.Environment["LINSYNC_OPS_ADDR"]; addr != nil {
+			check(portOf(*addr) == img.opsPort, "%s LINSYNC_OPS_ADDR %q, the image EXPOSEs %d for operations", where, *addr, img.opsPort)
+		} else {
+			check(false, "%s sets no LINSYNC_OPS_ADDR", where)
+		}
 		for _, p := range svc.Ports {
-			check(int(p.Target) == img.port, "%s publishes container port %d, the image EXPOSEs %d", where, p.Target, img.port)
+			check(int(p.Target) == img.port, "%s publishes container port %d, the image EXPOSEs %d for the API (metrics stay unpublished)",
+				where, p.Target, img.port)
 		}
 	}
 	check(len(built) > 0, "docker-compose.yml builds no service from deploy/Dockerfile")
@@ -141,6 +153,8 @@ func imageDisagreements(img imageContract, project *types.Project, m manifests) 
 	cm := m.configMaps[configName]
 	check(portOf(cm.Data["LINSYNC_HTTP_ADDR"]) == img.port,
 		"ConfigMap LINSYNC_HTTP_ADDR %q, the image EXPOSEs %d", cm.Data["LINSYNC_HTTP_ADDR"], img.port)
+	check(portOf(cm.Data["LINSYNC_OPS_ADDR"]) == img.opsPort,
+		"ConfigMap LINSYNC_OPS_ADDR %q, the image EXPOSEs %d for operations", cm.Data["LINSYNC_OPS_ADDR"], img.opsPort)
 	pods := map[string]corev1.PodTemplateSpec{}
 	for name, d := range m.deployments {
 		pods["Deployment "+name] = d.Spec.Template
@@ -156,15 +170,16 @@ func imageDisagreements(img imageContract, project *types.Project, m manifests) 
 		check(sc != nil && sc.RunAsGroup != nil && *sc.RunAsGroup == int64(img.gid),
 			"%s runAsGroup is not the image's gid %d", where, img.gid)
 		if a, ok := tpl.Annotations["prometheus.io/port"]; ok {
-			check(a == strconv.Itoa(img.port), "%s scrapes port %s, the image EXPOSEs %d", where, a, img.port)
+			check(a == strconv.Itoa(img.opsPort), "%s scrapes port %s, the image EXPOSEs %d for operations", where, a, img.opsPort)
 		}
 		for _, c := range tpl.Spec.Containers {
 			where := where + " container " + c.Name
 			check(len(c.Command) == 0, "%s overrides the image's entrypoint: %q", where, c.Command)
 			check(len(c.Args) >= 1 && slices.Contains(roles, c.Args[0]), "%s args %q is not a role", where, c.Args)
 			for _, p := range c.Ports {
-				check(int(p.ContainerPort) == img.port, "%s port %s is %d, the image EXPOSEs %d",
-					where, p.Name, p.ContainerPort, img.port)
+				want := map[string]int{"http": img.port, "ops": img.opsPort}[p.Name]
+				check(int(p.ContainerPort) == want, "%s port %s is %d, the image EXPOSEs %d (http) and %d (ops)",
+					where, p.Name, p.ContainerPort, img.port, img.opsPort)
 			}
 			for kind, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe, "startup": c.StartupProbe} {
 				if p == nil {
@@ -176,8 +191,8 @@ func imageDisagreements(img imageContract, project *types.Project, m manifests) 
 				}
 				check(slices.Contains(probePaths, p.HTTPGet.Path), "%s %s probe path %q is not one of %v",
 					where, kind, p.HTTPGet.Path, probePaths)
-				check(resolvePort(c, p.HTTPGet.Port) == img.port, "%s %s probe port %s is not the image's port %d",
-					where, kind, p.HTTPGet.Port.String(), img.port)
+				check(resolvePort(c, p.HTTPGet.Port) == img.opsPort, "%s %s probe port %s is not the image's operations port %d",
+					where, kind, p.HTTPGet.Port.String(), img.opsPort)
 			}
 		}
 	}
@@ -224,6 +239,7 @@ func TestImageAgreesWithComposeAndKubernetes(t *testing.T) {
 	require.Equal(t, []string{"all"}, img.cmd)
 	require.Equal(t, 65532, img.uid)
 	require.Equal(t, httpPort, img.port)
+	require.Equal(t, opsPort, img.opsPort)
 	require.Empty(t, imageDisagreements(img, project, m))
 }
 
@@ -252,13 +268,30 @@ func TestImageDisagreementsAreFound(t *testing.T) {
 		},
 		{
 			name:  "Dockerfile EXPOSE",
-			drift: func(i *imageContract, _ *types.Project, _ *manifests) { i.port = 9090 },
+			drift: func(i *imageContract, _ *types.Project, _ *manifests) { i.port = 8081 },
 			expect: []string{
 				"ConfigMap LINSYNC_HTTP_ADDR", "docker-compose.yml api publishes container port 8080",
-				"docker-compose.yml worker LINSYNC_HTTP_ADDR", "linsync-api container api liveness probe port http",
-				"linsync-worker container worker readiness probe port", "Service linsync-api targetPort",
-				"scrapes port 8080",
+				"docker-compose.yml worker LINSYNC_HTTP_ADDR", "Deployment linsync-api container api port http is 8080",
+				"Service linsync-api targetPort",
 			},
+		},
+		{
+			name:  "Dockerfile EXPOSE of the operations listener",
+			drift: func(i *imageContract, _ *types.Project, _ *manifests) { i.opsPort = 9100 },
+			expect: []string{
+				"ConfigMap LINSYNC_OPS_ADDR", "docker-compose.yml worker LINSYNC_OPS_ADDR",
+				"linsync-api container api liveness probe port ops", "scrapes port 9090",
+				"Deployment linsync-worker container worker port ops is 9090",
+			},
+		},
+		{
+			name: "compose publishes the operations listener",
+			drift: func(_ *imageContract, p *types.Project, _ *manifests) {
+				svc := p.Services["api"]
+				svc.Ports = append(svc.Ports, types.ServicePortConfig{Target: 9090, Published: "9090"})
+				p.Services["api"] = svc
+			},
+			expect: []string{"docker-compose.yml api publishes container port 9090"},
 		},
 		{
 			name:   "Dockerfile ENTRYPOINT",

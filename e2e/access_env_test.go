@@ -53,7 +53,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-const oauthClientID = "linsync-test-client"
+const (
+	oauthClientID    = "linsync-test-client"
+	accessCodecToken = "lsc_access-env-codec-token-8d2e"
+)
 
 func newAccessEnv(t *testing.T, o accessOptions) *accessEnv {
 	t.Helper()
@@ -71,6 +74,7 @@ func newAccessEnv(t *testing.T, o accessOptions) *accessEnv {
 		require.NoError(t, err)
 		s.clients.OAuth = e.oauth
 		cfg.OAuth, cfg.WebhookSecretGrace, cfg.SecretCacheTTL, cfg.PublicURL = e.oauth, o.grace, time.Millisecond, s.srv.URL
+		cfg.CodecToken = accessCodecToken
 		if o.noPublicURL {
 			cfg.PublicURL = ""
 		}

@@ -128,9 +128,10 @@ func rawStatus(t *testing.T, base, method, path, token string, body []byte) int 
 }
 
 // TestSecretsNeverInLogsOrResponses captures every log line of a full API-key connect with webhook registration, a
-// manual webhook, rotations of both, an OAuth connect (with its own webhook) and a disconnect, and every response
-// body, then searches them for each secret involved: the API key, the OAuth tokens, the webhook secrets, the
-// workspace tokens, the OAuth code.
+// manual webhook, rotations of both, an OAuth callback refused in another browser, an OAuth connect (with its own
+// webhook) and a disconnect, codec requests with a wrong and the right token, and every response body, then searches
+// them for each secret involved: the API key, the OAuth tokens, the OAuth browser binding, the webhook secrets, the
+// workspace tokens, the codec token, the OAuth code.
 func TestSecretsNeverInLogsOrResponses(t *testing.T) {
 	t.Parallel()
 	e := newAccessEnv(t, accessOptions{})
@@ -156,10 +157,21 @@ func TestSecretsNeverInLogsOrResponses(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	status, _ = e.call(http.MethodGet, "/v1/workspaces/alpha/integrations/linear", aTok, nil)
 	require.Equal(t, http.StatusOK, status)
+	// One organization, one workspace: alpha lets go of the fake's organization before bravo connects it by OAuth.
+	status, _ = e.call(http.MethodDelete, "/v1/workspaces/alpha/integrations/linear", aTok, nil)
+	require.Equal(t, http.StatusOK, status)
 
-	callback, _ := e.connectOAuth(b, bTok)
+	// An OAuth callback brought back by another browser is refused; then the starting browser completes it.
+	callback := e.authorize(b, bTok)
 	cb, err := url.Parse(callback)
 	require.NoError(t, err)
+	for _, ck := range e.client.Jar.Cookies(cb) {
+		secrets["oauth browser binding"] = ck.Value
+	}
+	status, _ = e.do(&http.Client{Transport: e.apiWire}, http.MethodGet, callback[len(e.srv.URL):], "", nil)
+	require.Equal(t, http.StatusForbidden, status)
+	status, _ = e.call(http.MethodGet, callback[len(e.srv.URL):], "", nil)
+	require.Equal(t, http.StatusOK, status)
 	secrets["oauth code"] = cb.Query().Get("code")
 	_, creds, err := e.db.ConnectionCredentials(t.Context(), b.ID)
 	require.NoError(t, err)
@@ -173,9 +185,17 @@ func TestSecretsNeverInLogsOrResponses(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	status, _ = e.call(http.MethodDelete, "/v1/workspaces/bravo/integrations/linear", bTok, nil) // refreshes, then revokes
 	require.Equal(t, http.StatusOK, status)
-	status, _ = e.call(http.MethodDelete, "/v1/workspaces/alpha/integrations/linear", aTok, nil)
-	require.Equal(t, http.StatusOK, status)
 	require.NoError(t, e.fake.Flush(context.Background()))
+
+	// The codec endpoint, with a wrong token and with the operators' one: neither token reaches a log line.
+	secrets["codec token"] = accessCodecToken
+	for token, want := range map[string]int{"lsc_wrong-codec-token-0000": http.StatusUnauthorized, accessCodecToken: http.StatusOK} {
+		resp, raw := e.request(http.DefaultClient, http.MethodPost, "/codec/encode",
+			map[string]any{"payloads": []any{map[string]any{"metadata": map[string]any{"encoding": "anNvbi9wbGFpbg=="}, "data": "InBsYWluIg=="}}},
+			"Authorization", "Bearer "+token, "Content-Type", "application/json")
+		require.Equal(t, want, resp.StatusCode, string(raw))
+		require.NotContains(t, string(raw), accessCodecToken)
+	}
 
 	logs := e.logs.String()
 	require.Contains(t, logs, "linear webhook registered", "the logs were captured")

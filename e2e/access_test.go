@@ -379,3 +379,46 @@ func TestRefreshRefusedThroughTheAPIRevokes(t *testing.T) {
 	require.Equal(t, linsync.ConnectionRevoked, conn.Status)
 	require.Contains(t, conn.StatusReason, "Linear refused the refresh token")
 }
+
+// TestOAuthCallbackFromAnotherBrowserIsRefused: whoever holds the authorize URL holds the state, but the callback
+// completes only in the browser that started the authorization (its linsync_oauth cookie). Brought back by another
+// browser, it is refused before Linear is asked anything and the state stays usable where it started; there the
+// answer names the organization and the workspace it joined.
+func TestOAuthCallbackFromAnotherBrowserIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newAccessEnv(t, accessOptions{})
+	ws, tok := e.workspace("acme")
+	callback := e.authorize(ws, tok)
+
+	otherBrowser := &http.Client{Transport: e.apiWire, CheckRedirect: e.client.CheckRedirect}
+	status, body := e.do(otherBrowser, http.MethodGet, callback[len(e.srv.URL):], "", nil)
+	require.Equal(t, http.StatusForbidden, status, "body: %v", body)
+	require.Equal(t, "forbidden", errorCode(body))
+	require.Zero(t, e.fake.OAuthStats().CodeExchanges, "the code was not exchanged")
+	status, _ = e.call(http.MethodGet, "/v1/workspaces/acme/integrations/linear", tok, nil)
+	require.Equal(t, http.StatusNotFound, status, "nothing stored")
+
+	status, body = e.call(http.MethodGet, callback[len(e.srv.URL):], "", nil)
+	require.Equal(t, http.StatusOK, status, "the starting browser still completes it: %v", body)
+	require.Equal(t, "acme", body["workspace"].(map[string]any)["slug"])
+	require.Contains(t, body["confirmation"], e.sd.OrganizationID)
+	require.Contains(t, body["confirmation"], "acme")
+}
+
+// TestOAuthRefusesAnOrganizationConnectedElsewhere: a Linear organization connected to one workspace cannot be
+// connected to another by OAuth; the new grant is revoked and nothing is stored.
+func TestOAuthRefusesAnOrganizationConnectedElsewhere(t *testing.T) {
+	t.Parallel()
+	e := newAccessEnv(t, accessOptions{})
+	a, aTok := e.workspace("owner")
+	e.connectOAuth(a, aTok)
+	b, bTok := e.workspace("intruder")
+
+	status, body := e.call(http.MethodGet, e.authorize(b, bTok)[len(e.srv.URL):], "", nil)
+	require.Equal(t, http.StatusConflict, status, "body: %v", body)
+	require.Contains(t, body["error"].(map[string]any)["message"], "already connected to another linsync workspace")
+	status, _ = e.call(http.MethodGet, "/v1/workspaces/intruder/integrations/linear", bTok, nil)
+	require.Equal(t, http.StatusNotFound, status, "nothing stored for the second workspace")
+	require.Equal(t, linsync.ConnectionActive, e.connection(a.ID).Status, "the first workspace keeps its connection")
+	require.Equal(t, 2, e.fake.OAuthStats().CodeExchanges)
+}

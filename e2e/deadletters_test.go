@@ -3,13 +3,16 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
@@ -120,4 +123,42 @@ func TestFailedEventsAPI(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, 400, resp.StatusCode, "a bad filter is refused, naming the field")
+}
+
+// TestBulkReplayDryRunHasADeadline: a dry run asks Temporal about every failed event; when Temporal does not answer,
+// the dry run still answers within its overall deadline, says it is incomplete, and replays nothing.
+func TestBulkReplayDryRunHasADeadline(t *testing.T) {
+	t.Parallel()
+	// A Temporal that accepts connections and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	silent, err := client.NewLazyClient(client.Options{HostPort: ln.Addr().String(), Logger: quiet{}})
+	require.NoError(t, err)
+	t.Cleanup(silent.Close)
+	h := newHarness(t, api.Config{DryRunDeadline: 500 * time.Millisecond}, silent, false)
+	_, tok, err := h.db.CreateToken(t.Context(), h.wsID, "ops", []string{linsync.ScopeAdmin})
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := h.db.RecordDeadLetter(t.Context(), linsync.DeadLetter{WorkspaceID: h.wsID, Kind: "FileEvent",
+			WorkflowID: fmt.Sprintf("event:%s:slow-%d", h.wsID, i), RunID: "run", TaskQueue: h.taskQueue,
+			Input: json.RawMessage(`[]`), ErrorClass: "LinearTransient", ErrorMessage: "x", Attempts: 5})
+		require.NoError(t, err)
+	}
+	resp, raw := h.request(h.client, http.MethodPost, "/v1/workspaces/"+h.ws+"/failed-events:replay?dry_run=true",
+		map[string]any{}, "Authorization", "Bearer "+tok, "Content-Type", "application/json")
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(raw))
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(raw, &out))
+	require.Equal(t, true, out["incomplete"], "%v", out)
+	require.Less(t, len(out["plan"].([]any)), 3)
 }

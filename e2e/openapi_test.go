@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +48,12 @@ type openAPITransport struct {
 func newOpenAPIClient(tb testing.TB) (*http.Client, *openAPITransport) {
 	tb.Helper()
 	t := &openAPITransport{tb: tb, router: openAPIRouter(tb), next: http.DefaultTransport}
-	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, t
+	// The client is the user's browser too: it keeps cookies (the OAuth browser binding), as a browser does.
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &http.Client{Transport: t, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, t
 }
 
 // Bodies returns every response body seen so far.

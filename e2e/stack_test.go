@@ -21,6 +21,7 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
 	"github.com/linsync/linsync/linsynctest"
@@ -39,6 +40,10 @@ type stack struct {
 	taskQueue string
 	srv       *httptest.Server
 	server    *api.Server // the API behind srv
+	// ops is the operations listener (health, readiness, metrics), apart from the API as in production.
+	ops *httptest.Server
+	// codec seals every payload the stack's Temporal client writes, as cmd/linsync's shared client does.
+	codec *envelope.Codec
 	// reg holds the API's metrics; workerReg the worker's (reconciliation's counters).
 	reg       *prometheus.Registry
 	workerReg *prometheus.Registry
@@ -141,13 +146,26 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	cfg := o.cfg
 	cfg.TaskQueue = s.taskQueue
 	s.clients = &linear.Clients{Store: s.db}
+	// The one client the API and the worker share, wired as cmd/linsync wires it: payloads sealed by the codec,
+	// and traced when tracing is on.
+	var topts client.Options
+	s.codec = envelope.NewCodec(linsynctest.Keeper(t))
+	worker.EncryptPayloads(&topts, s.codec)
 	if o.tracer != nil {
 		ti, err := worker.TracingInterceptor(o.tracer)
 		require.NoError(t, err)
-		s.temporal, err = client.NewClientFromExisting(s.temporal, client.Options{Interceptors: []interceptor.ClientInterceptor{ti}})
-		require.NoError(t, err)
-		t.Cleanup(s.temporal.Close)
+		topts.Interceptors = []interceptor.ClientInterceptor{ti}
 		cfg.TracerProvider, s.clients.TracerProvider = o.tracer, o.tracer
+	}
+	if wrapped, err := client.NewClientFromExisting(s.temporal, topts); err == nil {
+		s.temporal = wrapped
+		t.Cleanup(wrapped.Close)
+	} else {
+		// A client a test made unreachable on purpose carries no payload; it is used as it is.
+		require.NotNil(t, o.temporal, "wrap the shared Temporal client: %v", err)
+	}
+	if cfg.Codec == nil {
+		cfg.Codec = s.codec
 	}
 	if !o.noLinear {
 		opts := o.linear
@@ -177,9 +195,11 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		s.logs = &syncBuffer{}
 		log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	a, err := api.New(cfg, s.db, s.temporal, log, s.reg, s.reg)
+	a, err := api.New(cfg, s.db, s.temporal, log, s.reg)
 	require.NoError(t, err)
 	s.server, handler = a, a.Handler()
+	s.ops = httptest.NewServer(api.OpsHandler(s.db, s.temporal, s.reg))
+	t.Cleanup(s.ops.Close)
 	if o.workspace != "" {
 		s.setUpWorkspace(o)
 	}

@@ -306,7 +306,7 @@ func TestTemporalDownAnswers503(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, status, "body: %v", resp)
 	require.Equal(t, "unavailable", errorCode(resp))
 	require.Equal(t, before+1, h.webhookCount("unavailable"))
-	ready, err := http.Get(h.srv.URL + "/readyz")
+	ready, err := http.Get(h.ops.URL + "/readyz")
 	require.NoError(t, err)
 	ready.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, ready.StatusCode, "not ready while Temporal is down")
@@ -325,17 +325,23 @@ func TestTemporalDownAnswers503(t *testing.T) {
 	require.NoError(t, err, "the retried delivery's workflow exists")
 }
 
-func TestReadyz(t *testing.T) {
+// TestOpsListenerKeepsMetricsOffThePublicOne: readiness and metrics (which name workspaces and carry per-tenant
+// rate-limit state) answer on the operations listener only; the public API keeps a bare /healthz for load balancers.
+func TestOpsListenerKeepsMetricsOffThePublicOne(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, api.Config{}, nil, false)
-	resp, err := http.Get(h.srv.URL + "/readyz")
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, 200, resp.StatusCode)
-	resp, err = http.Get(h.srv.URL + "/metrics")
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, 200, resp.StatusCode)
+	status := func(base, path string) int {
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		require.Equal(t, 200, status(h.ops.URL, path), "ops listener %s", path)
+	}
+	require.Equal(t, 404, status(h.srv.URL, "/metrics"), "/metrics is absent from the public listener")
+	require.Equal(t, 404, status(h.srv.URL, "/readyz"), "/readyz is absent from the public listener")
+	require.Equal(t, 200, status(h.srv.URL, "/healthz"), "a bare liveness answer stays for load balancers")
 }
 
 type quiet struct{}

@@ -1,5 +1,8 @@
 // Package envelope encrypts secrets at rest with envelope encryption: every value gets its own data key
-// (AES-256-GCM), and the data key is wrapped by a key-encryption key named by a KMS-style URL
+// (AES-256-GCM), and the data key is wrapped by a key-encryption key named by a KMS-style URL. Its Codec encrypts
+// Temporal payloads under the same key-encryption key (codec.go).
+//
+// The key URL schemes compiled in are base64key:// (a key in the URL, for development), awskms:// and gcpkms://.
 package envelope
 
 import (
@@ -21,22 +24,55 @@ import (
 // version is the first byte of every ciphertext, so the format can change without ambiguity.
 const version = 1
 
-// Keeper encrypts and decrypts values under one key-encryption key.
+// Keeper encrypts values under one key-encryption key and decrypts them under it or under the keys it replaced.
 type Keeper struct {
 	kek *secrets.Keeper
+	// previous are key-encryption keys rotated out: they only unwrap data keys they wrapped before.
+	previous []*secrets.Keeper
 }
 
-// Open opens the key-encryption key named by keyURL.
-func Open(ctx context.Context, keyURL string) (*Keeper, error) {
+// Open opens the key-encryption key named by keyURL, and the keys it replaced (previous, newest first), which still
+// decrypt what they encrypted: rotating the key is setting a new keyURL and listing the old one in previous until
+// everything sealed under it is gone or re-sealed.
+func Open(ctx context.Context, keyURL string, previous ...string) (*Keeper, error) {
 	if keyURL == "" {
 		return nil, errors.New("open secrets keeper: no key URL configured")
 	}
-	k, err := secrets.OpenKeeper(ctx, keyURL)
-	if err != nil {
-		// The URL may embed key material (base64key://), so never echo it.
-		return nil, fmt.Errorf("open secrets keeper: %w", redact(err, keyURL))
+	k := &Keeper{}
+	for i, u := range append([]string{keyURL}, previous...) {
+		kek, err := secrets.OpenKeeper(ctx, u)
+		if err != nil {
+			_ = k.Close()
+			// The URL may embed key material (base64key://), so never echo it.
+			if i > 0 {
+				return nil, fmt.Errorf("open previous secrets key %d: %w", i, redact(err, u))
+			}
+			return nil, fmt.Errorf("open secrets keeper: %w", redact(err, u))
+		}
+		if i == 0 {
+			k.kek = kek
+		} else {
+			k.previous = append(k.previous, kek)
+		}
 	}
-	return &Keeper{kek: k}, nil
+	return k, nil
+}
+
+// unwrap opens a data key wrapped by the current key-encryption key or one it replaced.
+func (k *Keeper) unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
+	dek, err := k.kek.Decrypt(ctx, wrapped)
+	for _, old := range k.previous {
+		if err == nil {
+			break
+		}
+		if d, oerr := old.Decrypt(ctx, wrapped); oerr == nil {
+			dek, err = d, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key: %w", err)
+	}
+	return dek, nil
 }
 
 // NewLocalKeyURL returns a base64key:// URL holding a fresh random 256-bit key, for development.
@@ -48,8 +84,16 @@ func NewLocalKeyURL() (string, error) {
 	return "base64key://" + base64.URLEncoding.EncodeToString(key), nil
 }
 
-// Close releases the key-encryption key.
-func (k *Keeper) Close() error { return k.kek.Close() }
+// Close releases the key-encryption keys.
+func (k *Keeper) Close() error {
+	var errs []error
+	for _, kek := range append([]*secrets.Keeper{k.kek}, k.previous...) {
+		if kek != nil {
+			errs = append(errs, kek.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Encrypt seals plaintext under a fresh data key and returns version | len(wrapped key) | wrapped key | nonce | sealed.
 func (k *Keeper) Encrypt(ctx context.Context, plaintext []byte) ([]byte, error) {
@@ -91,9 +135,9 @@ func (k *Keeper) Decrypt(ctx context.Context, ciphertext []byte) ([]byte, error)
 		return nil, errors.New("decrypt secret: truncated")
 	}
 	header, rest := ciphertext[:3+n], ciphertext[3+n:]
-	dek, err := k.kek.Decrypt(ctx, header[3:])
+	dek, err := k.unwrap(ctx, header[3:])
 	if err != nil {
-		return nil, fmt.Errorf("unwrap data key: %w", err)
+		return nil, err
 	}
 	aead, err := newGCM(dek)
 	if err != nil {

@@ -161,3 +161,15 @@ func (db *DB) ListPausedWork(ctx context.Context, workspaceID string) ([]linsync
 		return w, err
 	})
 }
+
+// OrganizationConnectedElsewhere reports whether a Linear organization has a live connection (active, or waiting
+// for a reconnect) in a workspace other than workspaceID.
+func (db *DB) OrganizationConnectedElsewhere(ctx context.Context, organizationID, workspaceID string) (bool, error) {
+	var found bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM linear_connections WHERE organization_id = $1
+		AND workspace_id::text <> $2 AND status NOT IN ('disconnected', 'revoked'))`, organizationID, workspaceID).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("look up connections of organization %s: %w", organizationID, err)
+	}
+	return found, nil
+}

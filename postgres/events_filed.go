@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/linsync/linsync"
@@ -302,7 +303,7 @@ func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int
 	after := filedCursor{CreatedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: "ffffffff-ffff-ffff-ffff-ffffffffffff"}
 	if cursor != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || json.Unmarshal(raw, &after) != nil || after.ID == "" {
+		if err != nil || json.Unmarshal(raw, &after) != nil || uuid.Validate(after.ID) != nil {
 			return nil, "", &linsync.Error{Code: linsync.EINVALID, Field: "cursor", Message: "cursor is not one this API returned"}
 		}
 	}
@@ -353,8 +354,23 @@ func (db *DB) ListFiledIssues(ctx context.Context, workspaceID string, limit int
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list links of filed issues: %w", err)
 	}
+	// An issue lists every affected link (thousands for one host): the page ends early rather than carry more than
+	// maxFiledPageLinks links, and the cursor continues after the last issue kept.
+	links := 0
+	for i := range issues {
+		links += len(issues[i].Links)
+		if i > 0 && links > maxFiledPageLinks {
+			issues = issues[:i]
+			raw, _ := json.Marshal(filedCursor{CreatedAt: issues[i-1].CreatedAt, ID: issues[i-1].ID})
+			next = base64.RawURLEncoding.EncodeToString(raw)
+			break
+		}
+	}
 	return issues, next, nil
 }
+
+// maxFiledPageLinks bounds the links one page of filed issues carries (about 1 MiB of short URLs).
+const maxFiledPageLinks = 20000
 
 // FiledWindow returns the issue of dedupKey for the window that starts at start or, when start is zero, the newest
 // window that had opened by at (open or already closed); nil when there is none. The window of a host's broken

@@ -140,3 +140,42 @@ func TestFilingCapDecidedBeforeLinear(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, linsync.FiledPending, again.Issue.Status, "a retried round keeps its slot")
 }
+
+// TestFiledIssuesPageIsBoundedByLinks: an issue lists every affected link, so a page of filed issues ends early
+// rather than carry more than its share of links, and the next page carries on where it stopped.
+func TestFiledIssuesPageIsBoundedByLinks(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	start := time.Date(2026, 6, 4, 11, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		f, _, err := db.RecordFiling(ctx, linsync.FiledIssueInput{ID: uuid.NewString(), WorkspaceID: ws.ID, Kind: linsync.EventLinkBroken,
+			DedupKey: "host:" + string(rune('a'+i)), WindowStart: start, TeamID: "team-1", RuleIndex: -1,
+			Entries: []linsync.FiledEntry{{Key: "seed", EventKey: "seed", Event: linsync.Event{Type: linsync.EventLinkBroken}}}})
+		require.NoError(t, err)
+		_, err = db.Pool().Exec(ctx, `INSERT INTO filed_issue_entries (issue_id, entry_key, event_key, short_url, event)
+			SELECT $1, 'k' || n, 'k' || n, 'https://sho.rt/' || n, '{}' FROM generate_series(1, 12000) n`, f.ID)
+		require.NoError(t, err)
+	}
+	var pages, issues int
+	cursor := ""
+	for {
+		page, next, err := db.ListFiledIssues(ctx, ws.ID, 100, cursor)
+		require.NoError(t, err)
+		links := 0
+		for _, f := range page {
+			links += len(f.Links)
+		}
+		require.LessOrEqual(t, len(page), 1, "two issues of 12,000 links are more than a page carries")
+		require.LessOrEqual(t, links, 20000)
+		pages, issues = pages+1, issues+len(page)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	require.Equal(t, 3, issues)
+	require.Equal(t, 3, pages)
+}

@@ -31,30 +31,41 @@ func (db *DB) CreateOAuthState(ctx context.Context, st linsync.OAuthState) error
 		return fmt.Errorf("sweep expired oauth states: %w", err)
 	}
 	_, err = db.pool.Exec(ctx, `INSERT INTO oauth_states (state_hash, workspace_id, code_verifier_ciphertext, redirect_uri,
-		default_team_id, default_priority, default_labels, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		default_team_id, default_priority, default_labels, expires_at, browser_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		stateHash(st.State), st.WorkspaceID, ct, st.RedirectURI, st.DefaultTeamID, st.DefaultPriority, st.DefaultLabels,
-		st.ExpiresAt)
+		st.ExpiresAt, stateHash(st.BrowserNonce))
 	if err != nil {
 		return fmt.Errorf("insert oauth state for workspace %s: %w", st.WorkspaceID, err)
 	}
 	return nil
 }
 
-// ConsumeOAuthState takes the authorization whose state this is, once: a second call with the same state, an
-// unknown state and an expired one are all EINVALID, and say nothing about which it was.
-func (db *DB) ConsumeOAuthState(ctx context.Context, state string) (*linsync.OAuthState, error) {
+// ConsumeOAuthState takes the authorization whose state this is, once, provided browserNonce is the nonce of the
+// browser that started it: a second call with the same state, an unknown state and an expired one are all EINVALID,
+// and say nothing about which it was. A state brought back by another browser is EFORBIDDEN and is not consumed, so
+// the browser that started the authorization can still complete it.
+func (db *DB) ConsumeOAuthState(ctx context.Context, state, browserNonce string) (*linsync.OAuthState, error) {
 	invalid := linsync.Errorf(linsync.EINVALID, "invalid or expired OAuth state; start the authorization again")
 	if state == "" {
 		return nil, invalid
 	}
 	var st linsync.OAuthState
 	var verifier []byte
-	err := db.pool.QueryRow(ctx, `DELETE FROM oauth_states WHERE state_hash = $1
+	err := db.pool.QueryRow(ctx, `DELETE FROM oauth_states WHERE state_hash = $1 AND browser_hash = $2
 		RETURNING workspace_id, code_verifier_ciphertext, redirect_uri, default_team_id, default_priority,
-		default_labels, expires_at`, stateHash(state)).
+		default_labels, expires_at`, stateHash(state), stateHash(browserNonce)).
 		Scan(&st.WorkspaceID, &verifier, &st.RedirectURI, &st.DefaultTeamID, &st.DefaultPriority, &st.DefaultLabels, &st.ExpiresAt)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
+		var live bool
+		if qerr := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM oauth_states WHERE state_hash = $1 AND expires_at > now())`,
+			stateHash(state)).Scan(&live); qerr != nil {
+			return nil, fmt.Errorf("look up oauth state: %w", qerr)
+		}
+		if live {
+			return nil, linsync.Errorf(linsync.EFORBIDDEN, "this authorization was started in another browser or client; "+
+				"finish it there (the callback needs the cookie set when it started)")
+		}
 		return nil, invalid
 	case err != nil:
 		return nil, fmt.Errorf("consume oauth state: %w", err)

@@ -23,6 +23,12 @@ func TestWorkspaces(t *testing.T) {
 	require.Equal(t, linsync.ECONFLICT, linsync.ErrorCode(err))
 	_, err = db.CreateWorkspace(ctx, "Bad Slug!", "x")
 	require.Equal(t, linsync.EINVALID, linsync.ErrorCode(err))
+	// A slug shaped like a UUID, another workspace's id in particular, would make slug-or-id look-ups ambiguous.
+	for _, slug := range []string{ws.ID, "3f8c1e4a5b6d4e7f8a9b0c1d2e3f4a5b"} {
+		_, err = db.CreateWorkspace(ctx, slug, "Shadow")
+		require.Equal(t, linsync.EINVALID, linsync.ErrorCode(err), slug)
+		require.Equal(t, ws.ID, mustFind(t, db, ws.ID), "the id still finds its own workspace")
+	}
 
 	for _, key := range []string{"acme", ws.ID} {
 		got, err := db.FindWorkspace(ctx, key)
@@ -162,4 +168,11 @@ func TestTokensHashedScopedRevocableAndLastUsed(t *testing.T) {
 	other, err := db.CreateWorkspace(ctx, "other", "Other")
 	require.NoError(t, err)
 	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(db.RevokeToken(ctx, other.ID, tok.ID)), "another workspace's token is not found")
+}
+
+func mustFind(t *testing.T, db *postgres.DB, key string) string {
+	t.Helper()
+	got, err := db.FindWorkspace(t.Context(), key)
+	require.NoError(t, err)
+	return got.ID
 }

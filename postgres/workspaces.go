@@ -42,6 +42,9 @@ type queryRower interface {
 }
 
 func createWorkspace(ctx context.Context, q queryRower, slug, name string) (*linsync.Workspace, error) {
+	if err := linsync.CheckSlug(slug); err != nil {
+		return nil, err
+	}
 	ws := &linsync.Workspace{ID: uuid.NewString(), Slug: slug, Name: name}
 	err := q.QueryRow(ctx,
 		`INSERT INTO workspaces (id, slug, name) VALUES ($1, $2, $3) RETURNING created_at`,
@@ -56,6 +59,14 @@ func createWorkspace(ctx context.Context, q queryRower, slug, name string) (*lin
 		return nil, fmt.Errorf("insert workspace %s: %w", slug, err)
 	}
 	return ws, nil
+}
+
+// DeleteWorkspace removes a workspace and everything that belongs to it.
+func (db *DB) DeleteWorkspace(ctx context.Context, id string) error {
+	if _, err := db.pool.Exec(ctx, `DELETE FROM workspaces WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("delete workspace %s: %w", id, err)
+	}
+	return nil
 }
 
 // FindWorkspace returns the workspace whose id or slug is key.

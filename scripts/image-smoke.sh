@@ -9,7 +9,7 @@
 # failure, and always removes its container, its Temporal server and its database.
 #
 # Environment: IMAGE (default localhost/linsync:smoke), SMOKE_DB (linsync_smoke), SMOKE_TEMPORAL_PORT (17233),
-# SMOKE_HTTP_PORT (18080), GO_BUILD_TAGS (passed to make image), CONTAINERS_CONF (default deploy/podman/containers.conf).
+# SMOKE_HTTP_PORT (18080), SMOKE_OPS_PORT (19090), GO_BUILD_TAGS (passed to make image), CONTAINERS_CONF (default deploy/podman/containers.conf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -18,6 +18,7 @@ IMAGE=${IMAGE:-localhost/linsync:smoke}
 DB=${SMOKE_DB:-linsync_smoke}
 TEMPORAL_PORT=${SMOKE_TEMPORAL_PORT:-17233}
 HTTP_PORT=${SMOKE_HTTP_PORT:-18080}
+OPS_PORT=${SMOKE_OPS_PORT:-19090}
 PG=postgres://postgres@127.0.0.1:5432
 TEMPORAL=$root/.cache/bin/temporal
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/deploy/podman/containers.conf}
@@ -80,12 +81,14 @@ wait_for() {
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 running() { [ "$(podman inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ]; }
 http_ok() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$HTTP_PORT$1"; }
+ops_ok() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$OPS_PORT$1"; }
+http_status() { curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$HTTP_PORT$1"; }
 
 for tool in podman curl psql openssl; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (Podman: apt-get install podman buildah runc)"
 done
-for port in "$TEMPORAL_PORT" "$HTTP_PORT"; do
-  port_free "$port" || fail "127.0.0.1:$port is in use; set SMOKE_TEMPORAL_PORT / SMOKE_HTTP_PORT"
+for port in "$TEMPORAL_PORT" "$HTTP_PORT" "$OPS_PORT"; do
+  port_free "$port" || fail "127.0.0.1:$port is in use; set SMOKE_TEMPORAL_PORT / SMOKE_HTTP_PORT / SMOKE_OPS_PORT"
 done
 [ -x "$TEMPORAL" ] || make temporal
 scripts/ensure-postgres.sh
@@ -125,6 +128,7 @@ TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
 TEMPORAL_NAMESPACE=default
 LINSYNC_TASK_QUEUE=linsync-smoke
 LINSYNC_HTTP_ADDR=127.0.0.1:$HTTP_PORT
+LINSYNC_OPS_ADDR=127.0.0.1:$OPS_PORT
 LINSYNC_LOG_LEVEL=info
 EOF
 # As deploy/k8s runs it: read-only root, a writable /tmp, no capabilities, no privilege escalation.
@@ -135,16 +139,19 @@ run=(podman run --runtime runc --network host --env-file "$work/env"
 "${run[@]}" --rm "$IMAGE" migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; fail "linsync migrate failed"; }
 say "linsync migrate ok ($(psql "$PG/$DB" -qXtA -c 'SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()') tables)"
 
-"${run[@]}" --rm "$IMAGE" workspace create --slug smoke --linear-org smoke-organization --webhook-secret "$secret" \
+"${run[@]}" --rm -i "$IMAGE" workspace create --slug smoke --linear-org smoke-organization --webhook-secret-file - <<<"$secret" \
   >"$work/workspace.log" 2>&1 || { cat "$work/workspace.log" >&2; fail "linsync workspace create failed"; }
 say "linsync workspace create ok (workspace smoke, organization smoke-organization)"
 
 "${run[@]}" -d --name "$name" "$IMAGE" all >/dev/null
-ready_or_exited() { ! running || http_ok /readyz; }
-wait_for 60 ready_or_exited || fail "/readyz on 127.0.0.1:$HTTP_PORT did not answer 200 within 60s"
+ready_or_exited() { ! running || ops_ok /readyz; }
+wait_for 60 ready_or_exited || fail "/readyz on 127.0.0.1:$OPS_PORT did not answer 200 within 60s"
 running || fail "linsync all exited with $(podman inspect --format '{{.State.ExitCode}}' "$name")"
-http_ok /healthz || fail "/healthz is not 200"
-say "linsync all is up: /healthz 200, /readyz 200"
+ops_ok /healthz || fail "/healthz on the operations listener is not 200"
+ops_ok /metrics || fail "/metrics on the operations listener is not 200"
+http_ok /healthz || fail "/healthz on the API listener is not 200"
+[ "$(http_status /metrics)" = 404 ] || fail "/metrics answers on the public API listener"
+say "linsync all is up: /healthz 200 (both listeners), /readyz and /metrics 200 on :$OPS_PORT only"
 
 delivery=$(cat /proc/sys/kernel/random/uuid)
 post() {

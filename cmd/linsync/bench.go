@@ -54,7 +54,7 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	stopTemporal, err := startDevTemporal(ctx, *cli, dir, hostPort, 0)
+	stopTemporal, err := startDevTemporal(ctx, *cli, dir, hostPort, 0, "")
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 		return err
 	}
 	srv, err := api.New(api.Config{TaskQueue: "bench"}, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		prometheus.NewRegistry(), prometheus.NewRegistry())
+		prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func benchDatabase(ctx context.Context, databaseURL string) (*postgres.DB, func(
 	if err != nil {
 		return nil, nil, err
 	}
-	db, closeStore, err := openStore(ctx, keyURL, u)
+	db, _, closeStore, err := openStore(ctx, Config{SecretsKeyURL: keyURL, DatabaseURL: u})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -17,22 +17,32 @@ import (
 
 // Config is all of linsync's configuration, read once from the environment (see the README's table).
 type Config struct {
-	HTTPAddr          string
-	DatabaseURL       string
-	SecretsKeyURL     string
-	TaskQueue         string
-	WebhookTolerance  time.Duration
-	WebhookAllowedIPs []netip.Prefix
-	TrustedProxies    []netip.Prefix
-	StartTimeout      time.Duration
-	ShutdownGrace     time.Duration
-	LogLevel          slog.Level
-	LogFormat         string
-	TemporalUIURL     string
-	LinearAPIURL      string
-	LinearSchema      string
-	BootstrapToken    string
-	LinearMaxAttempts int
+	HTTPAddr string
+	// OpsAddr is the operations listener: health, readiness and metrics, kept off the public API.
+	OpsAddr       string
+	DatabaseURL   string
+	SecretsKeyURL string
+	// SecretsPreviousKeyURLs are key-encryption keys rotated out, still used to decrypt what they encrypted.
+	SecretsPreviousKeyURLs []string
+	// CodecToken is the operators' bearer token for /codec/encode and /codec/decode.
+	CodecToken string
+	// codecAllowLoopback lets the dev stack's Temporal UI use the codec endpoint without a token, and
+	// extraCodecOrigins are its origins (dev only).
+	codecAllowLoopback bool
+	extraCodecOrigins  []string
+	TaskQueue          string
+	WebhookTolerance   time.Duration
+	WebhookAllowedIPs  []netip.Prefix
+	TrustedProxies     []netip.Prefix
+	StartTimeout       time.Duration
+	ShutdownGrace      time.Duration
+	LogLevel           slog.Level
+	LogFormat          string
+	TemporalUIURL      string
+	LinearAPIURL       string
+	LinearSchema       string
+	BootstrapToken     string
+	LinearMaxAttempts  int
 	// AllowPrivateCallbacks lets callbacks to the Q&A app reach private and loopback addresses.
 	AllowPrivateCallbacks bool
 	// ReconcileInterval is how often each connected workspace is reconciled unless it sets its own interval.
@@ -70,6 +80,9 @@ type envVar struct {
 
 var (
 	envHTTPAddr         = envVar{"LINSYNC_HTTP_ADDR", ":8080"}
+	envOpsAddr          = envVar{"LINSYNC_OPS_ADDR", ":9090"}
+	envPreviousKeyURLs  = envVar{"LINSYNC_SECRETS_PREVIOUS_KEY_URLS", ""}
+	envCodecToken       = envVar{"LINSYNC_CODEC_TOKEN", ""}
 	envDatabaseURL      = envVar{"DATABASE_URL", "postgres://postgres@localhost:5432/linsync?sslmode=disable"}
 	envSecretsKeyURL    = envVar{"LINSYNC_SECRETS_KEY_URL", ""}
 	envTaskQueue        = envVar{"LINSYNC_TASK_QUEUE", "linsync"}
@@ -92,7 +105,7 @@ var (
 	envOAuthClientID    = envVar{"LINEAR_OAUTH_CLIENT_ID", ""}
 	envOAuthSecret      = envVar{"LINEAR_OAUTH_CLIENT_SECRET", ""}
 	envOAuthRedirect    = envVar{"LINEAR_OAUTH_REDIRECT_URL", ""} // default: LINSYNC_PUBLIC_URL + /v1/oauth/linear/callback
-	envOAuthScopes      = envVar{"LINEAR_OAUTH_SCOPES", "read,write,admin"}
+	envOAuthScopes      = envVar{"LINEAR_OAUTH_SCOPES", ""}       // default: read,write, and admin when LINSYNC_PUBLIC_URL is set
 	envOAuthActor       = envVar{"LINEAR_OAUTH_ACTOR", "user"}
 	envOAuthAuthorize   = envVar{"LINEAR_OAUTH_AUTHORIZE_URL", linear.DefaultAuthorizeURL}
 	envOAuthToken       = envVar{"LINEAR_OAUTH_TOKEN_URL", linear.DefaultTokenURL}
@@ -161,25 +174,28 @@ func LoadConfig() (Config, error) {
 		return out
 	}
 	cfg := Config{
-		HTTPAddr:              envHTTPAddr.get(),
-		DatabaseURL:           envDatabaseURL.get(),
-		SecretsKeyURL:         envSecretsKeyURL.get(),
-		TaskQueue:             envTaskQueue.get(),
-		WebhookTolerance:      dur(envWebhookTolerance),
-		WebhookAllowedIPs:     prefixes(envAllowedIPs),
-		TrustedProxies:        prefixes(envTrustedProxies),
-		StartTimeout:          dur(envStartTimeout),
-		ShutdownGrace:         dur(envShutdownGrace),
-		LogFormat:             envLogFormat.get(),
-		TemporalUIURL:         strings.TrimRight(envTemporalUIURL.get(), "/"),
-		LinearAPIURL:          envLinearAPIURL.get(),
-		LinearSchema:          envLinearSchema.get(),
-		BootstrapToken:        envBootstrapToken.get(),
-		LinearMaxAttempts:     positiveInt(envLinearAttempts, &errs),
-		AllowPrivateCallbacks: boolVar(envPrivateCallbacks, &errs),
-		ReconcileInterval:     dur(envReconcileEvery),
-		PublicURL:             strings.TrimRight(envPublicURL.get(), "/"),
-		WebhookSecretGrace:    dur(envSecretGrace),
+		HTTPAddr:               envHTTPAddr.get(),
+		OpsAddr:                envOpsAddr.get(),
+		DatabaseURL:            envDatabaseURL.get(),
+		SecretsKeyURL:          envSecretsKeyURL.get(),
+		SecretsPreviousKeyURLs: strings.FieldsFunc(envPreviousKeyURLs.get(), func(r rune) bool { return r == ',' || r == ' ' }),
+		CodecToken:             envCodecToken.get(),
+		TaskQueue:              envTaskQueue.get(),
+		WebhookTolerance:       dur(envWebhookTolerance),
+		WebhookAllowedIPs:      prefixes(envAllowedIPs),
+		TrustedProxies:         prefixes(envTrustedProxies),
+		StartTimeout:           dur(envStartTimeout),
+		ShutdownGrace:          dur(envShutdownGrace),
+		LogFormat:              envLogFormat.get(),
+		TemporalUIURL:          strings.TrimRight(envTemporalUIURL.get(), "/"),
+		LinearAPIURL:           envLinearAPIURL.get(),
+		LinearSchema:           envLinearSchema.get(),
+		BootstrapToken:         envBootstrapToken.get(),
+		LinearMaxAttempts:      positiveInt(envLinearAttempts, &errs),
+		AllowPrivateCallbacks:  boolVar(envPrivateCallbacks, &errs),
+		ReconcileInterval:      dur(envReconcileEvery),
+		PublicURL:              strings.TrimRight(envPublicURL.get(), "/"),
+		WebhookSecretGrace:     dur(envSecretGrace),
 		OAuth: linear.OAuthConfig{
 			ClientID: envOAuthClientID.get(), ClientSecret: envOAuthSecret.get(), RedirectURL: envOAuthRedirect.get(),
 			Scopes: strings.FieldsFunc(envOAuthScopes.get(), func(r rune) bool { return r == ',' || r == ' ' }),
@@ -187,6 +203,12 @@ func LoadConfig() (Config, error) {
 			RevokeURL: envOAuthRevoke.get(),
 		},
 		OAuthWebhookSecret: envOAuthWebhook.get(),
+	}
+	if len(cfg.OAuth.Scopes) == 0 {
+		cfg.OAuth.Scopes = defaultOAuthScopes(cfg.PublicURL)
+	}
+	if cfg.HTTPAddr == cfg.OpsAddr {
+		errs = append(errs, envOpsAddr.name+" must differ from "+envHTTPAddr.name+": metrics stay off the public listener")
 	}
 	if cfg.OAuth.RedirectURL == "" && cfg.PublicURL != "" {
 		cfg.OAuth.RedirectURL = cfg.PublicURL + "/v1/oauth/linear/callback"
@@ -220,7 +242,7 @@ func LoadConfig() (Config, error) {
 	}
 	cfg.Temporal = topts
 	cfg.Set = map[string]bool{}
-	for _, v := range []envVar{envLinearAPIURL, envPrivateCallbacks, envTemporalAddress} {
+	for _, v := range []envVar{envLinearAPIURL, envPrivateCallbacks, envTemporalAddress, envHTTPAddr, envOpsAddr} {
 		if v.set() {
 			cfg.Set[v.name] = true
 		}
@@ -240,6 +262,17 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// defaultOAuthScopes are the scopes linsync asks Linear for when LINEAR_OAUTH_SCOPES is not set: read (viewer,
+// teams, issues and comments for sync and reconciliation) and write (issues and comments), and admin only when
+// linsync manages its own webhooks (a public URL is set), since creating, deleting and re-enabling webhooks is all
+// that needs it.
+func defaultOAuthScopes(publicURL string) []string {
+	if publicURL == "" {
+		return []string{"read", "write"}
+	}
+	return []string{"read", "write", "admin"}
 }
 
 // requireKey reports a clear error when a command that stores or reads secrets has no key.

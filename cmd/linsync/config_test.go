@@ -112,3 +112,43 @@ func TestTracingFromOTelVariables(t *testing.T) {
 	_, err = LoadConfig()
 	require.ErrorContains(t, err, "OTEL_EXPORTER_OTLP_PROTOCOL")
 }
+
+func TestOpsListenerIsApartFromTheAPI(t *testing.T) {
+	t.Setenv("LINSYNC_OPS_ADDR", "")
+	t.Setenv("LINSYNC_HTTP_ADDR", "")
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, ":9090", cfg.OpsAddr)
+	t.Setenv("LINSYNC_OPS_ADDR", ":8080")
+	_, err = LoadConfig()
+	require.ErrorContains(t, err, "LINSYNC_OPS_ADDR must differ from LINSYNC_HTTP_ADDR")
+}
+
+// Linear's admin scope lets a token create webhooks in the organization: linsync asks for it only when it manages
+// its own webhooks (LINSYNC_PUBLIC_URL set), unless the operator names the scopes.
+func TestOAuthScopesAskForAdminOnlyWhenManagingWebhooks(t *testing.T) {
+	t.Setenv("LINEAR_OAUTH_SCOPES", "")
+	t.Setenv("LINSYNC_PUBLIC_URL", "")
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, []string{"read", "write"}, cfg.OAuth.Scopes)
+	t.Setenv("LINSYNC_PUBLIC_URL", "https://linsync.example.com")
+	cfg, err = LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, []string{"read", "write", "admin"}, cfg.OAuth.Scopes)
+	t.Setenv("LINEAR_OAUTH_SCOPES", "read,issues:create")
+	cfg, err = LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, []string{"read", "issues:create"}, cfg.OAuth.Scopes)
+}
+
+func TestPreviousKeysAndCodecToken(t *testing.T) {
+	t.Setenv("LINSYNC_SECRETS_PREVIOUS_KEY_URLS", "base64key://old1, base64key://old2")
+	t.Setenv("LINSYNC_CODEC_TOKEN", "ops-codec")
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, []string{"base64key://old1", "base64key://old2"}, cfg.SecretsPreviousKeyURLs)
+	require.Equal(t, "ops-codec", cfg.CodecToken)
+	require.Equal(t, []string{"https://temporal.example.com:8443"}, originOf("https://temporal.example.com:8443/namespaces/default"))
+	require.Empty(t, originOf("not a url"))
+}

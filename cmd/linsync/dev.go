@@ -53,6 +53,18 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 	if !cfg.Set[envPrivateCallbacks.name] {
 		cfg.AllowPrivateCallbacks = true // the Q&A app under development runs on this machine
 	}
+	// The dev stack is for this machine only: its API and operations listener stay on loopback unless told otherwise
+	// (Temporal and the fake Linear listen on 127.0.0.1 below).
+	if !cfg.Set[envHTTPAddr.name] {
+		cfg.HTTPAddr = "127.0.0.1" + portOf(cfg.HTTPAddr)
+	}
+	if !cfg.Set[envOpsAddr.name] {
+		cfg.OpsAddr = "127.0.0.1" + portOf(cfg.OpsAddr)
+	}
+	// The dev Temporal UI reads sealed payloads through linsync's codec endpoint. It runs without sign-in and sends no
+	// token, so the dev stack (on loopback only) admits codec requests from loopback.
+	cfg.codecAllowLoopback = true
+	cfg.extraCodecOrigins = []string{fmt.Sprintf("http://localhost:%d", *uiPort), fmt.Sprintf("http://127.0.0.1:%d", *uiPort)}
 
 	if cfg.SecretsKeyURL == "" {
 		keyURL, err := devSecret(filepath.Join(*dir, "secrets.keyurl"), envelope.NewLocalKeyURL)
@@ -73,7 +85,8 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 	}
 
 	if !cfg.Set[envTemporalAddress.name] {
-		stopTemporal, err := startDevTemporal(ctx, temporalCLI(*cli), *dir, "127.0.0.1:7233", *uiPort)
+		codecEndpoint := "http://127.0.0.1" + portOf(cfg.HTTPAddr) + "/codec"
+		stopTemporal, err := startDevTemporal(ctx, temporalCLI(*cli), *dir, "127.0.0.1:7233", *uiPort, codecEndpoint)
 		if err != nil {
 			return err
 		}
@@ -110,7 +123,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 	}
 	log.Info("dev stack ready",
 		"temporal_ui", fmt.Sprintf("http://localhost:%d", *uiPort),
-		"api", "http://localhost"+cfg.HTTPAddr,
+		"api", "http://"+cfg.HTTPAddr, "ops", "http://"+cfg.OpsAddr,
 		"dev_workspace", devWorkspace, "dev_organization", devOrganization)
 	fmt.Fprintf(stdout, "\nAdmin token of workspace %q (kept in %s): %s\n", devWorkspace, filepath.Join(*dir, "admin.token"), token)
 	fmt.Fprintf(stdout, "Bootstrap token for POST /v1/workspaces (kept in %s): %s\n", filepath.Join(*dir, "bootstrap.token"), cfg.BootstrapToken)
@@ -153,8 +166,9 @@ func temporalCLI(flagValue string) string {
 }
 
 // startDevTemporal runs `temporal server start-dev` on hostPort with a WAL-mode SQLite file in dir, unless a server
-// already answers there, and waits until it is healthy. uiPort 0 runs it headless.
-func startDevTemporal(ctx context.Context, cli, dir, hostPort string, uiPort int) (func(), error) {
+// already answers there, and waits until it is healthy. uiPort 0 runs it headless; otherwise its Web UI (on the same
+// address) decodes payloads through codecEndpoint.
+func startDevTemporal(ctx context.Context, cli, dir, hostPort string, uiPort int, codecEndpoint string) (func(), error) {
 	if temporalHealthy(ctx, hostPort, time.Second) {
 		return func() {}, nil
 	}
@@ -185,7 +199,7 @@ func startDevTemporal(ctx context.Context, cli, dir, hostPort string, uiPort int
 	if uiPort == 0 {
 		args = append(args, "--headless")
 	} else {
-		args = append(args, "--ui-port", fmt.Sprint(uiPort))
+		args = append(args, "--ui-port", fmt.Sprint(uiPort), "--ui-codec-endpoint", codecEndpoint)
 	}
 	cmd := exec.Command(cli, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -304,7 +318,7 @@ func portOf(addr string) string {
 // database was reset), so a newcomer can call the /v1 API at once. Development only: production tokens are shown once
 // and never written anywhere.
 func ensureDevToken(ctx context.Context, cfg Config, path string) (string, error) {
-	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
+	db, _, closeStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -329,7 +343,7 @@ func ensureDevToken(ctx context.Context, cfg Config, path string) (string, error
 }
 
 func ensureDevWorkspace(ctx context.Context, cfg Config, fake *devFake) error {
-	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
+	db, _, closeStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func TestDLQCommands(t *testing.T) {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	reg := prometheus.NewRegistry()
-	s, err := api.New(api.Config{TaskQueue: tq}, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg, reg)
+	s, err := api.New(api.Config{TaskQueue: tq}, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)

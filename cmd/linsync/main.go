@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -36,8 +37,8 @@ const usage = `linsync keeps Linear in step with the systems around it.
 Usage: linsync <command> [flags]
 
 Commands:
-  api                 serve the HTTP API (webhooks, /v1, health, metrics)
-  worker              run the Temporal worker (health and metrics on LINSYNC_HTTP_ADDR)
+  api                 serve the HTTP API (webhooks, /v1, the codec endpoint); health and metrics on LINSYNC_OPS_ADDR
+  worker              run the Temporal worker (health and metrics on LINSYNC_OPS_ADDR)
   all                 api and worker in one process
   migrate             apply the embedded database migrations and exit
   dev                 bring up the whole local stack: Temporal dev server with its UI, database, api and worker
@@ -82,7 +83,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "dev":
 		return dev(ctx, cfg, rest, stdout)
 	case "workspace":
-		return workspaceCmd(ctx, cfg, rest, stdout)
+		return workspaceCmd(ctx, cfg, rest, os.Stdin, stdout)
 	case "bench":
 		return benchCmd(ctx, cfg, rest, stdout)
 	default:
@@ -108,20 +109,22 @@ type deps struct {
 	linearMetrics *linear.Metrics
 	// tracer is nil when tracing is off.
 	tracer trace.TracerProvider
-	close  func()
+	// codec seals the Temporal payloads of the shared client; the API serves it to operators at /codec.
+	codec *envelope.Codec
+	close func()
 }
 
-// openStore opens the key keeper of keyURL and, with it, the database at databaseURL; closeStore releases both.
-func openStore(ctx context.Context, keyURL, databaseURL string) (db *postgres.DB, closeStore func(), err error) {
-	keeper, err := envelope.Open(ctx, keyURL)
+// openStore opens the key keeper of cfg's key URLs and, with it, the database; closeStore releases both.
+func openStore(ctx context.Context, cfg Config) (db *postgres.DB, keeper *envelope.Keeper, closeStore func(), err error) {
+	keeper, err = envelope.Open(ctx, cfg.SecretsKeyURL, cfg.SecretsPreviousKeyURLs...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if db, err = postgres.Open(ctx, databaseURL, keeper); err != nil {
+	if db, err = postgres.Open(ctx, cfg.DatabaseURL, keeper); err != nil {
 		keeper.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return db, func() { db.Close(); keeper.Close() }, nil
+	return db, keeper, func() { db.Close(); keeper.Close() }, nil
 }
 
 func openDeps(ctx context.Context, cfg Config, role string) (*deps, error) {
@@ -129,7 +132,7 @@ func openDeps(ctx context.Context, cfg Config, role string) (*deps, error) {
 	if err := cfg.requireKey(); err != nil {
 		return nil, err
 	}
-	db, closeStore, err := openStore(ctx, cfg.SecretsKeyURL, cfg.DatabaseURL)
+	db, keeper, closeStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +152,9 @@ func openDeps(ctx context.Context, cfg Config, role string) (*deps, error) {
 	topts := cfg.Temporal
 	topts.Logger = sdklog.NewStructuredLogger(log.With("component", "temporal"))
 	topts.MetricsHandler = temporalMetrics(reg)
+	// Payloads (webhook bodies, questions, replies: names, emails, comments) are sealed before they reach Temporal.
+	codec := envelope.NewCodec(keeper)
+	worker.EncryptPayloads(&topts, codec)
 	if tp != nil {
 		ti, err := worker.TracingInterceptor(tp)
 		if err != nil {
@@ -163,7 +169,7 @@ func openDeps(ctx context.Context, cfg Config, role string) (*deps, error) {
 		closeStore()
 		return nil, fmt.Errorf("create temporal client: %w", err)
 	}
-	return &deps{log: log, db: db, temporal: tc, registry: reg, linearMetrics: lm, tracer: tp, close: func() {
+	return &deps{log: log, db: db, temporal: tc, registry: reg, linearMetrics: lm, tracer: tp, codec: codec, close: func() {
 		tc.Close()
 		closeStore()
 		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -216,16 +222,20 @@ func serve(ctx context.Context, cfg Config, role string) error {
 			LinearMaxAttempts:  int32(cfg.LinearMaxAttempts),
 			ReconcileEvery:     cfg.ReconcileInterval,
 			TracerProvider:     d.tracer,
-		}, d.db, d.temporal, d.log, d.registry, d.registry)
+			Codec:              d.codec,
+			CodecToken:         cfg.CodecToken,
+			CodecOrigins:       append(originOf(cfg.TemporalUIURL), cfg.extraCodecOrigins...),
+			CodecAllowLoopback: cfg.codecAllowLoopback,
+		}, d.db, d.temporal, d.log, d.registry)
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return srv.ListenAndServe(ctx, cfg.HTTPAddr, cfg.ShutdownGrace) })
-	} else {
-		g.Go(func() error {
-			return api.Serve(ctx, d.log, cfg.HTTPAddr, api.OpsHandler(d.db, d.temporal, d.registry), cfg.ShutdownGrace)
-		})
 	}
+	// Every role serves health, readiness and metrics on the operations listener, never on the public one.
+	g.Go(func() error {
+		return api.Serve(ctx, d.log, cfg.OpsAddr, api.OpsHandler(d.db, d.temporal, d.registry), cfg.ShutdownGrace)
+	})
 	if role == "worker" || role == "all" {
 		wd := workerDeps(cfg, d, oauth)
 		acts, err := worker.NewActivities(wd)
@@ -267,6 +277,16 @@ func workerDeps(cfg Config, d *deps, oauth *linear.OAuthClient) worker.Deps {
 		TemporalUIURL:         cfg.TemporalUIURL,
 		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
 	}
+}
+
+// originOf is the origin (scheme://host[:port]) of the Temporal Web UI's URL, the one origin whose pages may call the
+// codec endpoint; none when the URL is unusable.
+func originOf(rawURL string) []string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil
+	}
+	return []string{u.Scheme + "://" + u.Host}
 }
 
 func migrate(ctx context.Context, cfg Config) error {

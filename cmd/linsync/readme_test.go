@@ -123,9 +123,11 @@ func devStack(t *testing.T, env func(api string) map[string]string) (api, fake, 
 	require.NoError(t, err)
 	fake, err = linsynctest.FreeHostPort()
 	require.NoError(t, err)
+	ops, err := linsynctest.FreeHostPort()
+	require.NoError(t, err)
 	dir = t.TempDir()
 	base := map[string]string{
-		"LINSYNC_HTTP_ADDR": api, "DATABASE_URL": linsynctest.DatabaseURL(t), "TEMPORAL_ADDRESS": temporalAddr,
+		"LINSYNC_HTTP_ADDR": api, "LINSYNC_OPS_ADDR": ops, "DATABASE_URL": linsynctest.DatabaseURL(t), "TEMPORAL_ADDRESS": temporalAddr,
 		"LINSYNC_TASK_QUEUE": "readme-" + filepath.Base(dir), "LINSYNC_LOG_LEVEL": "error", "LINEAR_API_URL": "",
 		"LINSYNC_SECRETS_KEY_URL": "", "LINSYNC_BOOTSTRAP_TOKEN": "", "LINSYNC_PUBLIC_URL": "",
 	}
@@ -153,7 +155,7 @@ func devStack(t *testing.T, env func(api string) map[string]string) (api, fake, 
 		}
 	})
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + api + "/readyz")
+		resp, err := http.Get("http://" + ops + "/readyz")
 		if err != nil {
 			return false
 		}
