@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Khan/genqlient/graphql"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/linsync/linsync/envelope"
 )
@@ -93,6 +94,8 @@ type Client struct {
 	teams      map[string]cached[*Team]
 	users      map[string]cached[*UserFields]
 	viewer     cached[*UserFields]
+	// flight shares one look-up among concurrent misses of the same key.
+	flight singleflight.Group
 }
 
 // New returns a Client for opts.
