@@ -239,9 +239,13 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 		}
 		if issue.Title != title || issue.Description == nil || *issue.Description != body {
 			// An earlier attempt created the issue from fewer entries; bring it up to date now.
-			if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, linear.IssueUpdateInput{Title: linear.Value(title),
-				Description: linear.Value(body), LabelIDs: linear.Value(labelIDs)}); err != nil {
+			r, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, linear.IssueUpdateInput{Title: linear.Value(title),
+				Description: linear.Value(body), LabelIDs: linear.Value(labelIDs)})
+			if err != nil {
 				return fin, e.Metrics.LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
+			}
+			if r.IssueUpdate.Issue != nil {
+				issue.Url = r.IssueUpdate.Issue.Url
 			}
 			res.Updated = true
 		}
@@ -257,8 +261,13 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 			}
 			upd.LabelIDs = linear.Value(labelIDs)
 		}
-		if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, upd); err != nil {
+		r, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, upd)
+		if err != nil {
 			return fin, e.Metrics.LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
+		}
+		if r.IssueUpdate.Issue != nil {
+			// Linear's URL ends in a slug of the title, so a new title is a new URL; keep the one Linear shows.
+			fin.Identifier, fin.URL = r.IssueUpdate.Issue.Identifier, r.IssueUpdate.Issue.Url
 		}
 		res.Updated = true
 	}
