@@ -250,6 +250,102 @@ func TestRateLimitStormDuringQuestionBurst(t *testing.T) {
 	require.Greater(t, slices.Max(delays)-slices.Min(delays), 100*time.Millisecond, "retries are jittered, not in lockstep")
 }
 
+// TestRateLimitStormNeverDeadLettersUnsentWork: 20 questions created at once while Linear refuses the next 5
+// requests as rate limited, the reset 5 s later, in each of Linear's styles. Refusals by linsync's own rate budget
+// (nothing sent) spend none of LINSYNC_LINEAR_MAX_ATTEMPTS, and no retry runs before the reset: 20 issues, once
+// each, and no dead letter. Judged at the fake: no request that left linsync after it had seen a refusal arrived
+// before that refusal's reset.
+func TestRateLimitStormNeverDeadLettersUnsentWork(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusBadRequest, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			const questions, refusals, reset = 20, 5, 5 * time.Second
+			h := newFailureHarness(t, fOptions{})
+			lc, _, err := h.clients.For(t.Context(), h.wsID)
+			require.NoError(t, err)
+			_, err = lc.LabelIDs(t.Context(), h.sd.Triage.ID, []string{"Customer"})
+			require.NoError(t, err)
+			_, err = lc.State(t.Context(), h.sd.Triage.ID, "triage")
+			require.NoError(t, err)
+			h.fake.ResetRequests()
+
+			h.fake.InjectRateLimit(lineartest.RateLimit{Requests: refusals, Status: status, RetryAfter: reset})
+			ids := make([]string, questions)
+			var wg sync.WaitGroup
+			for i := range questions {
+				wg.Go(func() {
+					code, out := h.call(http.MethodPost, "/questions", h.token, map[string]any{
+						"title": fmt.Sprintf("Storm question %02d", i), "asker_email": "carol@example.com",
+						"external_id": fmt.Sprintf("storm-%02d", i)})
+					if code == http.StatusCreated {
+						ids[i] = out["question"].(map[string]any)["id"].(string)
+					}
+				})
+			}
+			wg.Wait()
+			synced := map[string]bool{}
+			require.Eventually(t, func() bool {
+				for _, id := range ids {
+					require.NotEmpty(t, id)
+					if synced[id] {
+						continue
+					}
+					_, out := h.call(http.MethodGet, "/questions/"+id, h.token, nil)
+					sync := out["question"].(map[string]any)["sync"].(map[string]any)
+					require.NotEqual(t, "failed", sync["state"], "question %s gave up: %v", id, sync)
+					synced[id] = sync["state"] == "synced"
+				}
+				return len(h.deadLetters("")) == 0 && countTrue(synced) == questions
+			}, 90*time.Second, 250*time.Millisecond, "every question synced through the storm")
+			require.Len(t, h.fakeIssues(), questions, "one issue per question")
+			require.Empty(t, h.deadLetters(""), "no dead letter for work that was never refused by Linear for good")
+
+			reqs := h.fake.Requests()
+			var refused []lineartest.Request
+			created := map[string]int{}
+			for _, r := range reqs {
+				if r.Fault == "ratelimited" {
+					refused = append(refused, r)
+				}
+				if r.OperationName == "IssueCreate" && r.Status == http.StatusOK {
+					created[createdID(r)]++
+				}
+			}
+			require.Len(t, refused, refusals)
+			for id, n := range created {
+				require.Equal(t, 1, n, "issue %s created once", id)
+			}
+			// At the fake: a request that arrived before a refusal's reset was already on its way when linsync
+			// learned of the refusal (its send stamp is before the first rate-limit answer reached linsync).
+			_, answers := h.wire.snapshot()
+			require.NotEmpty(t, answers)
+			const clockSlack = 2 * time.Millisecond
+			for _, r := range refused {
+				allowed := r.Time.Add(reset - clockSlack)
+				for _, o := range reqs {
+					if o.Fault != "" || !o.Time.After(r.Time) || !o.Time.Before(allowed) {
+						continue
+					}
+					require.False(t, o.SentAt.IsZero(), "the request carries its send stamp")
+					require.True(t, o.SentAt.Before(answers[0]), "%s arrived %v after a refusal, before its reset, and left linsync %v after linsync had seen a refusal",
+						o.OperationName, o.Time.Sub(r.Time), o.SentAt.Sub(answers[0]))
+				}
+			}
+		})
+	}
+}
+
+func countTrue(m map[string]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
 // createdID is the client-chosen issue id an IssueCreate request carried.
 func createdID(r lineartest.Request) string {
 	in, _ := r.Variables["input"].(map[string]any)
@@ -417,9 +513,12 @@ type wireLog struct {
 }
 
 func (w *wireLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	now := time.Now()
 	w.mu.Lock()
-	w.sent = append(w.sent, time.Now())
+	w.sent = append(w.sent, now)
 	w.mu.Unlock()
+	req = req.Clone(req.Context())
+	req.Header.Set(lineartest.HeaderSentAt, now.Format(time.RFC3339Nano))
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		return resp, err

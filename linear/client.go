@@ -72,8 +72,13 @@ type Options struct {
 	// SlowBelow is the fraction of a rate-limit window left under which requests are paced. Default 0.1.
 	SlowBelow float64
 	// MaxPause is the longest the client waits inline for the rate budget; a longer wait is returned as a
-	// rate-limited error so Temporal schedules the retry. Default 2 s.
+	// rate-limited error (NotSent) so Temporal schedules the retry. A context with a deadline allows longer: up
+	// to DeadlineReserve before the deadline, so an activity attempt waits out a short refusal instead of
+	// failing. Default 2 s.
 	MaxPause time.Duration
+	// DeadlineReserve is the part of a context's deadline kept for the request itself after an inline wait.
+	// Default 10 s.
+	DeadlineReserve time.Duration
 	// Metrics receives request, cache and rate-budget metrics; nil disables them.
 	Metrics *Metrics
 	// Now defaults to time.Now.
@@ -123,6 +128,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.MaxPause <= 0 {
 		opts.MaxPause = 2 * time.Second
+	}
+	if opts.DeadlineReserve <= 0 {
+		opts.DeadlineReserve = 10 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -212,19 +220,24 @@ func (c *Client) fail(op string, e *Error) error {
 	return e
 }
 
-// waitBudget paces the request when the budget runs low, and refuses it locally when the wait is longer than
-// MaxPause, so nothing is sent before Linear allows it. The budget is checked again after every pause: another
-// request may have been refused meanwhile, which moves the allowed time further out.
+// waitBudget paces the request when the budget runs low, and refuses it locally (NotSent) when the wait is longer
+// than the caller may wait: MaxPause, or until DeadlineReserve before the context's deadline when that is later.
+// Nothing is sent before Linear allows it. The budget is checked again after every pause: another request may have
+// been refused meanwhile, which moves the allowed time further out.
 func (c *Client) waitBudget(ctx context.Context, op string) error {
 	start := c.opts.Now()
+	patience := c.opts.MaxPause
+	if deadline, ok := ctx.Deadline(); ok {
+		patience = max(patience, deadline.Sub(start)-c.opts.DeadlineReserve)
+	}
 	for {
 		now := c.opts.Now()
 		d := c.budget.delay(now, c.opts.SlowBelow)
 		if d <= 0 {
 			return nil
 		}
-		if now.Add(d).Sub(start) > c.opts.MaxPause {
-			return c.fail(op, &Error{Class: ClassRateLimited, Message: "rate budget exhausted; not sent", RetryAt: now.Add(d)})
+		if now.Add(d).Sub(start) > patience {
+			return c.fail(op, &Error{Class: ClassRateLimited, Message: "rate budget exhausted; not sent", RetryAt: now.Add(d), NotSent: true})
 		}
 		// Spread the waiters a little past the allowed time, so requests held together are not all released in
 		// the same instant and do not spend the fresh budget at once.
