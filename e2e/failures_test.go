@@ -130,36 +130,14 @@ func TestRateLimitStormDuringQuestionBurst(t *testing.T) {
 	t.Parallel()
 	h := newFailureHarness(t, fOptions{})
 	const questions = 20
-	// Warm the client's look-up caches so the burst is creates; the storm then hits issueCreate itself.
-	lc, _, err := h.clients.For(t.Context(), h.wsID)
-	require.NoError(t, err)
-	_, err = lc.LabelIDs(t.Context(), h.sd.Triage.ID, []string{"Customer"})
-	require.NoError(t, err)
-	_, err = lc.State(t.Context(), h.sd.Triage.ID, "triage")
-	require.NoError(t, err)
-	h.fake.ResetRequests()
+	h.warmLookups()
 
 	storms := []rateLimitStorm{{http.StatusBadRequest, time.Second, 4}, {http.StatusTooManyRequests, 2 * time.Second, 4}}
 	for _, s := range storms {
 		h.fake.InjectRateLimit(lineartest.RateLimit{Requests: s.n, Status: s.status, RetryAfter: s.wait})
 	}
 	start := time.Now()
-	ids := make([]string, questions)
-	var wg sync.WaitGroup
-	for i := range questions {
-		wg.Go(func() {
-			code, out := h.call(http.MethodPost, "/questions", h.token, map[string]any{
-				"title": fmt.Sprintf("Storm question %02d", i), "asker_email": "carol@example.com",
-				"external_id": fmt.Sprintf("storm-%02d", i)})
-			if code == http.StatusCreated {
-				ids[i] = out["question"].(map[string]any)["id"].(string)
-			}
-		})
-	}
-	wg.Wait()
-	for i, id := range ids {
-		require.NotEmpty(t, id, "question %d was created", i)
-	}
+	ids := h.createQuestionsAtOnce(questions)
 
 	issueOfQuestion := map[string]string{}
 	require.Eventually(t, func() bool {
@@ -262,32 +240,13 @@ func TestRateLimitStormNeverDeadLettersUnsentWork(t *testing.T) {
 			t.Parallel()
 			const questions, refusals, reset = 20, 5, 5 * time.Second
 			h := newFailureHarness(t, fOptions{})
-			lc, _, err := h.clients.For(t.Context(), h.wsID)
-			require.NoError(t, err)
-			_, err = lc.LabelIDs(t.Context(), h.sd.Triage.ID, []string{"Customer"})
-			require.NoError(t, err)
-			_, err = lc.State(t.Context(), h.sd.Triage.ID, "triage")
-			require.NoError(t, err)
-			h.fake.ResetRequests()
+			h.warmLookups()
 
 			h.fake.InjectRateLimit(lineartest.RateLimit{Requests: refusals, Status: status, RetryAfter: reset})
-			ids := make([]string, questions)
-			var wg sync.WaitGroup
-			for i := range questions {
-				wg.Go(func() {
-					code, out := h.call(http.MethodPost, "/questions", h.token, map[string]any{
-						"title": fmt.Sprintf("Storm question %02d", i), "asker_email": "carol@example.com",
-						"external_id": fmt.Sprintf("storm-%02d", i)})
-					if code == http.StatusCreated {
-						ids[i] = out["question"].(map[string]any)["id"].(string)
-					}
-				})
-			}
-			wg.Wait()
+			ids := h.createQuestionsAtOnce(questions)
 			synced := map[string]bool{}
 			require.Eventually(t, func() bool {
 				for _, id := range ids {
-					require.NotEmpty(t, id)
 					if synced[id] {
 						continue
 					}
@@ -344,6 +303,41 @@ func countTrue(m map[string]bool) int {
 		}
 	}
 	return n
+}
+
+// warmLookups fills the client's look-up caches (team, labels, states) so that a burst is creates and a storm hits
+// issueCreate itself; the fake's request log starts afresh.
+func (h *fHarness) warmLookups() {
+	h.t.Helper()
+	lc, _, err := h.clients.For(h.t.Context(), h.wsID)
+	require.NoError(h.t, err)
+	_, err = lc.LabelIDs(h.t.Context(), h.sd.Triage.ID, []string{"Customer"})
+	require.NoError(h.t, err)
+	_, err = lc.State(h.t.Context(), h.sd.Triage.ID, "triage")
+	require.NoError(h.t, err)
+	h.fake.ResetRequests()
+}
+
+// createQuestionsAtOnce creates n questions concurrently through the API and returns their ids.
+func (h *fHarness) createQuestionsAtOnce(n int) []string {
+	h.t.Helper()
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			code, out := h.call(http.MethodPost, "/questions", h.token, map[string]any{
+				"title": fmt.Sprintf("Storm question %02d", i), "asker_email": "carol@example.com",
+				"external_id": fmt.Sprintf("storm-%02d", i)})
+			if code == http.StatusCreated {
+				ids[i] = out["question"].(map[string]any)["id"].(string)
+			}
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		require.NotEmpty(h.t, id, "question %d was created", i)
+	}
+	return ids
 }
 
 // createdID is the client-chosen issue id an IssueCreate request carried.
