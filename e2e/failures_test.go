@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
 	"github.com/linsync/linsync/workflows"
 )
@@ -534,4 +536,58 @@ func (w *wireLog) snapshot() (sent, answers []time.Time) {
 	sent, answers = slices.Clone(w.sent), slices.Clone(w.answers)
 	slices.SortFunc(answers, func(a, b time.Time) int { return a.Compare(b) })
 	return sent, answers
+}
+
+// TestRateLimitSharedAcrossWorkers: two workers' Linear client factories, sharing nothing in memory, call one fake
+// Linear for the same workspace. Once Linear has refused one of them, neither sends before the reset, in both of
+// Linear's styles: the other refuses locally (nothing sent) or waits the refusal out, since the refusal and its
+// reset reach it through Postgres with the connection.
+func TestRateLimitSharedAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	h := newFailureHarness(t, fOptions{})
+	const reset = 3 * time.Second
+	factory := func() *linear.Clients {
+		return &linear.Clients{Store: h.db, Endpoint: h.fake.URL(), HTTPClient: &http.Client{Transport: &wireLog{}}}
+	}
+	first, second := factory(), factory()
+	for _, status := range []int{http.StatusBadRequest, http.StatusTooManyRequests} {
+		h.fake.ResetRequests()
+		h.fake.InjectRateLimit(lineartest.RateLimit{Status: status, RetryAfter: reset})
+		a, _, err := first.For(t.Context(), h.wsID)
+		require.NoError(t, err)
+		_, err = linear.Organization(t.Context(), a.GQL())
+		require.Equal(t, linear.ClassRateLimited, linear.ClassOf(err), "%v", err)
+		refusal := h.fake.Requests()[0]
+		require.Equal(t, "ratelimited", refusal.Fault)
+
+		// The other worker learns the refusal with the connection: without a deadline to wait within, it refuses
+		// locally, sending nothing.
+		b, _, err := second.For(t.Context(), h.wsID)
+		require.NoError(t, err)
+		_, err = linear.Organization(t.Context(), b.GQL())
+		require.Error(t, err, "the other worker sent before the reset")
+		e := linear.Classify(err)
+		require.Equal(t, linear.ClassRateLimited, e.Class, "%v", err)
+		require.True(t, e.NotSent, "refused by the shared budget, not by Linear: %v", err)
+		require.Len(t, h.fake.Requests(), 1, "nothing else reached Linear")
+
+		// With time to wait (an activity's deadline), both wait out the reset and then send.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		var wg sync.WaitGroup
+		for _, c := range []*linear.Client{a, b} {
+			wg.Go(func() {
+				_, err := linear.Organization(ctx, c.GQL())
+				assert.NoError(t, err)
+			})
+		}
+		wg.Wait()
+		cancel()
+		reqs := h.fake.Requests()
+		require.Len(t, reqs, 3)
+		for _, r := range reqs[1:] {
+			require.Empty(t, r.Fault)
+			require.GreaterOrEqual(t, r.Time.Sub(refusal.Time), reset-2*time.Millisecond,
+				"%s style: a request reached Linear %v after the refusal, before its reset", http.StatusText(status), r.Time.Sub(refusal.Time))
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/Khan/genqlient/graphql"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/envelope"
 )
 
@@ -81,6 +82,12 @@ type Options struct {
 	DeadlineReserve time.Duration
 	// Metrics receives request, cache and rate-budget metrics; nil disables them.
 	Metrics *Metrics
+	// Share, when set, tells other processes what this client learned about the credential's rate limit: called
+	// after Linear refused a request, and (at most once per ShareEvery) while a window runs low; never while the
+	// budget is healthy. Clients sets it to note the state in Postgres.
+	Share func(linsync.SharedRateLimit)
+	// ShareEvery bounds how often a low window is shared. Default 1 s.
+	ShareEvery time.Duration
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -96,6 +103,7 @@ type Client struct {
 
 	mu         sync.Mutex
 	lastHeader http.Header
+	lastShared time.Time
 	teams      map[string]cached[*Team]
 	users      map[string]cached[*UserFields]
 	viewer     cached[*UserFields]
@@ -131,6 +139,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.DeadlineReserve <= 0 {
 		opts.DeadlineReserve = 10 * time.Second
+	}
+	if opts.ShareEvery <= 0 {
+		opts.ShareEvery = time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -199,10 +210,12 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	c.budget.update(hresp.Header, now)
 	c.opts.Metrics.observeBudget(c.name, c.budget.snapshot())
 
-	if e := ClassifyResponse(hresp.StatusCode, hresp.Header, raw, now); e != nil {
-		if e.Class == ClassRateLimited {
-			c.budget.block(e.RetryAt)
-		}
+	e := ClassifyResponse(hresp.StatusCode, hresp.Header, raw, now)
+	if e != nil && e.Class == ClassRateLimited {
+		c.budget.block(e.RetryAt)
+	}
+	c.shareBudget(now, e != nil && e.Class == ClassRateLimited)
+	if e != nil {
 		return c.fail(op, e)
 	}
 	if err := json.Unmarshal(raw, resp); err != nil {
@@ -252,6 +265,30 @@ func (c *Client) waitBudget(ctx context.Context, op string) error {
 		}
 	}
 }
+
+// shareBudget tells other processes about a refusal at once, and about low windows at most once per ShareEvery; a
+// healthy budget shares nothing, so the hot path costs no extra round trip.
+func (c *Client) shareBudget(now time.Time, refused bool) {
+	if c.opts.Share == nil {
+		return
+	}
+	s := c.budget.shared(now, c.opts.SlowBelow)
+	if s.BlockedUntil.IsZero() && len(s.Windows) == 0 {
+		return
+	}
+	c.mu.Lock()
+	due := refused || now.Sub(c.lastShared) >= c.opts.ShareEvery
+	if due {
+		c.lastShared = now
+	}
+	c.mu.Unlock()
+	if due {
+		c.opts.Share(s)
+	}
+}
+
+// adoptShared takes the rate-limit state other processes noted for the credential.
+func (c *Client) adoptShared(s linsync.SharedRateLimit) { c.budget.adopt(s, c.opts.Now()) }
 
 // RateBudget returns the rate-limit windows last reported by Linear for this credential.
 func (c *Client) RateBudget() []RateWindow { return c.budget.snapshot() }

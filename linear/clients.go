@@ -20,11 +20,19 @@ type ConnectionStore interface {
 	SetConnectionStatus(ctx context.Context, workspaceID, status, reason string) error
 }
 
+// RateLimitStore is what Clients needs of a ConnectionStore to share each credential's rate-limit state among
+// processes (postgres.DB is one): NoteRateLimit keeps what a client learned, and FindConnection answers it back in
+// LinearConnection.RateLimit, so reading it costs no round trip of its own.
+type RateLimitStore interface {
+	NoteRateLimit(ctx context.Context, workspaceID string, s linsync.SharedRateLimit) error
+}
+
 // Clients is linsync's one factory of Linear clients, for the api and the worker alike. For hands out a workspace's
 // client, built from its stored connection and kept while the connection's credential is unchanged, so the client's
 // look-up caches and rate budget carry across calls; it refreshes an OAuth access token about to expire and marks
 // the connection revoked when Linear refuses the refresh token for good. New builds a client for a credential being
-// tried, before anything is stored. Every client counts its calls in Metrics.
+// tried, before anything is stored. Every client counts its calls in Metrics. When Store is a RateLimitStore, the
+// clients of all processes share each credential's refusals and low windows (see linear.Options.Share).
 type Clients struct {
 	Store ConnectionStore
 	// Endpoint is Linear's GraphQL endpoint; empty means DefaultEndpoint.
@@ -70,8 +78,12 @@ func (e *RefreshError) Unwrap() error { return e.Err }
 
 // New returns a client for cred, with the factory's endpoint, transport, timeout and metrics.
 func (c *Clients) New(cred Credential, name string) (*Client, error) {
-	return New(Options{Credential: cred, Name: name, Endpoint: c.Endpoint, HTTPClient: c.HTTPClient,
-		Timeout: c.Timeout, Metrics: c.Metrics})
+	return New(c.options(cred, name))
+}
+
+func (c *Clients) options(cred Credential, name string) Options {
+	return Options{Credential: cred, Name: name, Endpoint: c.Endpoint, HTTPClient: c.HTTPClient, Timeout: c.Timeout,
+		Metrics: c.Metrics}
 }
 
 // For returns the workspace's connection and a client for it. Its errors say why there is none: the store's
@@ -97,20 +109,26 @@ func (c *Clients) For(ctx context.Context, workspaceID string) (*Client, *linsyn
 	vc, ok := c.clients[workspaceID]
 	c.mu.Unlock()
 	if ok && vc.version == conn.CredentialVersion {
+		vc.client.adoptShared(conn.RateLimit)
 		return vc.client, conn, nil
 	}
+	shared := conn.RateLimit
 	conn, creds, err := c.Store.ConnectionCredentials(ctx, workspaceID)
 	if err != nil {
 		return nil, nil, err
 	}
+	conn.RateLimit = shared
 	cred := Credential{APIKey: creds.Credential}
 	if conn.AuthKind == linsync.AuthOAuth {
 		cred = Credential{AccessToken: creds.Credential}
 	}
-	lc, err := c.New(cred, workspaceID)
+	opts := c.options(cred, workspaceID)
+	opts.Share = c.sharer(workspaceID)
+	lc, err := New(opts)
 	if err != nil {
 		return nil, nil, linsync.Errorf(linsync.EINVALID, "invalid Linear credential")
 	}
+	lc.adoptShared(shared)
 	c.mu.Lock()
 	if c.clients == nil {
 		c.clients = map[string]versionedClient{}
@@ -118,6 +136,20 @@ func (c *Clients) For(ctx context.Context, workspaceID string) (*Client, *linsyn
 	c.clients[workspaceID] = versionedClient{version: conn.CredentialVersion, client: lc}
 	c.mu.Unlock()
 	return lc, conn, nil
+}
+
+// sharer notes a workspace's rate-limit state in the store, when it can keep it. Sharing is best effort: a note
+// that fails leaves the other processes to learn the limit from Linear, as they would without it.
+func (c *Clients) sharer(workspaceID string) func(linsync.SharedRateLimit) {
+	rs, ok := c.Store.(RateLimitStore)
+	if !ok {
+		return nil
+	}
+	return func(s linsync.SharedRateLimit) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = rs.NoteRateLimit(ctx, workspaceID, s)
+	}
 }
 
 func (c *Clients) refreshWithin() time.Duration {
