@@ -80,6 +80,8 @@ type FileInput struct {
 	// crosses the hour still asks for the same slot.
 	Hour    time.Time            `json:"hour"`
 	Entries []linsync.FiledEntry `json:"entries"`
+	// TakeStaged files the entries staged in Postgres for the decision's dedup key too (an aggregator's).
+	TakeStaged bool `json:"take_staged,omitempty"`
 	// CompleteKey, when set, is the event key to mark handled once the entries are filed.
 	CompleteKey string `json:"complete_key,omitempty"`
 }
@@ -136,6 +138,10 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 	id, added, err := e.record(ctx, in)
 	if err != nil {
 		return nil, err
+	}
+	if id == "" {
+		// An aggregator's filing found nothing staged and no issue to bring up to date.
+		return &FileResult{}, e.complete(ctx, in)
 	}
 	lc, _, err := LinearFor(ctx, e.Linear, in.WorkspaceID)
 	if err != nil {
@@ -208,7 +214,7 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, settings linsync.EventSettings,
 	p *linsync.FilingPlan, writer string, res *FileResult) (linsync.FilingResult, error) {
 	f, key := p.Issue, in.Decision.DedupKey
-	title, body := RenderIssue(IssueView{Kind: in.Kind, Prefix: settings.TitlePrefix, WindowStart: f.WindowStart,
+	title, body := RenderIssue(IssueView{ID: f.ID, Kind: in.Kind, Prefix: settings.TitlePrefix, WindowStart: f.WindowStart,
 		WindowEnd: f.WindowEnd, Entries: p.Entries, Previous: p.Previous, CapPerHour: settings.CreationCapPerHour})
 	fin := linsync.FilingResult{ID: f.ID, Writer: writer, Version: f.ContentVersion, Title: title,
 		Hash: renderHash(title, body, f.Priority), Labels: f.Labels}
@@ -281,9 +287,9 @@ func (e *Events) record(ctx context.Context, in FileInput) (string, int, error) 
 	f, added, err := e.DB.RecordFiling(ctx, linsync.FiledIssueInput{
 		ID: FiledIssueID(in.WorkspaceID, d.DedupKey, in.WindowStart), WorkspaceID: in.WorkspaceID, Kind: in.Kind,
 		DedupKey: d.DedupKey, WindowStart: in.WindowStart, WindowEnd: in.WindowEnd, TeamID: d.TeamID,
-		RuleIndex: d.RuleIndex, Labels: d.Labels, Priority: d.Priority, Entries: in.Entries,
+		RuleIndex: d.RuleIndex, Labels: d.Labels, Priority: d.Priority, Entries: in.Entries, TakeStaged: in.TakeStaged,
 	})
-	if err != nil {
+	if err != nil || f == nil {
 		return "", 0, err
 	}
 	// The row's id, not one derived again: a window read back from Postgres has lost the nanoseconds its id was
@@ -356,9 +362,12 @@ func sameLabels(a, b []string) bool {
 	return slices.Equal(norm(a), norm(b))
 }
 
-// AggregatorSignal is what an aggregator receives: entries and the decision routing made for them.
+// AggregatorSignal is what an aggregator receives: how many entries were handed to it in Postgres (staged for its
+// dedup key; some may have been staged by an earlier attempt), and the decision routing made for them. (Entries is
+// how signals carried entries before they were staged.)
 type AggregatorSignal struct {
-	Entries  []linsync.FiledEntry `json:"entries"`
+	Entries  []linsync.FiledEntry `json:"entries,omitempty"`
+	Staged   int                  `json:"staged,omitempty"`
 	Decision linsync.Decision     `json:"decision"`
 }
 
@@ -370,14 +379,34 @@ type SignalInput struct {
 	// CompleteKey, when set, is the event key to mark handled once the aggregator holds the signal.
 	CompleteKey string `json:"complete_key,omitempty"`
 	WorkspaceID string `json:"workspace_id,omitempty"`
+	// ForwardFrom names a capped issue whose entries not yet forwarded go to this (digest) aggregator.
+	ForwardFrom string `json:"forward_from,omitempty"`
 }
 
-// SignalAggregator signals the aggregator, starting it when it is not running (signal-with-start), on this
-// activity's task queue. A retry may deliver the signal twice; aggregators deduplicate entries by key.
+// SignalAggregator stages the signal's entries (and a capped issue's, with ForwardFrom) in Postgres for the
+// aggregator, then signals it how many there were, starting it when it is not running (signal-with-start), on this
+// activity's task queue. Only counts travel through Temporal, so an aggregator's payloads stay small however many
+// entries it files. A retry stages nothing twice (entries are keyed) and may signal again, which costs at most one
+// filing that finds nothing new.
 func (e *Events) SignalAggregator(ctx context.Context, in SignalInput) error {
 	if e.Aggregator == "" {
 		return temporal.NewNonRetryableApplicationError("no aggregator workflow is configured", ErrTypeNoAggregator, nil)
 	}
+	ws := in.Start.WorkspaceID
+	if _, err := e.DB.StageEntries(ctx, ws, in.Start.DedupKey, in.Signal.Entries); err != nil {
+		return err
+	}
+	// The count says entries are waiting, not how many are new: a retry finds them staged already, and its signal
+	// must still make the aggregator file them.
+	handed := len(in.Signal.Entries)
+	if in.ForwardFrom != "" {
+		n, err := e.DB.ForwardToDigest(ctx, in.ForwardFrom, in.Start.DedupKey)
+		if err != nil {
+			return err
+		}
+		handed += max(n, 1)
+	}
+	in.Signal.Entries, in.Signal.Staged = nil, in.Signal.Staged+handed
 	_, err := e.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, AggregatorSignalName, in.Signal,
 		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: activity.GetInfo(ctx).TaskQueue},
 		e.Aggregator, in.Start)

@@ -43,6 +43,18 @@ func (db *DB) RecordFiling(ctx context.Context, in linsync.FiledIssueInput) (*li
 	if labels == nil {
 		labels = []string{}
 	}
+	if in.TakeStaged && len(in.Entries) == 0 {
+		// Nothing to add and no issue yet: an issue is never opened without an entry.
+		var found bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM filed_issues WHERE workspace_id = $1 AND dedup_key = $2
+				AND window_start = $3) OR EXISTS (SELECT 1 FROM aggregator_entries WHERE workspace_id = $1 AND dedup_key = $2)`,
+			in.WorkspaceID, in.DedupKey, in.WindowStart).Scan(&found); err != nil {
+			return nil, 0, fmt.Errorf("look for entries of %s: %w", in.DedupKey, err)
+		}
+		if !found {
+			return nil, 0, nil
+		}
+	}
 	_, err = tx.Exec(ctx, `
 		INSERT INTO filed_issues (id, workspace_id, kind, dedup_key, window_start, window_end, team_id, rule_index,
 			label_names, priority, status, previous_issue_id)
@@ -75,40 +87,115 @@ func (db *DB) RecordFiling(ctx context.Context, in linsync.FiledIssueInput) (*li
 
 	added := 0
 	if len(in.Entries) > 0 {
-		keys := make([]string, len(in.Entries))
-		eventKeys := make([]string, len(in.Entries))
-		sources := make([]string, len(in.Entries))
-		shorts := make([]string, len(in.Entries))
-		events := make([]string, len(in.Entries))
-		for i, e := range in.Entries {
-			raw, err := json.Marshal(e.Event)
-			if err != nil {
-				return nil, 0, fmt.Errorf("encode event %s: %w", e.EventKey, err)
-			}
-			keys[i], eventKeys[i], sources[i], shorts[i], events[i] = e.Key, e.EventKey, e.SourceKey, e.ShortURL, string(raw)
+		cols, err := entryColumns(in.Entries)
+		if err != nil {
+			return nil, 0, err
 		}
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO filed_issue_entries (issue_id, entry_key, event_key, source_key, short_url, event)
 			SELECT $1, k, ek, sk, su, ev::jsonb
 			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS t(k, ek, sk, su, ev, n)
 			ORDER BY n
-			ON CONFLICT (issue_id, entry_key) DO NOTHING`, f.ID, keys, eventKeys, sources, shorts, events)
+			ON CONFLICT (issue_id, entry_key) DO NOTHING`, append([]any{f.ID}, cols...)...)
 		if err != nil {
 			return nil, 0, fmt.Errorf("add entries to filed issue %s: %w", f.ID, err)
 		}
 		added = int(tag.RowsAffected())
-		if added > 0 {
-			if err := tx.QueryRow(ctx, `UPDATE filed_issues SET entry_count = entry_count + $2,
-				content_version = content_version + 1, updated_at = now()
-				WHERE id = $1 RETURNING entry_count, content_version`, f.ID, added).Scan(&f.EntryCount, &f.ContentVersion); err != nil {
-				return nil, 0, fmt.Errorf("count entries of filed issue %s: %w", f.ID, err)
-			}
+	}
+	if in.TakeStaged {
+		// Taken and deleted in one statement: an entry staged meanwhile stays for the next filing.
+		tag, err := tx.Exec(ctx, `
+			WITH taken AS (DELETE FROM aggregator_entries WHERE workspace_id = $2 AND dedup_key = $3
+				RETURNING entry_key, event_key, source_key, short_url, event, seq)
+			INSERT INTO filed_issue_entries (issue_id, entry_key, event_key, source_key, short_url, event)
+			SELECT $1, entry_key, event_key, source_key, short_url, event FROM taken ORDER BY seq
+			ON CONFLICT (issue_id, entry_key) DO NOTHING`, f.ID, in.WorkspaceID, in.DedupKey)
+		if err != nil {
+			return nil, 0, fmt.Errorf("take staged entries into filed issue %s: %w", f.ID, err)
+		}
+		added += int(tag.RowsAffected())
+	}
+	if added > 0 {
+		if err := tx.QueryRow(ctx, `UPDATE filed_issues SET entry_count = entry_count + $2,
+			content_version = content_version + 1, updated_at = now()
+			WHERE id = $1 RETURNING entry_count, content_version`, f.ID, added).Scan(&f.EntryCount, &f.ContentVersion); err != nil {
+			return nil, 0, fmt.Errorf("count entries of filed issue %s: %w", f.ID, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, 0, fmt.Errorf("commit filing %s: %w", f.ID, err)
 	}
 	return &f, added, nil
+}
+
+// entryColumns returns entries as the five text arrays (key, event key, source key, short URL, event JSON) that
+// unnest turns back into rows.
+func entryColumns(entries []linsync.FiledEntry) ([]any, error) {
+	keys := make([]string, len(entries))
+	eventKeys := make([]string, len(entries))
+	sources := make([]string, len(entries))
+	shorts := make([]string, len(entries))
+	events := make([]string, len(entries))
+	for i, e := range entries {
+		raw, err := json.Marshal(e.Event)
+		if err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", e.EventKey, err)
+		}
+		keys[i], eventKeys[i], sources[i], shorts[i], events[i] = e.Key, e.EventKey, e.SourceKey, e.ShortURL, string(raw)
+	}
+	return []any{keys, eventKeys, sources, shorts, events}, nil
+}
+
+// StageEntries keeps entries for an aggregator's next filing (RecordFiling with TakeStaged) and returns how many
+// were new: an entry staged again, or already taken into an issue of dedupKey's open window, changes nothing.
+func (db *DB) StageEntries(ctx context.Context, workspaceID, dedupKey string, entries []linsync.FiledEntry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	cols, err := entryColumns(entries)
+	if err != nil {
+		return 0, err
+	}
+	tag, err := db.pool.Exec(ctx, `
+		INSERT INTO aggregator_entries (workspace_id, dedup_key, entry_key, event_key, source_key, short_url, event)
+		SELECT $1, $2, k, ek, sk, su, ev::jsonb
+		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS t(k, ek, sk, su, ev, n)
+		WHERE NOT EXISTS (SELECT 1 FROM filed_issue_entries e JOIN filed_issues f ON f.id = e.issue_id
+			WHERE f.workspace_id = $1 AND f.dedup_key = $2 AND e.entry_key = k AND (f.window_end IS NULL OR f.window_end > now()))
+		ORDER BY n
+		ON CONFLICT (workspace_id, dedup_key, entry_key) DO NOTHING`, append([]any{workspaceID, dedupKey}, cols...)...)
+	if err != nil {
+		return 0, fmt.Errorf("stage entries of %s: %w", dedupKey, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// ForwardToDigest stages, for the digest toDedupKey, the entries of a capped issue that have not gone to it yet,
+// keyed by the issue they would have gone to, and returns how many it staged. Asking again forwards nothing twice.
+func (db *DB) ForwardToDigest(ctx context.Context, issueID, toDedupKey string) (int, error) {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin forward of %s: %w", issueID, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	var staged int
+	err = tx.QueryRow(ctx, `
+		WITH f AS (SELECT id, workspace_id, dedup_key, forwarded_seq FROM filed_issues WHERE id = $1 FOR UPDATE),
+		fwd AS (
+			INSERT INTO aggregator_entries (workspace_id, dedup_key, entry_key, event_key, source_key, short_url, event)
+			SELECT f.workspace_id, $2, f.dedup_key || '|' || e.entry_key, e.event_key, f.dedup_key, e.short_url, e.event
+			FROM filed_issue_entries e JOIN f ON f.id = e.issue_id WHERE e.seq > f.forwarded_seq ORDER BY e.seq
+			ON CONFLICT (workspace_id, dedup_key, entry_key) DO NOTHING
+			RETURNING 1)
+		UPDATE filed_issues SET forwarded_seq = coalesce((SELECT max(seq) FROM filed_issue_entries WHERE issue_id = $1), 0)
+		WHERE id = $1 RETURNING (SELECT count(*) FROM fwd)`, issueID, toDedupKey).Scan(&staged)
+	if err != nil {
+		return 0, fmt.Errorf("forward entries of %s to %s: %w", issueID, toDedupKey, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit forward of %s: %w", issueID, err)
+	}
+	return staged, nil
 }
 
 // PrepareFiling reserves the issue's creation slot (or marks it capped), takes the writer lease when no other live
