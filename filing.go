@@ -176,9 +176,9 @@ type AggregatorInput struct {
 	Window      time.Duration `json:"window"`
 	Debounce    time.Duration `json:"debounce"`
 	// WindowStart is zero until the first entry arrives; fixed windows (digests) set both ends.
-	WindowStart time.Time    `json:"window_start,omitzero"`
-	WindowEnd   time.Time    `json:"window_end,omitzero"`
-	Decision    Decision     `json:"decision"`
+	WindowStart time.Time `json:"window_start,omitzero"`
+	WindowEnd   time.Time `json:"window_end,omitzero"`
+	Decision    Decision  `json:"decision"`
 	// Pending are entries handed over in the workflow's own payloads (before entries were staged in Postgres);
 	// Staged counts the entries staged in Postgres for DedupKey since the last filing, which files them all.
 	Pending []FiledEntry `json:"pending,omitempty"`
