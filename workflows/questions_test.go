@@ -52,6 +52,7 @@ func TestLinearAttemptsComeFromTheInput(t *testing.T) {
 		var s testsuite.WorkflowTestSuite
 		s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 		env := s.NewTestWorkflowEnvironment()
+		env.RegisterWorkflow(QuestionPush)
 		var a *activities.Questions
 		env.RegisterActivity(a)
 		env.OnActivity(a.QuestionSyncWork, mock.Anything, mock.Anything).Return(&linsync.SyncWork{Linked: true, NeedIssue: true}, nil)
