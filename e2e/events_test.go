@@ -232,7 +232,7 @@ func TestEventsEndToEnd(t *testing.T) {
 
 	// Payloads stay small: the aggregator's runs carry counts, not the 800 entries (Temporal warns at 512 KB).
 	largest, runs, err := linsynctest.LargestPayload(t.Context(), h.temporal,
-		fmt.Sprintf("WorkflowId = '%s'", workflows.HostAggregatorID(h.wsID, "oldcampaign.example.com")))
+		fmt.Sprintf("WorkflowId = '%s'", workflows.HostAggregatorID(h.wsID, "oldcampaign.example.com")), 0)
 	require.NoError(t, err)
 	t.Logf("largest payload in the 800-link host's aggregator (%d runs): %d bytes", runs, largest)
 	require.Positive(t, runs)

@@ -13,9 +13,9 @@ import (
 
 // LargestPayload returns the size in bytes of the largest payload (a workflow's or activity's input or result, a
 // signal, a continue-as-new input, a failure's details) in the histories of every run the visibility query finds
-// (e.g. `WorkflowId = 'host-agg:…'`, every run of an aggregator across continue-as-new), and how many runs it read.
-// Temporal warns about payloads over 512 KB and refuses them over 2 MB.
-func LargestPayload(ctx context.Context, c client.Client, query string) (largest, runs int, err error) {
+// (e.g. `WorkflowId = 'host-agg:…'`, every run of an aggregator across continue-as-new), up to maxRuns of them (0:
+// all), and how many runs it read. Temporal warns about payloads over 512 KB and refuses them over 2 MB.
+func LargestPayload(ctx context.Context, c client.Client, query string, maxRuns int) (largest, runs int, err error) {
 	var token []byte
 	for {
 		page, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token})
@@ -23,6 +23,9 @@ func LargestPayload(ctx context.Context, c client.Client, query string) (largest
 			return 0, 0, fmt.Errorf("list workflows %q: %w", query, err)
 		}
 		for _, e := range page.GetExecutions() {
+			if maxRuns > 0 && runs >= maxRuns {
+				return largest, runs, nil
+			}
 			runs++
 			it := c.GetWorkflowHistory(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), false, 0)
 			for it.HasNext() {
