@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -99,6 +100,9 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef, linearAttemp
 	childPush := workflow.GetVersion(ctx, "question-push-child", workflow.DefaultVersion, 1) == 1
 	fail := func(step string, err error) {
 		reason := fmt.Sprintf("%s: %v", step, err)
+		if step == "" {
+			reason = err.Error()
+		}
 		workflow.GetLogger(ctx).Warn("question sync failed", "question_id", ref.QuestionID, "step", step, "err", err)
 		_ = workflow.ExecuteActivity(storeContext(ctx), a.MarkSyncFailed, ref, reason).Get(ctx, nil)
 		if childPush {
@@ -133,7 +137,11 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef, linearAttemp
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 		})
 		if err := workflow.ExecuteChildWorkflow(cctx, QuestionPush, in).Get(ctx, nil); err != nil {
-			fail("push to Linear", err)
+			// The push's own failure ("update issue: …") is the reason; the child-workflow wrapper adds nothing.
+			if cause := errors.Unwrap(err); cause != nil {
+				err = cause
+			}
+			fail("", err)
 			return
 		}
 	}
