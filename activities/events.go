@@ -384,30 +384,35 @@ type SignalInput struct {
 }
 
 // SignalAggregator stages the signal's entries (and a capped issue's, with ForwardFrom) in Postgres for the
-// aggregator, then signals it how many there were, starting it when it is not running (signal-with-start), on this
-// activity's task queue. Only counts travel through Temporal, so an aggregator's payloads stay small however many
-// entries it files. A retry stages nothing twice (entries are keyed) and may signal again, which costs at most one
-// filing that finds nothing new.
+// aggregator, then, when the aggregator must be woken (postgres.DB.StageEntries), signals it how many there were,
+// starting it when it is not running (signal-with-start), on this activity's task queue. Only counts travel
+// through Temporal, so an aggregator's payloads stay small however many entries it files. A retry stages nothing
+// twice (entries are keyed) and signals again, which costs at most one filing that finds nothing new.
 func (e *Events) SignalAggregator(ctx context.Context, in SignalInput) error {
 	if e.Aggregator == "" {
 		return temporal.NewNonRetryableApplicationError("no aggregator workflow is configured", ErrTypeNoAggregator, nil)
 	}
 	ws := in.Start.WorkspaceID
-	if _, err := e.DB.StageEntries(ctx, ws, in.Start.DedupKey, in.Signal.Entries); err != nil {
+	d := in.Signal.Decision
+	added, wake, err := e.DB.StageEntries(ctx, ws, in.Start.DedupKey, in.Signal.Entries, d.Labels, d.Priority)
+	if err != nil {
 		return err
 	}
-	// The count says entries are waiting, not how many are new: a retry finds them staged already, and its signal
-	// must still make the aggregator file them.
-	handed := len(in.Signal.Entries)
 	if in.ForwardFrom != "" {
-		n, err := e.DB.ForwardToDigest(ctx, in.ForwardFrom, in.Start.DedupKey)
+		n, w, err := e.DB.ForwardToDigest(ctx, in.ForwardFrom, in.Start.DedupKey)
 		if err != nil {
 			return err
 		}
-		handed += max(n, 1)
+		added, wake = added+n, wake || w
 	}
-	in.Signal.Entries, in.Signal.Staged = nil, in.Signal.Staged+handed
-	_, err := e.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, AggregatorSignalName, in.Signal,
+	// An aggregator already woken for entries still waiting takes these with them: one signal per filing, not one
+	// per entry, which keeps a host of thousands of links far below Temporal's 10,000 signals per run. A retry
+	// signals in any case: its first attempt may have staged the entries and failed before its signal.
+	if !wake && activity.GetInfo(ctx).Attempt == 1 {
+		return e.complete(ctx, FileInput{WorkspaceID: in.WorkspaceID, CompleteKey: in.CompleteKey})
+	}
+	in.Signal.Entries, in.Signal.Staged = nil, in.Signal.Staged+max(added, 1)
+	_, err = e.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, AggregatorSignalName, in.Signal,
 		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: activity.GetInfo(ctx).TaskQueue},
 		e.Aggregator, in.Start)
 	if err != nil {
