@@ -34,8 +34,9 @@ lint: ## gofmt, go vet, staticcheck, and workflowcheck (workflows are determinis
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) tool workflowcheck ./workflows/...
 
-bench: postgres temporal ## ingest benchmark: webhook rate vs the bare Temporal start rate, in one run
+bench: postgres temporal ## ingest benchmark (webhook rate vs the bare Temporal start rate), then a host of 20,000 broken links
 	$(GO) run ./cmd/linsync bench ingest
+	$(GO) run ./cmd/linsync bench host -n 20000
 
 fuzz: ## fuzz webhook verification and decoding for 60s
 	$(GO) test ./linear/ -run '^$$' -fuzz FuzzVerifyAndDecode -fuzztime 60s

@@ -70,6 +70,8 @@ type FiledIssueInput struct {
 	Labels      []string
 	Priority    int
 	Entries     []FiledEntry
+	// TakeStaged also takes the entries staged for DedupKey (postgres.DB.StageEntries) into the issue.
+	TakeStaged bool
 }
 
 // MergeLabels returns a followed by the names of b it lacks, ignoring case.
@@ -174,10 +176,13 @@ type AggregatorInput struct {
 	Window      time.Duration `json:"window"`
 	Debounce    time.Duration `json:"debounce"`
 	// WindowStart is zero until the first entry arrives; fixed windows (digests) set both ends.
-	WindowStart time.Time    `json:"window_start,omitzero"`
-	WindowEnd   time.Time    `json:"window_end,omitzero"`
-	Decision    Decision     `json:"decision"`
-	Pending     []FiledEntry `json:"pending,omitempty"`
+	WindowStart time.Time `json:"window_start,omitzero"`
+	WindowEnd   time.Time `json:"window_end,omitzero"`
+	Decision    Decision  `json:"decision"`
+	// Pending are entries handed over in the workflow's own payloads (before entries were staged in Postgres);
+	// Staged counts the entries staged in Postgres for DedupKey since the last filing, which files them all.
+	Pending []FiledEntry `json:"pending,omitempty"`
+	Staged  int          `json:"staged,omitempty"`
 	// Capped is set once the cap sent this window's entries to digests.
 	Capped bool `json:"capped,omitempty"`
 	// Runs counts continue-as-new generations, for logs and tests.

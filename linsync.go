@@ -237,6 +237,26 @@ type LinearConnection struct {
 	StatusChangedAt *time.Time `json:"status_changed_at,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
+	// RateLimit is the credential's rate-limit state as every process calling Linear with it last noted it.
+	RateLimit SharedRateLimit `json:"-"`
+}
+
+// RateWindow is one rate-limit window Linear reports in response headers.
+type RateWindow struct {
+	// Kind is "requests", "complexity" or "endpoint".
+	Kind      string    `json:"kind"`
+	Limit     float64   `json:"limit"`
+	Remaining float64   `json:"remaining"`
+	Reset     time.Time `json:"reset"`
+}
+
+// SharedRateLimit is a Linear credential's rate-limit state shared by every process that calls Linear with it:
+// until when Linear refused it, and its windows when they ran low. Each process learns it with the connection, so
+// a refusal one process saw keeps the others from sending before the reset, and the few requests left in a window
+// are paced among them all.
+type SharedRateLimit struct {
+	BlockedUntil time.Time    `json:"blocked_until,omitzero"`
+	Windows      []RateWindow `json:"windows,omitempty"`
 }
 
 // KindQuestionPush is the dead-letter kind of a question whose push to Linear failed for good; replaying it asks

@@ -80,6 +80,8 @@ type FileInput struct {
 	// crosses the hour still asks for the same slot.
 	Hour    time.Time            `json:"hour"`
 	Entries []linsync.FiledEntry `json:"entries"`
+	// TakeStaged files the entries staged in Postgres for the decision's dedup key too (an aggregator's).
+	TakeStaged bool `json:"take_staged,omitempty"`
 	// CompleteKey, when set, is the event key to mark handled once the entries are filed.
 	CompleteKey string `json:"complete_key,omitempty"`
 }
@@ -136,6 +138,10 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 	id, added, err := e.record(ctx, in)
 	if err != nil {
 		return nil, err
+	}
+	if id == "" {
+		// An aggregator's filing found nothing staged and no issue to bring up to date.
+		return &FileResult{}, e.complete(ctx, in)
 	}
 	lc, _, err := LinearFor(ctx, e.Linear, in.WorkspaceID)
 	if err != nil {
@@ -208,7 +214,7 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, settings linsync.EventSettings,
 	p *linsync.FilingPlan, writer string, res *FileResult) (linsync.FilingResult, error) {
 	f, key := p.Issue, in.Decision.DedupKey
-	title, body := RenderIssue(IssueView{Kind: in.Kind, Prefix: settings.TitlePrefix, WindowStart: f.WindowStart,
+	title, body := RenderIssue(IssueView{ID: f.ID, Kind: in.Kind, Prefix: settings.TitlePrefix, WindowStart: f.WindowStart,
 		WindowEnd: f.WindowEnd, Entries: p.Entries, Previous: p.Previous, CapPerHour: settings.CreationCapPerHour})
 	fin := linsync.FilingResult{ID: f.ID, Writer: writer, Version: f.ContentVersion, Title: title,
 		Hash: renderHash(title, body, f.Priority), Labels: f.Labels}
@@ -239,9 +245,13 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 		}
 		if issue.Title != title || issue.Description == nil || *issue.Description != body {
 			// An earlier attempt created the issue from fewer entries; bring it up to date now.
-			if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, linear.IssueUpdateInput{Title: linear.Value(title),
-				Description: linear.Value(body), LabelIDs: linear.Value(labelIDs)}); err != nil {
+			r, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, linear.IssueUpdateInput{Title: linear.Value(title),
+				Description: linear.Value(body), LabelIDs: linear.Value(labelIDs)})
+			if err != nil {
 				return fin, e.Metrics.LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
+			}
+			if r.IssueUpdate.Issue != nil {
+				issue.Url = r.IssueUpdate.Issue.Url
 			}
 			res.Updated = true
 		}
@@ -257,8 +267,13 @@ func (e *Events) send(ctx context.Context, lc *linear.Client, in FileInput, sett
 			}
 			upd.LabelIDs = linear.Value(labelIDs)
 		}
-		if _, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, upd); err != nil {
+		r, err := linear.IssueUpdate(ctx, lc.GQL(), f.ID, upd)
+		if err != nil {
 			return fin, e.Metrics.LinearError(ctx, fmt.Errorf("update issue %s: %w", key, err))
+		}
+		if r.IssueUpdate.Issue != nil {
+			// Linear's URL ends in a slug of the title, so a new title is a new URL; keep the one Linear shows.
+			fin.Identifier, fin.URL = r.IssueUpdate.Issue.Identifier, r.IssueUpdate.Issue.Url
 		}
 		res.Updated = true
 	}
@@ -272,9 +287,9 @@ func (e *Events) record(ctx context.Context, in FileInput) (string, int, error) 
 	f, added, err := e.DB.RecordFiling(ctx, linsync.FiledIssueInput{
 		ID: FiledIssueID(in.WorkspaceID, d.DedupKey, in.WindowStart), WorkspaceID: in.WorkspaceID, Kind: in.Kind,
 		DedupKey: d.DedupKey, WindowStart: in.WindowStart, WindowEnd: in.WindowEnd, TeamID: d.TeamID,
-		RuleIndex: d.RuleIndex, Labels: d.Labels, Priority: d.Priority, Entries: in.Entries,
+		RuleIndex: d.RuleIndex, Labels: d.Labels, Priority: d.Priority, Entries: in.Entries, TakeStaged: in.TakeStaged,
 	})
-	if err != nil {
+	if err != nil || f == nil {
 		return "", 0, err
 	}
 	// The row's id, not one derived again: a window read back from Postgres has lost the nanoseconds its id was
@@ -347,9 +362,12 @@ func sameLabels(a, b []string) bool {
 	return slices.Equal(norm(a), norm(b))
 }
 
-// AggregatorSignal is what an aggregator receives: entries and the decision routing made for them.
+// AggregatorSignal is what an aggregator receives: how many entries were handed to it in Postgres (staged for its
+// dedup key; some may have been staged by an earlier attempt), and the decision routing made for them. (Entries is
+// how signals carried entries before they were staged.)
 type AggregatorSignal struct {
-	Entries  []linsync.FiledEntry `json:"entries"`
+	Entries  []linsync.FiledEntry `json:"entries,omitempty"`
+	Staged   int                  `json:"staged,omitempty"`
 	Decision linsync.Decision     `json:"decision"`
 }
 
@@ -361,15 +379,40 @@ type SignalInput struct {
 	// CompleteKey, when set, is the event key to mark handled once the aggregator holds the signal.
 	CompleteKey string `json:"complete_key,omitempty"`
 	WorkspaceID string `json:"workspace_id,omitempty"`
+	// ForwardFrom names a capped issue whose entries not yet forwarded go to this (digest) aggregator.
+	ForwardFrom string `json:"forward_from,omitempty"`
 }
 
-// SignalAggregator signals the aggregator, starting it when it is not running (signal-with-start), on this
-// activity's task queue. A retry may deliver the signal twice; aggregators deduplicate entries by key.
+// SignalAggregator stages the signal's entries (and a capped issue's, with ForwardFrom) in Postgres for the
+// aggregator, then, when the aggregator must be woken (postgres.DB.StageEntries), signals it how many there were,
+// starting it when it is not running (signal-with-start), on this activity's task queue. Only counts travel
+// through Temporal, so an aggregator's payloads stay small however many entries it files. A retry stages nothing
+// twice (entries are keyed) and signals again, which costs at most one filing that finds nothing new.
 func (e *Events) SignalAggregator(ctx context.Context, in SignalInput) error {
 	if e.Aggregator == "" {
 		return temporal.NewNonRetryableApplicationError("no aggregator workflow is configured", ErrTypeNoAggregator, nil)
 	}
-	_, err := e.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, AggregatorSignalName, in.Signal,
+	ws := in.Start.WorkspaceID
+	d := in.Signal.Decision
+	added, wake, err := e.DB.StageEntries(ctx, ws, in.Start.DedupKey, in.Signal.Entries, d.Labels, d.Priority)
+	if err != nil {
+		return err
+	}
+	if in.ForwardFrom != "" {
+		n, w, err := e.DB.ForwardToDigest(ctx, in.ForwardFrom, in.Start.DedupKey)
+		if err != nil {
+			return err
+		}
+		added, wake = added+n, wake || w
+	}
+	// An aggregator already woken for entries still waiting takes these with them: one signal per filing, not one
+	// per entry, which keeps a host of thousands of links far below Temporal's 10,000 signals per run. A retry
+	// signals in any case: its first attempt may have staged the entries and failed before its signal.
+	if !wake && activity.GetInfo(ctx).Attempt == 1 {
+		return e.complete(ctx, FileInput{WorkspaceID: in.WorkspaceID, CompleteKey: in.CompleteKey})
+	}
+	in.Signal.Entries, in.Signal.Staged = nil, in.Signal.Staged+max(added, 1)
+	_, err = e.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, AggregatorSignalName, in.Signal,
 		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: activity.GetInfo(ctx).TaskQueue},
 		e.Aggregator, in.Start)
 	if err != nil {

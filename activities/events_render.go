@@ -15,6 +15,8 @@ import (
 // IssueView is everything an event issue's title and body are rendered from. Rendering is pure: the same view
 // always gives the same text, which is what lets a retried update be skipped when nothing changed.
 type IssueView struct {
+	// ID is the issue's id in linsync's filed-issue view, where every entry is listed.
+	ID          string
 	Kind        string
 	Prefix      string
 	WindowStart time.Time
@@ -24,6 +26,19 @@ type IssueView struct {
 	Previous *linsync.FiledIssue
 	// CapPerHour is the cap a digest reports.
 	CapPerHour int
+}
+
+// listedEntries is how many entries an issue's description lists one by one; the rest are counted, and linsync's
+// filed-issue view lists them all. It keeps a host of 20,000 broken links well inside Linear's limits on a
+// description (the whole description stays under about 30,000 characters).
+const listedEntries = 50
+
+// moreEntries says how many entries the description did not list and where to see them all; "" when it listed all.
+func moreEntries(b *strings.Builder, v IssueView, noun string) {
+	if n := len(v.Entries) - listedEntries; n > 0 {
+		fmt.Fprintf(b, "\n…and %s more %s, not listed here to keep this issue readable. linsync's filed-issue view lists every one: "+
+			"`GET /v1/workspaces/{workspace}/filed-issues` (issue `%s`).\n", grouped(int64(n)), noun, v.ID)
+	}
 }
 
 // failureFixes is the suggested fix per failure type: one per type.
@@ -91,11 +106,12 @@ func renderBroken(v IssueView) (string, string) {
 	previous(&b, v.Previous)
 
 	b.WriteString("\n## Link details\n\n| Short link | Destination | Failure | Detected | Owner | Tags |\n|---|---|---|---|---|---|\n")
-	for _, e := range v.Entries {
+	for _, e := range v.Entries[:min(len(v.Entries), listedEntries)] {
 		ev := e.Event
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", cell(ev.ShortURL), cell(ev.DestinationURL),
 			cell(failureCell(ev)), stamp(ev.DetectedAt), cell(ev.OwnerEmail), cell(strings.Join(ev.Tags, ", ")))
 	}
+	moreEntries(&b, v, "broken links")
 
 	b.WriteString("\n## Last working\n\n")
 	b.WriteString(lastWorking(v.Entries))
@@ -241,9 +257,10 @@ func renderDigest(v IssueView) (string, string) {
 	fmt.Fprintf(&b, "The creation cap of **%d new issues per hour** for this team was reached for %s. "+
 		"The %d events below would each have opened or been filed in a new issue; they are collected in this digest instead, "+
 		"which is updated in place for the rest of the hour.\n\n## Events\n\n", v.CapPerHour, span, len(v.Entries))
-	for _, e := range v.Entries {
+	for _, e := range v.Entries[:min(len(v.Entries), listedEntries)] {
 		fmt.Fprintf(&b, "- %s\n", digestLine(e.Event))
 	}
+	moreEntries(&b, v, "events")
 	return title, b.String()
 }
 

@@ -150,3 +150,25 @@ func TestFiledIssueIDIsStable(t *testing.T) {
 	require.NotEqual(t, a, FiledIssueID("ws", "link.broken:host:x", w.Add(time.Second)))
 	require.NotEqual(t, a, FiledIssueID("ws2", "link.broken:host:x", w))
 }
+
+// TestRenderBoundsAHugeHost: a host of 20,000 broken links (and a digest of as many events) lists the first links
+// and counts the rest, pointing at linsync's filed-issue view, so the description stays far inside Linear's limits.
+func TestRenderBoundsAHugeHost(t *testing.T) {
+	t.Parallel()
+	entries := make([]linsync.FiledEntry, 20000)
+	for i := range entries {
+		ev := seedBroken("http_5xx", "502 Bad Gateway")
+		ev.ShortURL = fmt.Sprintf("https://s.elido.me/spring-%05d", i)
+		entries[i] = linsync.FiledEntry{Key: fmt.Sprint(i), ShortURL: ev.ShortURL, Event: ev}
+	}
+	for _, kind := range []string{linsync.EventLinkBroken, linsync.EventKindDigest} {
+		title, body := RenderIssue(IssueView{ID: "issue-1", Kind: kind, Prefix: "linsync", Entries: entries,
+			WindowStart: time.Date(2026, 6, 4, 3, 0, 0, 0, time.UTC), CapPerHour: 10})
+		require.Less(t, len(body), 30000, "%s: bounded description", kind)
+		require.Contains(t, body, "https://s.elido.me/spring-00049", "%s: the first links are listed", kind)
+		require.NotContains(t, body, "https://s.elido.me/spring-00050", kind)
+		require.Contains(t, body, "19,950 more", kind)
+		require.Contains(t, body, "filed-issues` (issue `issue-1`)", "%s: where to see them all", kind)
+		require.Less(t, len(title), 255, kind)
+	}
+}

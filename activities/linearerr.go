@@ -32,6 +32,27 @@ const (
 	rateLimitSpread = 5 * time.Second
 )
 
+// LocalRefusalAllowance is how many retries beyond LINSYNC_LINEAR_MAX_ATTEMPTS the retry policy of a Linear call
+// allows (workflows' linearRetryPolicy adds it to MaximumAttempts) for attempts that linsync's own rate budget
+// refused before anything was sent. Such an attempt spends none of the configured attempts: LinearError counts
+// them in the activity's heartbeat details, which the next attempt reads, and ends the retries itself once the
+// requests that reached Linear have used the configured attempts. Temporal's own limit is only the backstop.
+const LocalRefusalAllowance = 50
+
+// attempts is where an activity attempt stands: Temporal's attempt number, how many earlier attempts linsync's rate
+// budget refused before sending (spending no attempt), and the configured attempts (0: Temporal alone decides).
+type attempts struct {
+	temporal, local, max int32
+}
+
+// sent is how many attempts, this one included, reached Linear (or could have).
+func (a attempts) sent() int32 { return max(a.temporal-a.local, 1) }
+
+// localRefusals is the heartbeat detail that carries an activity's local refusals to its next attempt.
+type localRefusals struct {
+	N int32 `json:"local_refusals"`
+}
+
 // LinearError turns an error from the linear package into the Temporal error the activity should return, the one
 // mapping from error classes to retry behaviour, and counts the retries it asks for in m (nil counts nothing). Use
 // it as `return nil, a.Metrics.LinearError(ctx, err)` inside activities.
@@ -39,28 +60,47 @@ func (m *Metrics) LinearError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	attempt := int32(1)
+	at := attempts{temporal: 1}
 	if activity.IsActivity(ctx) {
-		attempt = activity.GetInfo(ctx).Attempt
+		info := activity.GetInfo(ctx)
+		at.temporal = info.Attempt
+		if p := info.RetryPolicy; p != nil && p.MaximumAttempts > LocalRefusalAllowance {
+			at.max = p.MaximumAttempts - LocalRefusalAllowance
+		}
+		var lr localRefusals
+		if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &lr) == nil {
+			at.local = lr.N
+		}
+		if e := linear.Classify(err); e.Class == linear.ClassRateLimited && e.NotSent {
+			// The first heartbeat of an attempt is sent at once, so the next attempt reads it.
+			activity.RecordHeartbeat(ctx, localRefusals{N: at.local + 1})
+		}
 	}
-	return m.linearError(err, attempt, time.Now(), rand.Int64N)
+	return m.linearError(err, at, time.Now(), rand.Int64N)
 }
 
-// linearError is LinearError with the attempt, clock and randomness given, for tests.
-func (m *Metrics) linearError(err error, attempt int32, now time.Time, randN func(int64) int64) error {
+// linearError is LinearError with the attempts, clock and randomness given, for tests.
+func (m *Metrics) linearError(err error, at attempts, now time.Time, randN func(int64) int64) error {
 	e := linear.Classify(err)
 	msg := err.Error()
-	// The attempt travels with the error so a dead letter can say how many were made.
-	details := []any{FailureDetails{Attempt: attempt, Class: string(e.Class)}}
+	// The attempts that reached Linear travel with the error so a dead letter can say how many were made.
+	details := []any{FailureDetails{Attempt: at.sent(), Class: string(e.Class)}}
+	// Retryable classes stop once the requests that reached Linear have used the configured attempts.
+	exhausted := at.max > 0 && at.sent() >= at.max
 	switch e.Class {
 	case linear.ClassRateLimited:
+		if e.NotSent {
+			// Nothing was sent: wait for the reset, spending no attempt, whatever the attempts so far.
+			details[0] = FailureDetails{Attempt: max(at.sent()-1, 0), Class: string(e.Class)}
+			exhausted = false
+		}
 		m.retry("rate_limited")
 		return temporal.NewApplicationErrorWithOptions(msg, ErrTypeLinearRateLimited, temporal.ApplicationErrorOptions{
-			Cause: err, NextRetryDelay: RateLimitDelay(e.RetryAt, now, randN), Details: details})
+			Cause: err, NextRetryDelay: RateLimitDelay(e.RetryAt, now, randN), Details: details, NonRetryable: exhausted})
 	case linear.ClassTransient:
 		m.retry("transient")
 		return temporal.NewApplicationErrorWithOptions(msg, ErrTypeLinearTransient, temporal.ApplicationErrorOptions{
-			Cause: err, NextRetryDelay: TransientDelay(attempt, randN), Details: details})
+			Cause: err, NextRetryDelay: TransientDelay(at.sent(), randN), Details: details, NonRetryable: exhausted})
 	}
 	errType := map[linear.ErrorClass]string{
 		linear.ClassInvalid:      ErrTypeLinearInvalid,

@@ -48,7 +48,7 @@ func TestLinearErrorMapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := (*Metrics)(nil).linearError(tt.err, tt.attempt, now, tt.randN)
+			err := (*Metrics)(nil).linearError(tt.err, attempts{temporal: tt.attempt}, now, tt.randN)
 			var appErr *temporal.ApplicationError
 			require.True(t, errors.As(err, &appErr))
 			require.Equal(t, tt.errType, appErr.Type())
@@ -59,6 +59,43 @@ func TestLinearErrorMapping(t *testing.T) {
 		})
 	}
 	require.NoError(t, (*Metrics)(nil).LinearError(t.Context(), nil))
+}
+
+// TestLinearErrorCountsOnlyAttemptsSent: an attempt refused by linsync's own rate budget (nothing sent) spends
+// none of the configured attempts and always waits for the reset; the retries end once the attempts that reached
+// Linear have used the configured number.
+func TestLinearErrorCountsOnlyAttemptsSent(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	zero := func(int64) int64 { return 0 }
+	local := &linear.Error{Class: linear.ClassRateLimited, NotSent: true, RetryAt: now.Add(5 * time.Second)}
+	refused := &linear.Error{Class: linear.ClassRateLimited, StatusCode: http.StatusBadRequest, RetryAt: now.Add(5 * time.Second)}
+	down := &linear.Error{Class: linear.ClassTransient, StatusCode: http.StatusServiceUnavailable}
+	for _, tc := range []struct {
+		name         string
+		err          error
+		at           attempts
+		nonRetryable bool
+		sent         int32
+	}{
+		{"a local refusal at the configured last attempt still retries", local, attempts{temporal: 5, max: 5}, false, 4},
+		{"a local refusal after many still retries", local, attempts{temporal: 40, local: 39, max: 5}, false, 0},
+		{"attempts refused locally do not count", down, attempts{temporal: 9, local: 5, max: 5}, false, 4},
+		{"the fifth request sent ends the retries", down, attempts{temporal: 10, local: 5, max: 5}, true, 5},
+		{"Linear's own refusal counts", refused, attempts{temporal: 5, max: 5}, true, 5},
+		{"without a configured number Temporal decides", down, attempts{temporal: 30}, false, 30},
+	} {
+		err := (*Metrics)(nil).linearError(tc.err, tc.at, now, zero)
+		var appErr *temporal.ApplicationError
+		require.True(t, errors.As(err, &appErr), tc.name)
+		require.Equal(t, tc.nonRetryable, appErr.NonRetryable(), tc.name)
+		var d FailureDetails
+		require.NoError(t, appErr.Details(&d), tc.name)
+		require.Equal(t, tc.sent, d.Attempt, tc.name)
+		if linear.Classify(tc.err).Class == linear.ClassRateLimited {
+			require.GreaterOrEqual(t, appErr.NextRetryDelay(), 5*time.Second, "%s: never before the reset", tc.name)
+		}
+	}
 }
 
 func TestCreateOrFetch(t *testing.T) {

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
 	"github.com/linsync/linsync/workflows"
 )
@@ -135,36 +137,14 @@ func TestRateLimitStormDuringQuestionBurst(t *testing.T) {
 	t.Parallel()
 	h := newFailureHarness(t, fOptions{})
 	const questions = 20
-	// Warm the client's look-up caches so the burst is creates; the storm then hits issueCreate itself.
-	lc, _, err := h.clients.For(t.Context(), h.wsID)
-	require.NoError(t, err)
-	_, err = lc.LabelIDs(t.Context(), h.sd.Triage.ID, []string{"Customer"})
-	require.NoError(t, err)
-	_, err = lc.State(t.Context(), h.sd.Triage.ID, "triage")
-	require.NoError(t, err)
-	h.fake.ResetRequests()
+	h.warmLookups()
 
 	storms := []rateLimitStorm{{http.StatusBadRequest, time.Second, 4}, {http.StatusTooManyRequests, 2 * time.Second, 4}}
 	for _, s := range storms {
 		h.fake.InjectRateLimit(lineartest.RateLimit{Requests: s.n, Status: s.status, RetryAfter: s.wait})
 	}
 	start := time.Now()
-	ids := make([]string, questions)
-	var wg sync.WaitGroup
-	for i := range questions {
-		wg.Go(func() {
-			code, out := h.call(http.MethodPost, "/questions", h.token, map[string]any{
-				"title": fmt.Sprintf("Storm question %02d", i), "asker_email": "carol@example.com",
-				"external_id": fmt.Sprintf("storm-%02d", i)})
-			if code == http.StatusCreated {
-				ids[i] = out["question"].(map[string]any)["id"].(string)
-			}
-		})
-	}
-	wg.Wait()
-	for i, id := range ids {
-		require.NotEmpty(t, id, "question %d was created", i)
-	}
+	ids := h.createQuestionsAtOnce(questions)
 
 	issueOfQuestion := map[string]string{}
 	require.Eventually(t, func() bool {
@@ -253,6 +233,118 @@ func TestRateLimitStormDuringQuestionBurst(t *testing.T) {
 	t.Logf("retry delays after a refused create: %v", delays)
 	require.GreaterOrEqual(t, len(delays), 2, "the storm refused creates, not only look-ups")
 	require.Greater(t, slices.Max(delays)-slices.Min(delays), 100*time.Millisecond, "retries are jittered, not in lockstep")
+}
+
+// TestRateLimitStormNeverDeadLettersUnsentWork: 20 questions created at once while Linear refuses the next 5
+// requests as rate limited, the reset 5 s later, in each of Linear's styles. Refusals by linsync's own rate budget
+// (nothing sent) spend none of LINSYNC_LINEAR_MAX_ATTEMPTS, and no retry runs before the reset: 20 issues, once
+// each, and no dead letter. Judged at the fake: no request that left linsync after it had seen a refusal arrived
+// before that refusal's reset.
+func TestRateLimitStormNeverDeadLettersUnsentWork(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusBadRequest, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			const questions, refusals, reset = 20, 5, 5 * time.Second
+			h := newFailureHarness(t, fOptions{})
+			h.warmLookups()
+
+			h.fake.InjectRateLimit(lineartest.RateLimit{Requests: refusals, Status: status, RetryAfter: reset})
+			ids := h.createQuestionsAtOnce(questions)
+			synced := map[string]bool{}
+			require.Eventually(t, func() bool {
+				for _, id := range ids {
+					if synced[id] {
+						continue
+					}
+					_, out := h.call(http.MethodGet, "/questions/"+id, h.token, nil)
+					sync := out["question"].(map[string]any)["sync"].(map[string]any)
+					require.NotEqual(t, "failed", sync["state"], "question %s gave up: %v", id, sync)
+					synced[id] = sync["state"] == "synced"
+				}
+				return len(h.deadLetters("")) == 0 && countTrue(synced) == questions
+			}, 90*time.Second, 250*time.Millisecond, "every question synced through the storm")
+			require.Len(t, h.fakeIssues(), questions, "one issue per question")
+			require.Empty(t, h.deadLetters(""), "no dead letter for work that was never refused by Linear for good")
+
+			reqs := h.fake.Requests()
+			var refused []lineartest.Request
+			created := map[string]int{}
+			for _, r := range reqs {
+				if r.Fault == "ratelimited" {
+					refused = append(refused, r)
+				}
+				if r.OperationName == "IssueCreate" && r.Status == http.StatusOK {
+					created[createdID(r)]++
+				}
+			}
+			require.Len(t, refused, refusals)
+			for id, n := range created {
+				require.Equal(t, 1, n, "issue %s created once", id)
+			}
+			// At the fake: a request that arrived before a refusal's reset was already on its way when linsync
+			// learned of the refusal (its send stamp is before the first rate-limit answer reached linsync).
+			_, answers := h.wire.snapshot()
+			require.NotEmpty(t, answers)
+			const clockSlack = 2 * time.Millisecond
+			for _, r := range refused {
+				allowed := r.Time.Add(reset - clockSlack)
+				for _, o := range reqs {
+					if o.Fault != "" || !o.Time.After(r.Time) || !o.Time.Before(allowed) {
+						continue
+					}
+					require.False(t, o.SentAt.IsZero(), "the request carries its send stamp")
+					require.True(t, o.SentAt.Before(answers[0]), "%s arrived %v after a refusal, before its reset, and left linsync %v after linsync had seen a refusal",
+						o.OperationName, o.Time.Sub(r.Time), o.SentAt.Sub(answers[0]))
+				}
+			}
+		})
+	}
+}
+
+func countTrue(m map[string]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
+// warmLookups fills the client's look-up caches (team, labels, states) so that a burst is creates and a storm hits
+// issueCreate itself; the fake's request log starts afresh.
+func (h *fHarness) warmLookups() {
+	h.t.Helper()
+	lc, _, err := h.clients.For(h.t.Context(), h.wsID)
+	require.NoError(h.t, err)
+	_, err = lc.LabelIDs(h.t.Context(), h.sd.Triage.ID, []string{"Customer"})
+	require.NoError(h.t, err)
+	_, err = lc.State(h.t.Context(), h.sd.Triage.ID, "triage")
+	require.NoError(h.t, err)
+	h.fake.ResetRequests()
+}
+
+// createQuestionsAtOnce creates n questions concurrently through the API and returns their ids.
+func (h *fHarness) createQuestionsAtOnce(n int) []string {
+	h.t.Helper()
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			code, out := h.call(http.MethodPost, "/questions", h.token, map[string]any{
+				"title": fmt.Sprintf("Storm question %02d", i), "asker_email": "carol@example.com",
+				"external_id": fmt.Sprintf("storm-%02d", i)})
+			if code == http.StatusCreated {
+				ids[i] = out["question"].(map[string]any)["id"].(string)
+			}
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		require.NotEmpty(h.t, id, "question %d was created", i)
+	}
+	return ids
 }
 
 // createdID is the client-chosen issue id an IssueCreate request carried.
@@ -460,9 +552,12 @@ type wireLog struct {
 }
 
 func (w *wireLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	now := time.Now()
 	w.mu.Lock()
-	w.sent = append(w.sent, time.Now())
+	w.sent = append(w.sent, now)
 	w.mu.Unlock()
+	req = req.Clone(req.Context())
+	req.Header.Set(lineartest.HeaderSentAt, now.Format(time.RFC3339Nano))
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		return resp, err
@@ -484,4 +579,58 @@ func (w *wireLog) snapshot() (sent, answers []time.Time) {
 	sent, answers = slices.Clone(w.sent), slices.Clone(w.answers)
 	slices.SortFunc(answers, func(a, b time.Time) int { return a.Compare(b) })
 	return sent, answers
+}
+
+// TestRateLimitSharedAcrossWorkers: two workers' Linear client factories, sharing nothing in memory, call one fake
+// Linear for the same workspace. Once Linear has refused one of them, neither sends before the reset, in both of
+// Linear's styles: the other refuses locally (nothing sent) or waits the refusal out, since the refusal and its
+// reset reach it through Postgres with the connection.
+func TestRateLimitSharedAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	h := newFailureHarness(t, fOptions{})
+	const reset = 3 * time.Second
+	factory := func() *linear.Clients {
+		return &linear.Clients{Store: h.db, Endpoint: h.fake.URL(), HTTPClient: &http.Client{Transport: &wireLog{}}}
+	}
+	first, second := factory(), factory()
+	for _, status := range []int{http.StatusBadRequest, http.StatusTooManyRequests} {
+		h.fake.ResetRequests()
+		h.fake.InjectRateLimit(lineartest.RateLimit{Status: status, RetryAfter: reset})
+		a, _, err := first.For(t.Context(), h.wsID)
+		require.NoError(t, err)
+		_, err = linear.Organization(t.Context(), a.GQL())
+		require.Equal(t, linear.ClassRateLimited, linear.ClassOf(err), "%v", err)
+		refusal := h.fake.Requests()[0]
+		require.Equal(t, "ratelimited", refusal.Fault)
+
+		// The other worker learns the refusal with the connection: without a deadline to wait within, it refuses
+		// locally, sending nothing.
+		b, _, err := second.For(t.Context(), h.wsID)
+		require.NoError(t, err)
+		_, err = linear.Organization(t.Context(), b.GQL())
+		require.Error(t, err, "the other worker sent before the reset")
+		e := linear.Classify(err)
+		require.Equal(t, linear.ClassRateLimited, e.Class, "%v", err)
+		require.True(t, e.NotSent, "refused by the shared budget, not by Linear: %v", err)
+		require.Len(t, h.fake.Requests(), 1, "nothing else reached Linear")
+
+		// With time to wait (an activity's deadline), both wait out the reset and then send.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		var wg sync.WaitGroup
+		for _, c := range []*linear.Client{a, b} {
+			wg.Go(func() {
+				_, err := linear.Organization(ctx, c.GQL())
+				assert.NoError(t, err)
+			})
+		}
+		wg.Wait()
+		cancel()
+		reqs := h.fake.Requests()
+		require.Len(t, reqs, 3)
+		for _, r := range reqs[1:] {
+			require.Empty(t, r.Fault)
+			require.GreaterOrEqual(t, r.Time.Sub(refusal.Time), reset-2*time.Millisecond,
+				"%s style: a request reached Linear %v after the refusal, before its reset", http.StatusText(status), r.Time.Sub(refusal.Time))
+		}
+	}
 }

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/workflows"
 )
 
 // TestQuestionPushFailureIsADeadLetter: a question whose push fails for good (Linear refuses the key) is recorded
@@ -46,6 +48,18 @@ func TestQuestionPushFailureIsADeadLetter(t *testing.T) {
 	require.Equal(t, "LinearForbidden", dl["error_class"])
 	require.Contains(t, dl["error_message"], "create issue")
 	dlID := dl["id"].(string)
+	// The push's own run ended Failed, where operators look; the question's entity workflow did not fail, so it
+	// keeps the question's order.
+	push := workflows.QuestionPushWorkflowID(h.wsID, id)
+	require.Equal(t, push, dl["workflow_id"])
+	desc, err := h.temporal.DescribeWorkflowExecution(t.Context(), push, "")
+	require.NoError(t, err, "the push ran as a workflow of its own")
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, desc.GetWorkflowExecutionInfo().GetStatus())
+	require.Equal(t, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), dl["run_id"])
+	require.Contains(t, dl["temporal_ui_url"], push)
+	entity, err := h.temporal.DescribeWorkflowExecution(t.Context(), workflows.QuestionWorkflowID(h.wsID, id), "")
+	require.NoError(t, err)
+	require.NotEqual(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, entity.GetWorkflowExecutionInfo().GetStatus())
 
 	_, out = asAdmin(http.MethodPost, "/failed-events/"+dlID+"/replay?dry_run=true")
 	plan := out["plan"].([]any)[0].(map[string]any)

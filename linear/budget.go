@@ -6,16 +6,12 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/linsync/linsync"
 )
 
 // RateWindow is one rate-limit window Linear reports in response headers.
-type RateWindow struct {
-	// Kind is "requests", "complexity" or "endpoint".
-	Kind      string
-	Limit     float64
-	Remaining float64
-	Reset     time.Time
-}
+type RateWindow = linsync.RateWindow
 
 // budget tracks one credential's rate-limit windows from response headers.
 type budget struct {
@@ -75,6 +71,45 @@ func (b *budget) delay(now time.Time, slowBelow float64) time.Duration {
 		}
 	}
 	return max(d, 0)
+}
+
+// adopt takes what other processes noted about the credential: their refusal's reset, and a window that ran lower
+// than this process knows (same reset or later), so every process paces by the least that is left.
+func (b *budget) adopt(s linsync.SharedRateLimit, now time.Time) {
+	b.block(s.BlockedUntil)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, w := range s.Windows {
+		if !w.Reset.After(now) {
+			continue
+		}
+		mine, ok := b.windows[w.Kind]
+		if ok && (w.Reset.Before(mine.Reset) || w.Remaining >= mine.Remaining) {
+			continue
+		}
+		if b.windows == nil {
+			b.windows = map[string]RateWindow{}
+		}
+		b.windows[w.Kind] = w
+	}
+}
+
+// shared is what to tell other processes: the refusal's reset, and the windows running below slowBelow of their
+// limit. It is empty while the budget is healthy, so nothing is shared then.
+func (b *budget) shared(now time.Time, slowBelow float64) linsync.SharedRateLimit {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var s linsync.SharedRateLimit
+	if b.blockedUntil.After(now) {
+		s.BlockedUntil = b.blockedUntil
+	}
+	for _, w := range b.windows {
+		if w.Limit > 0 && w.Reset.After(now) && w.Remaining/w.Limit < slowBelow {
+			s.Windows = append(s.Windows, w)
+		}
+	}
+	sort.Slice(s.Windows, func(i, j int) bool { return s.Windows[i].Kind < s.Windows[j].Kind })
+	return s
 }
 
 func (b *budget) snapshot() []RateWindow {

@@ -74,6 +74,21 @@ func (t *Team) Label(name string) (LabelFields, bool) {
 	return ws, found
 }
 
+// shared runs fn once for every caller that asks for key while it runs (singleflight), so concurrent cache misses
+// cost one request to Linear. fn runs without the callers' cancellation, since one caller giving up must not fail
+// the others; each caller still stops waiting when its own context ends.
+func shared[T any](ctx context.Context, c *Client, key string, fn func(context.Context) (T, error)) (T, error) {
+	ch := c.flight.DoChan(key, func() (any, error) { return fn(context.WithoutCancel(ctx)) })
+	select {
+	case <-ctx.Done():
+		var zero T
+		return zero, Classify(ctx.Err())
+	case r := <-ch:
+		v, _ := r.Val.(T)
+		return v, r.Err
+	}
+}
+
 // Team returns the team with id, from the cache when fresh.
 func (c *Client) Team(ctx context.Context, id string) (*Team, error) {
 	if t, hit := lookup(c, c.teams, id, "team"); hit {
@@ -82,7 +97,12 @@ func (c *Client) Team(ctx context.Context, id string) (*Team, error) {
 	return c.refreshTeam(ctx, id)
 }
 
+// refreshTeam fetches the team and caches it; concurrent refreshes of one team share one request.
 func (c *Client) refreshTeam(ctx context.Context, id string) (*Team, error) {
+	return shared(ctx, c, "team\x00"+id, func(ctx context.Context) (*Team, error) { return c.fetchTeam(ctx, id) })
+}
+
+func (c *Client) fetchTeam(ctx context.Context, id string) (*Team, error) {
 	resp, err := TeamDetails(ctx, c, id)
 	if err != nil {
 		return nil, fmt.Errorf("get team %s: %w", id, err)
@@ -168,9 +188,16 @@ func (c *Client) LabelIDs(ctx context.Context, teamID string, names []string) ([
 	return ids, nil
 }
 
-// createLabel creates a team label and returns its id. A conflict means someone created it first, under our id or
-// under another one (same name): the label is then read back from a fresh copy of the team.
+// createLabel creates a team label and returns its id; concurrent creates of one label share one request. A
+// conflict means someone created it first, under our id or under another one (same name): the label is then read
+// back from a fresh copy of the team.
 func (c *Client) createLabel(ctx context.Context, teamID, name string) (string, error) {
+	return shared(ctx, c, "label\x00"+teamID+"\x00"+strings.ToLower(name), func(ctx context.Context) (string, error) {
+		return c.sendLabel(ctx, teamID, name)
+	})
+}
+
+func (c *Client) sendLabel(ctx context.Context, teamID, name string) (string, error) {
 	in := IssueLabelCreateInput{ID: LabelID(teamID, name), Name: name, TeamID: teamID}
 	_, err := IssueLabelCreate(ctx, c, in)
 	if err == nil {
@@ -206,12 +233,17 @@ func (c *Client) InvalidateTeam(teamID string) {
 }
 
 // UserByEmail returns the active user with email (matched ignoring case), or nil when there is none; both answers
-// are cached, a miss for NegativeTTL only so a newly invited user is found soon.
+// are cached, a miss for NegativeTTL only so a newly invited user is found soon. Concurrent misses of one email
+// share one request.
 func (c *Client) UserByEmail(ctx context.Context, email string) (*UserFields, error) {
 	key := strings.ToLower(strings.TrimSpace(email))
 	if u, hit := lookup(c, c.users, key, "user"); hit {
 		return u, nil
 	}
+	return shared(ctx, c, "user\x00"+key, func(ctx context.Context) (*UserFields, error) { return c.fetchUser(ctx, key) })
+}
+
+func (c *Client) fetchUser(ctx context.Context, key string) (*UserFields, error) {
 	resp, err := UsersByEmail(ctx, c, key)
 	if err != nil {
 		return nil, fmt.Errorf("find user by email: %w", err)

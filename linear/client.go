@@ -14,7 +14,9 @@ import (
 
 	"github.com/Khan/genqlient/graphql"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/envelope"
 )
 
@@ -72,12 +74,23 @@ type Options struct {
 	// SlowBelow is the fraction of a rate-limit window left under which requests are paced. Default 0.1.
 	SlowBelow float64
 	// MaxPause is the longest the client waits inline for the rate budget; a longer wait is returned as a
-	// rate-limited error so Temporal schedules the retry. Default 2 s.
+	// rate-limited error (NotSent) so Temporal schedules the retry. A context with a deadline allows longer: up
+	// to DeadlineReserve before the deadline, so an activity attempt waits out a short refusal instead of
+	// failing. Default 2 s.
 	MaxPause time.Duration
+	// DeadlineReserve is the part of a context's deadline kept for the request itself after an inline wait.
+	// Default 10 s.
+	DeadlineReserve time.Duration
 	// Metrics receives request, cache and rate-budget metrics; nil disables them.
 	Metrics *Metrics
 	// TracerProvider, when set, makes every request a client span named after its operation.
 	TracerProvider trace.TracerProvider
+	// Share, when set, tells other processes what this client learned about the credential's rate limit: called
+	// after Linear refused a request, and (at most once per ShareEvery) while a window runs low; never while the
+	// budget is healthy. Clients sets it to note the state in Postgres.
+	Share func(linsync.SharedRateLimit)
+	// ShareEvery bounds how often a low window is shared. Default 1 s.
+	ShareEvery time.Duration
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// OnUnauthorized, when set, hears of every request Linear refused for its credential (Classify says
@@ -97,9 +110,12 @@ type Client struct {
 
 	mu         sync.Mutex
 	lastHeader http.Header
+	lastShared time.Time
 	teams      map[string]cached[*Team]
 	users      map[string]cached[*UserFields]
 	viewer     cached[*UserFields]
+	// flight shares one look-up among concurrent misses of the same key.
+	flight singleflight.Group
 }
 
 // New returns a Client for opts.
@@ -127,6 +143,12 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.MaxPause <= 0 {
 		opts.MaxPause = 2 * time.Second
+	}
+	if opts.DeadlineReserve <= 0 {
+		opts.DeadlineReserve = 10 * time.Second
+	}
+	if opts.ShareEvery <= 0 {
+		opts.ShareEvery = time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -198,10 +220,12 @@ func (c *Client) MakeRequest(ctx context.Context, req *graphql.Request, resp *gr
 	c.budget.update(hresp.Header, now)
 	c.opts.Metrics.observeBudget(c.name, c.budget.snapshot())
 
-	if e := ClassifyResponse(hresp.StatusCode, hresp.Header, raw, now); e != nil {
-		if e.Class == ClassRateLimited {
-			c.budget.block(e.RetryAt)
-		}
+	e := ClassifyResponse(hresp.StatusCode, hresp.Header, raw, now)
+	if e != nil && e.Class == ClassRateLimited {
+		c.budget.block(e.RetryAt)
+	}
+	c.shareBudget(now, e != nil && e.Class == ClassRateLimited)
+	if e != nil {
 		if e.Class == ClassUnauthorized && c.opts.OnUnauthorized != nil {
 			c.opts.OnUnauthorized(ctx, e)
 		}
@@ -222,19 +246,24 @@ func (c *Client) fail(op string, e *Error) error {
 	return e
 }
 
-// waitBudget paces the request when the budget runs low, and refuses it locally when the wait is longer than
-// MaxPause, so nothing is sent before Linear allows it. The budget is checked again after every pause: another
-// request may have been refused meanwhile, which moves the allowed time further out.
+// waitBudget paces the request when the budget runs low, and refuses it locally (NotSent) when the wait is longer
+// than the caller may wait: MaxPause, or until DeadlineReserve before the context's deadline when that is later.
+// Nothing is sent before Linear allows it. The budget is checked again after every pause: another request may have
+// been refused meanwhile, which moves the allowed time further out.
 func (c *Client) waitBudget(ctx context.Context, op string) error {
 	start := c.opts.Now()
+	patience := c.opts.MaxPause
+	if deadline, ok := ctx.Deadline(); ok {
+		patience = max(patience, deadline.Sub(start)-c.opts.DeadlineReserve)
+	}
 	for {
 		now := c.opts.Now()
 		d := c.budget.delay(now, c.opts.SlowBelow)
 		if d <= 0 {
 			return nil
 		}
-		if now.Add(d).Sub(start) > c.opts.MaxPause {
-			return c.fail(op, &Error{Class: ClassRateLimited, Message: "rate budget exhausted; not sent", RetryAt: now.Add(d)})
+		if now.Add(d).Sub(start) > patience {
+			return c.fail(op, &Error{Class: ClassRateLimited, Message: "rate budget exhausted; not sent", RetryAt: now.Add(d), NotSent: true})
 		}
 		// Spread the waiters a little past the allowed time, so requests held together are not all released in
 		// the same instant and do not spend the fresh budget at once.
@@ -249,6 +278,30 @@ func (c *Client) waitBudget(ctx context.Context, op string) error {
 		}
 	}
 }
+
+// shareBudget tells other processes about a refusal at once, and about low windows at most once per ShareEvery; a
+// healthy budget shares nothing, so the hot path costs no extra round trip.
+func (c *Client) shareBudget(now time.Time, refused bool) {
+	if c.opts.Share == nil {
+		return
+	}
+	s := c.budget.shared(now, c.opts.SlowBelow)
+	if s.BlockedUntil.IsZero() && len(s.Windows) == 0 {
+		return
+	}
+	c.mu.Lock()
+	due := refused || now.Sub(c.lastShared) >= c.opts.ShareEvery
+	if due {
+		c.lastShared = now
+	}
+	c.mu.Unlock()
+	if due {
+		c.opts.Share(s)
+	}
+}
+
+// adoptShared takes the rate-limit state other processes noted for the credential.
+func (c *Client) adoptShared(s linsync.SharedRateLimit) { c.budget.adopt(s, c.opts.Now()) }
 
 // RateBudget returns the rate-limit windows last reported by Linear for this credential.
 func (c *Client) RateBudget() []RateWindow { return c.budget.snapshot() }

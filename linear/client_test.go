@@ -3,6 +3,7 @@ package linear_test
 import (
 	"encoding/json"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,4 +230,39 @@ func TestRateBudgetSlowsDownBeforeTheLimit(t *testing.T) {
 	require.Less(t, srv.CountRequests(""), 20)
 	require.NotEmpty(t, c.RateBudget())
 	require.Equal(t, "20", c.LastResponseHeader().Get(linear.HeaderRequestsLimit))
+}
+
+// TestConcurrentCacheMissesShareOneLookup: callers that miss the cache at the same moment share one request per key
+// (team details, users by email, the creation of a missing label) instead of each asking Linear.
+func TestConcurrentCacheMissesShareOneLookup(t *testing.T) {
+	t.Parallel()
+	srv, sd, c := startFake(t, linear.Options{})
+	// Slow answers, so the callers' misses overlap as they do in an event burst.
+	srv.SetLatency(200 * time.Millisecond)
+	const callers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*callers)
+	for range callers {
+		wg.Go(func() {
+			_, err := c.Team(t.Context(), sd.Triage.ID)
+			errs <- err
+		})
+		wg.Go(func() {
+			_, err := c.UserByEmail(t.Context(), sd.Alice.Email)
+			errs <- err
+		})
+		wg.Go(func() {
+			_, err := c.LabelIDs(t.Context(), sd.Plain.ID, []string{"storm"})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	// Triage: one look-up. Plain: one look-up, then one refresh on the label's miss, then one create.
+	require.Equal(t, 1+2, srv.CountRequests("TeamDetails"), "one look-up per team, one refresh on the label's miss")
+	require.Equal(t, 1, srv.CountRequests("UsersByEmail"))
+	require.Equal(t, 1, srv.CountRequests("IssueLabelCreate"))
 }

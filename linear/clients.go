@@ -25,11 +25,19 @@ type ConnectionStore interface {
 	MarkNeedsReconnect(ctx context.Context, workspaceID string, version int, reason string) (bool, error)
 }
 
+// RateLimitStore is what Clients needs of a ConnectionStore to share each credential's rate-limit state among
+// processes (postgres.DB is one): NoteRateLimit keeps what a client learned, and FindConnection answers it back in
+// LinearConnection.RateLimit, so reading it costs no round trip of its own.
+type RateLimitStore interface {
+	NoteRateLimit(ctx context.Context, workspaceID string, s linsync.SharedRateLimit) error
+}
+
 // Clients is linsync's one factory of Linear clients, for the api and the worker alike. For hands out a workspace's
 // client, built from its stored connection and kept while the connection's credential is unchanged, so the client's
 // look-up caches and rate budget carry across calls; it refreshes an OAuth access token about to expire and marks
 // the connection revoked when Linear refuses the refresh token for good. New builds a client for a credential being
-// tried, before anything is stored. Every client counts its calls in Metrics.
+// tried, before anything is stored. Every client counts its calls in Metrics. When Store is a RateLimitStore, the
+// clients of all processes share each credential's refusals and low windows (see linear.Options.Share).
 type Clients struct {
 	Store ConnectionStore
 	// Endpoint is Linear's GraphQL endpoint; empty means DefaultEndpoint.
@@ -109,22 +117,27 @@ func (c *Clients) For(ctx context.Context, workspaceID string) (*Client, *linsyn
 	vc, ok := c.clients[workspaceID]
 	c.mu.Unlock()
 	if ok && vc.version == conn.CredentialVersion {
+		vc.client.adoptShared(conn.RateLimit)
 		return vc.client, conn, nil
 	}
+	shared := conn.RateLimit
 	conn, creds, err := c.Store.ConnectionCredentials(ctx, workspaceID)
 	if err != nil {
 		return nil, nil, err
 	}
+	conn.RateLimit = shared
 	cred := Credential{APIKey: creds.Credential}
 	if conn.AuthKind == linsync.AuthOAuth {
 		cred = Credential{AccessToken: creds.Credential}
 	}
 	opts := c.options(cred, workspaceID)
 	opts.OnUnauthorized = c.unauthorized(workspaceID, conn.CredentialVersion)
+	opts.Share = c.sharer(workspaceID)
 	lc, err := New(opts)
 	if err != nil {
 		return nil, nil, linsync.Errorf(linsync.EINVALID, "invalid Linear credential")
 	}
+	lc.adoptShared(shared)
 	c.mu.Lock()
 	if c.clients == nil {
 		c.clients = map[string]versionedClient{}
@@ -151,6 +164,20 @@ func (c *Clients) unauthorized(workspaceID string, version int) func(context.Con
 			delete(c.clients, workspaceID)
 		}
 		c.mu.Unlock()
+	}
+}
+
+// sharer notes a workspace's rate-limit state in the store, when it can keep it. Sharing is best effort: a note
+// that fails leaves the other processes to learn the limit from Linear, as they would without it.
+func (c *Clients) sharer(workspaceID string) func(linsync.SharedRateLimit) {
+	rs, ok := c.Store.(RateLimitStore)
+	if !ok {
+		return nil
+	}
+	return func(s linsync.SharedRateLimit) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = rs.NoteRateLimit(ctx, workspaceID, s)
 	}
 }
 

@@ -46,6 +46,9 @@ type Error struct {
 	Message string
 	// RetryAt is the earliest time Linear allows another request (rate limited only; zero otherwise).
 	RetryAt time.Time
+	// NotSent says the request never left linsync: its own rate budget refused it until RetryAt. Such a refusal
+	// is no attempt at Linear, so it spends none of a caller's attempts.
+	NotSent bool
 	// Err is the underlying transport error, if any.
 	Err error
 }

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -66,13 +68,46 @@ func scanConnection(row interface{ Scan(...any) error }, c *linsync.LinearConnec
 }
 
 // FindConnection returns a workspace's Linear connection, ENOTFOUND when it has none.
+// Its RateLimit is the credential's shared rate-limit state, read in the same query.
 func (db *DB) FindConnection(ctx context.Context, workspaceID string) (*linsync.LinearConnection, error) {
 	var c linsync.LinearConnection
-	row := db.pool.QueryRow(ctx, `SELECT `+connectionColumns+` FROM linear_connections WHERE workspace_id = $1`, workspaceID)
-	if err := scanConnection(row, &c); err != nil {
+	var blocked *time.Time
+	var windows []byte
+	row := db.pool.QueryRow(ctx, `SELECT `+connectionColumns+`, r.blocked_until, coalesce(r.windows, '[]')
+		FROM linear_connections LEFT JOIN linear_rate_limits r USING (workspace_id) WHERE workspace_id = $1`, workspaceID)
+	if err := scanConnection(row, &c, &blocked, &windows); err != nil {
 		return nil, notFound(err, "linear connection")
 	}
+	if blocked != nil {
+		c.RateLimit.BlockedUntil = *blocked
+	}
+	if err := json.Unmarshal(windows, &c.RateLimit.Windows); err != nil {
+		return nil, fmt.Errorf("decode rate-limit windows of workspace %s: %w", workspaceID, err)
+	}
 	return &c, nil
+}
+
+// NoteRateLimit keeps what a process learned about a workspace's Linear rate limit for every other process: the
+// latest reset any of them was refused until, and the low windows last seen (kept when s has none).
+func (db *DB) NoteRateLimit(ctx context.Context, workspaceID string, s linsync.SharedRateLimit) error {
+	var blocked *time.Time
+	if !s.BlockedUntil.IsZero() {
+		blocked = &s.BlockedUntil
+	}
+	windows, err := json.Marshal(s.Windows)
+	if err != nil || s.Windows == nil {
+		windows = []byte("[]")
+	}
+	_, err = db.pool.Exec(ctx, `
+		INSERT INTO linear_rate_limits (workspace_id, blocked_until, windows) VALUES ($1, $2, $3)
+		ON CONFLICT (workspace_id) DO UPDATE SET
+			blocked_until = GREATEST(linear_rate_limits.blocked_until, EXCLUDED.blocked_until),
+			windows = CASE WHEN EXCLUDED.windows = '[]' THEN linear_rate_limits.windows ELSE EXCLUDED.windows END,
+			noted_at = now()`, workspaceID, blocked, windows)
+	if err != nil {
+		return fmt.Errorf("note rate limit of workspace %s: %w", workspaceID, err)
+	}
+	return nil
 }
 
 // ConnectionCredentials returns a workspace's connection with its secrets decrypted.

@@ -44,6 +44,18 @@ func (db *DB) RecordFiling(ctx context.Context, in linsync.FiledIssueInput) (*li
 	if labels == nil {
 		labels = []string{}
 	}
+	if in.TakeStaged && len(in.Entries) == 0 {
+		// Nothing to add and no issue yet: an issue is never opened without an entry.
+		var found bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM filed_issues WHERE workspace_id = $1 AND dedup_key = $2
+				AND window_start = $3) OR EXISTS (SELECT 1 FROM aggregator_entries WHERE workspace_id = $1 AND dedup_key = $2)`,
+			in.WorkspaceID, in.DedupKey, in.WindowStart).Scan(&found); err != nil {
+			return nil, 0, fmt.Errorf("look for entries of %s: %w", in.DedupKey, err)
+		}
+		if !found {
+			return nil, 0, nil
+		}
+	}
 	_, err = tx.Exec(ctx, `
 		INSERT INTO filed_issues (id, workspace_id, kind, dedup_key, window_start, window_end, team_id, rule_index,
 			label_names, priority, status, previous_issue_id)
@@ -76,40 +88,184 @@ func (db *DB) RecordFiling(ctx context.Context, in linsync.FiledIssueInput) (*li
 
 	added := 0
 	if len(in.Entries) > 0 {
-		keys := make([]string, len(in.Entries))
-		eventKeys := make([]string, len(in.Entries))
-		sources := make([]string, len(in.Entries))
-		shorts := make([]string, len(in.Entries))
-		events := make([]string, len(in.Entries))
-		for i, e := range in.Entries {
-			raw, err := json.Marshal(e.Event)
-			if err != nil {
-				return nil, 0, fmt.Errorf("encode event %s: %w", e.EventKey, err)
-			}
-			keys[i], eventKeys[i], sources[i], shorts[i], events[i] = e.Key, e.EventKey, e.SourceKey, e.ShortURL, string(raw)
+		cols, err := entryColumns(in.Entries)
+		if err != nil {
+			return nil, 0, err
 		}
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO filed_issue_entries (issue_id, entry_key, event_key, source_key, short_url, event)
 			SELECT $1, k, ek, sk, su, ev::jsonb
 			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS t(k, ek, sk, su, ev, n)
 			ORDER BY n
-			ON CONFLICT (issue_id, entry_key) DO NOTHING`, f.ID, keys, eventKeys, sources, shorts, events)
+			ON CONFLICT (issue_id, entry_key) DO NOTHING`, append([]any{f.ID}, cols...)...)
 		if err != nil {
 			return nil, 0, fmt.Errorf("add entries to filed issue %s: %w", f.ID, err)
 		}
 		added = int(tag.RowsAffected())
-		if added > 0 {
-			if err := tx.QueryRow(ctx, `UPDATE filed_issues SET entry_count = entry_count + $2,
-				content_version = content_version + 1, updated_at = now()
-				WHERE id = $1 RETURNING entry_count, content_version`, f.ID, added).Scan(&f.EntryCount, &f.ContentVersion); err != nil {
-				return nil, 0, fmt.Errorf("count entries of filed issue %s: %w", f.ID, err)
+	}
+	if in.TakeStaged {
+		// The queue's lock first: an entry staged meanwhile waits, then finds the queue empty and wakes the
+		// aggregator for the next filing.
+		if _, err := tx.Exec(ctx, `UPDATE aggregator_queues SET pending = 0 WHERE workspace_id = $1 AND dedup_key = $2`,
+			in.WorkspaceID, in.DedupKey); err != nil {
+			return nil, 0, fmt.Errorf("empty the queue of %s: %w", in.DedupKey, err)
+		}
+		var n int
+		var labels []string
+		var prio int
+		err := tx.QueryRow(ctx, `
+			WITH taken AS (DELETE FROM aggregator_entries WHERE workspace_id = $2 AND dedup_key = $3
+				RETURNING entry_key, event_key, source_key, short_url, event, labels, priority, seq),
+			ins AS (INSERT INTO filed_issue_entries (issue_id, entry_key, event_key, source_key, short_url, event)
+				SELECT $1, entry_key, event_key, source_key, short_url, event FROM taken ORDER BY seq
+				ON CONFLICT (issue_id, entry_key) DO NOTHING RETURNING 1)
+			SELECT (SELECT count(*) FROM ins),
+				array(SELECT l FROM taken, unnest(taken.labels) WITH ORDINALITY AS u(l, i) ORDER BY taken.seq, u.i),
+				coalesce((SELECT min(priority) FROM taken WHERE priority > 0), 0)`,
+			f.ID, in.WorkspaceID, in.DedupKey).Scan(&n, &labels, &prio)
+		if err != nil {
+			return nil, 0, fmt.Errorf("take staged entries into filed issue %s: %w", f.ID, err)
+		}
+		added += n
+		// Routing may have given the entries labels or a priority the issue lacks.
+		if merged, p := linsync.MergeLabels(f.Labels, labels), linsync.MoreUrgent(f.Priority, prio); len(merged) != len(f.Labels) || p != f.Priority {
+			if err := tx.QueryRow(ctx, `UPDATE filed_issues SET label_names = $2, priority = $3,
+				content_version = content_version + 1, updated_at = now() WHERE id = $1 RETURNING content_version`,
+				f.ID, merged, p).Scan(&f.ContentVersion); err != nil {
+				return nil, 0, fmt.Errorf("merge labels of filed issue %s: %w", f.ID, err)
 			}
+			f.Labels, f.Priority = merged, p
+		}
+	}
+	if added > 0 {
+		if err := tx.QueryRow(ctx, `UPDATE filed_issues SET entry_count = entry_count + $2,
+			content_version = content_version + 1, updated_at = now()
+			WHERE id = $1 RETURNING entry_count, content_version`, f.ID, added).Scan(&f.EntryCount, &f.ContentVersion); err != nil {
+			return nil, 0, fmt.Errorf("count entries of filed issue %s: %w", f.ID, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, 0, fmt.Errorf("commit filing %s: %w", f.ID, err)
 	}
 	return &f, added, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// entryColumns returns entries as the five text arrays (key, event key, source key, short URL, event JSON) that
+// unnest turns back into rows.
+func entryColumns(entries []linsync.FiledEntry) ([]any, error) {
+	keys := make([]string, len(entries))
+	eventKeys := make([]string, len(entries))
+	sources := make([]string, len(entries))
+	shorts := make([]string, len(entries))
+	events := make([]string, len(entries))
+	for i, e := range entries {
+		raw, err := json.Marshal(e.Event)
+		if err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", e.EventKey, err)
+		}
+		keys[i], eventKeys[i], sources[i], shorts[i], events[i] = e.Key, e.EventKey, e.SourceKey, e.ShortURL, string(raw)
+	}
+	return []any{keys, eventKeys, sources, shorts, events}, nil
+}
+
+// AggregatorWakeAfter is how long entries may wait staged after their aggregator was woken before the next entry
+// wakes it again: long enough that a busy aggregator is not signalled once per entry, short enough that entries
+// left by a run that failed are filed soon after the next one arrives.
+const AggregatorWakeAfter = 10 * time.Second
+
+// StageEntries keeps entries for an aggregator's next filing (RecordFiling with TakeStaged). It returns how many
+// were new (an entry staged again, or already taken into an issue of dedupKey's open window, changes nothing) and
+// whether the aggregator must be woken: nothing was waiting before (a filing took everything, or this is the
+// first), or what waits was woken for longer ago than AggregatorWakeAfter.
+func (db *DB) StageEntries(ctx context.Context, workspaceID, dedupKey string, entries []linsync.FiledEntry,
+	labels []string, priority int) (added int, wake bool, err error) {
+	if len(entries) == 0 {
+		return 0, false, nil
+	}
+	cols, err := entryColumns(entries)
+	if err != nil {
+		return 0, false, err
+	}
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO aggregator_entries (workspace_id, dedup_key, entry_key, event_key, source_key, short_url, event,
+				labels, priority)
+			SELECT $1, $2, k, ek, sk, su, ev::jsonb, $8, $9
+			FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS t(k, ek, sk, su, ev, n)
+			WHERE NOT EXISTS (SELECT 1 FROM filed_issue_entries e JOIN filed_issues f ON f.id = e.issue_id
+				WHERE f.workspace_id = $1 AND f.dedup_key = $2 AND e.entry_key = k AND (f.window_end IS NULL OR f.window_end > now()))
+			ORDER BY n
+			ON CONFLICT (workspace_id, dedup_key, entry_key) DO NOTHING`,
+			append(append([]any{workspaceID, dedupKey}, cols...), nonNil(labels), priority)...)
+		if err != nil {
+			return err
+		}
+		added = int(tag.RowsAffected())
+		wake, err = queueStaged(ctx, tx, workspaceID, dedupKey, added)
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("stage entries of %s: %w", dedupKey, err)
+	}
+	return added, wake, nil
+}
+
+// queueStaged counts added entries in the aggregator's queue and says whether to wake it. The queue's row lock
+// orders it with the filing that takes entries (takeStaged).
+func queueStaged(ctx context.Context, tx pgx.Tx, workspaceID, dedupKey string, added int) (bool, error) {
+	if added == 0 {
+		return false, nil
+	}
+	var wake bool
+	err := tx.QueryRow(ctx, `
+		INSERT INTO aggregator_queues AS q (workspace_id, dedup_key, pending, woken_at) VALUES ($1, $2, $3, now())
+		ON CONFLICT (workspace_id, dedup_key) DO UPDATE SET
+			pending = q.pending + EXCLUDED.pending,
+			woken_at = CASE WHEN q.pending = 0 OR q.woken_at IS NULL OR q.woken_at < now() - $4::interval
+				THEN now() ELSE q.woken_at END
+		RETURNING woken_at = now()`, workspaceID, dedupKey, added, AggregatorWakeAfter.String()).Scan(&wake)
+	if err != nil {
+		return false, fmt.Errorf("queue entries of %s: %w", dedupKey, err)
+	}
+	return wake, nil
+}
+
+// ForwardToDigest stages, for the digest toDedupKey, the entries of a capped issue that have not gone to it yet,
+// keyed by the issue they would have gone to; it returns how many it staged and whether to wake the digest's
+// aggregator (see StageEntries). Asking again forwards nothing twice.
+func (db *DB) ForwardToDigest(ctx context.Context, issueID, toDedupKey string) (staged int, wake bool, err error) {
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var workspaceID string
+		err := tx.QueryRow(ctx, `
+			WITH f AS (SELECT id, workspace_id, dedup_key, forwarded_seq, label_names, priority FROM filed_issues
+				WHERE id = $1 FOR UPDATE),
+			fwd AS (
+				INSERT INTO aggregator_entries (workspace_id, dedup_key, entry_key, event_key, source_key, short_url, event,
+					labels, priority)
+				SELECT f.workspace_id, $2, f.dedup_key || '|' || e.entry_key, e.event_key, f.dedup_key, e.short_url, e.event,
+					f.label_names, f.priority
+				FROM filed_issue_entries e JOIN f ON f.id = e.issue_id WHERE e.seq > f.forwarded_seq ORDER BY e.seq
+				ON CONFLICT (workspace_id, dedup_key, entry_key) DO NOTHING
+				RETURNING 1)
+			UPDATE filed_issues SET forwarded_seq = coalesce((SELECT max(seq) FROM filed_issue_entries WHERE issue_id = $1), 0)
+			WHERE id = $1 RETURNING workspace_id::text, (SELECT count(*) FROM fwd)`, issueID, toDedupKey).Scan(&workspaceID, &staged)
+		if err != nil {
+			return err
+		}
+		wake, err = queueStaged(ctx, tx, workspaceID, toDedupKey, staged)
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("forward entries of %s to %s: %w", issueID, toDedupKey, err)
+	}
+	return staged, wake, nil
 }
 
 // PrepareFiling reserves the issue's creation slot (or marks it capped), takes the writer lease when no other live

@@ -179,3 +179,37 @@ func TestFiledIssuesPageIsBoundedByLinks(t *testing.T) {
 	require.Equal(t, 3, issues)
 	require.Equal(t, 3, pages)
 }
+
+// TestRepairFiledIssueLinkIgnoresTitleSlug: Linear's issue URL ends in a slug of the title, which changes whenever
+// linsync updates the title ("… and 2 more on host"). A URL that differs only there is kept current silently and is
+// not drift; a new identifier (the issue moved to another team) is.
+func TestRepairFiledIssueLinkIgnoresTitleSlug(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	start := time.Date(2026, 6, 4, 11, 0, 0, 0, time.UTC)
+	id := uuid.NewString()
+	_, _, err = db.RecordFiling(ctx, linsync.FiledIssueInput{ID: id, WorkspaceID: ws.ID, Kind: linsync.EventLinkBroken,
+		DedupKey: "link.broken:host:shop.example.com", WindowStart: start, TeamID: "team-1", RuleIndex: -1,
+		Entries: []linsync.FiledEntry{{Key: "link:1", EventKey: "e1", Event: linsync.Event{Type: linsync.EventLinkBroken}}}})
+	require.NoError(t, err)
+	_, err = db.FinishFiling(ctx, linsync.FilingResult{ID: id, Writer: "w", Version: 1, Identifier: "SUP-1",
+		URL: "https://linear.app/acme/issue/SUP-1/broken-link-a", Title: "Broken link: /a", Hash: "h"})
+	require.NoError(t, err)
+
+	drift, err := db.RepairFiledIssueLink(ctx, ws.ID, id, "SUP-1", "https://linear.app/acme/issue/SUP-1/broken-link-a-and-2-more")
+	require.NoError(t, err)
+	require.False(t, drift, "a new title slug is not drift")
+	f, err := db.FiledWindow(ctx, ws.ID, "link.broken:host:shop.example.com", start, start)
+	require.NoError(t, err)
+	require.Equal(t, "https://linear.app/acme/issue/SUP-1/broken-link-a-and-2-more", f.URL, "the URL is kept current")
+
+	drift, err = db.RepairFiledIssueLink(ctx, ws.ID, id, "OPS-7", "https://linear.app/acme/issue/OPS-7/broken-link-a-and-2-more")
+	require.NoError(t, err)
+	require.True(t, drift, "a move to another team is drift")
+	drift, err = db.RepairFiledIssueLink(ctx, ws.ID, id, "OPS-7", "https://linear.app/acme/issue/OPS-7/broken-link-a-and-2-more")
+	require.NoError(t, err)
+	require.False(t, drift, "repaired once")
+}

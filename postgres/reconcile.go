@@ -119,16 +119,25 @@ func (db *DB) LinkedIssues(ctx context.Context, workspaceID string, issueIDs []s
 	return questions, filed, nil
 }
 
-// RepairFiledIssueLink records the identifier and URL Linear now shows for a filed issue (a move to another team
-// changes both) and reports whether they differed from what linsync showed.
+// RepairFiledIssueLink records the identifier and URL Linear now shows for a filed issue and reports whether the
+// identifier differed from what linsync showed (a move to another team changes it): that is drift. A URL that
+// differs only in the slug Linear derives from the title (it changes with every title linsync writes, "… and 2 more
+// on host") is kept current without being reported as a repair.
 func (db *DB) RepairFiledIssueLink(ctx context.Context, workspaceID, issueID, identifier, url string) (bool, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE filed_issues SET identifier = $3, url = $4, updated_at = now()
-		WHERE workspace_id = $1 AND id::text = $2 AND $3 <> '' AND (identifier <> $3 OR url <> $4)`,
-		workspaceID, issueID, identifier, url)
+	var moved bool
+	err := db.pool.QueryRow(ctx, `
+		WITH old AS (SELECT id, identifier FROM filed_issues WHERE workspace_id = $1 AND id::text = $2 FOR UPDATE)
+		UPDATE filed_issues f SET identifier = $3, url = $4, updated_at = now()
+		FROM old WHERE f.id = old.id AND $3 <> '' AND (f.identifier <> $3 OR f.url <> $4)
+		RETURNING old.identifier <> $3`,
+		workspaceID, issueID, identifier, url).Scan(&moved)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("repair link of filed issue %s: %w", issueID, err)
 	}
-	return tag.RowsAffected() > 0, nil
+	return moved, nil
 }
 
 // RecordReconcileRun stores a finished run once: a retried record of the same run reports false and changes nothing.

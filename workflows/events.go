@@ -202,7 +202,7 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 	}
 	out.IssueID, out.Identifier = res.IssueID, res.Identifier
 	if res.Status == linsync.FiledCapped {
-		if err := forwardToDigest(ctx, in.WorkspaceID, d, rc.Settings.Debounce, hour, fin.Entries, in.Key, in.LinearMaxAttempts); err != nil {
+		if err := forwardToDigest(ctx, in.WorkspaceID, d, rc.Settings.Debounce, hour, fin.Entries, "", in.Key, in.LinearMaxAttempts); err != nil {
 			return nil, err
 		}
 		out.Status, out.AggregatorID = EventDigested, DigestAggregatorID(in.WorkspaceID, d.TeamID, hour)
@@ -213,9 +213,10 @@ func FileEvent(ctx workflow.Context, in EventInput) (*EventOutcome, error) {
 }
 
 // forwardToDigest sends capped entries to the team's digest of the hour, keyed by the issue they would have gone
-// to, so a retried forward adds nothing twice.
+// to, so a retried forward adds nothing twice: entries, and those of the capped issue forwardFrom that have not
+// gone to the digest yet (an aggregator's, which stay in Postgres).
 func forwardToDigest(ctx workflow.Context, workspaceID string, d linsync.Decision, debounce time.Duration,
-	hour time.Time, entries []linsync.FiledEntry, completeKey string, linearAttempts int32) error {
+	hour time.Time, entries []linsync.FiledEntry, forwardFrom, completeKey string, linearAttempts int32) error {
 	end := hour.Add(time.Hour)
 	dd := linsync.Decision{File: true, RuleIndex: d.RuleIndex, RuleName: d.RuleName, TeamID: d.TeamID,
 		Labels: d.Labels, Priority: d.Priority, DedupKey: activities.DigestDedupKey(d.TeamID), WindowStart: hour, WindowEnd: &end}
@@ -232,7 +233,7 @@ func forwardToDigest(ctx workflow.Context, workspaceID string, d linsync.Decisio
 			Window: time.Hour, Debounce: debounce, WindowStart: hour, WindowEnd: end, Decision: dd,
 			LinearMaxAttempts: linearAttempts},
 		Signal:      activities.AggregatorSignal{Entries: fwd, Decision: dd},
-		CompleteKey: completeKey, WorkspaceID: workspaceID,
+		CompleteKey: completeKey, WorkspaceID: workspaceID, ForwardFrom: forwardFrom,
 	}
 	var ev *activities.Events
 	if err := workflow.ExecuteActivity(storeContext(ctx), ev.SignalAggregator, sig).Get(ctx, nil); err != nil {
@@ -247,8 +248,10 @@ const maxSignalsPerRun = 2000
 
 // IssueAggregator collects the entries of one issue over its window (a host's broken links for 24 h, a team's
 // capped events for an hour) and files them debounced: the first flush creates the issue, later ones update it in
-// place, so a burst of 800 links costs one create and a few updates. Its whole state is its input, carried across
-// continue-as-new with every signal drained first. When a host's window closes, links that arrived with the close
+// place, so a burst of 800 links costs one create and a few updates. The entries wait in Postgres (staged by
+// SignalAggregator); the workflow holds only their count, so its state, signals and activity inputs stay a few
+// hundred bytes for a host of 20,000 links. Its whole state is its input, carried across continue-as-new with every
+// signal drained first. When a host's window closes, links that arrived with the close
 // open the next window (a new issue that refers to this one). One run at a time per workflow ID makes it the only
 // writer of its issues (a host's windows, a team's hourly digest), so its filings never race each other in Linear.
 func IssueAggregator(ctx workflow.Context, in linsync.AggregatorInput) error {
@@ -258,6 +261,7 @@ func IssueAggregator(ctx workflow.Context, in linsync.AggregatorInput) error {
 		received++
 		in.Decision.Labels = linsync.MergeLabels(in.Decision.Labels, s.Decision.Labels)
 		in.Decision.Priority = linsync.MoreUrgent(in.Decision.Priority, s.Decision.Priority)
+		in.Staged += s.Staged
 		for _, e := range s.Entries {
 			if !slices.ContainsFunc(in.Pending, func(p linsync.FiledEntry) bool { return p.Key == e.Key }) {
 				in.Pending = append(in.Pending, e)
@@ -297,7 +301,7 @@ func IssueAggregator(ctx workflow.Context, in linsync.AggregatorInput) error {
 		closed, due := false, false
 		// Entries already held (carried across continue-as-new, or the signal that started the run) are due like
 		// any others: without this they would wait for the next signal or the window's end.
-		if len(in.Pending) > 0 && debounce == nil {
+		if holding(in) && debounce == nil {
 			if in.Debounce <= 0 {
 				due = true
 			} else {
@@ -320,7 +324,7 @@ func IssueAggregator(ctx workflow.Context, in linsync.AggregatorInput) error {
 				break
 			}
 			drain() // whatever else already arrived goes into the same flush
-			if len(in.Pending) > 0 && debounce == nil {
+			if holding(in) && debounce == nil {
 				if in.Debounce <= 0 {
 					due = true
 				} else {
@@ -346,7 +350,7 @@ func IssueAggregator(ctx workflow.Context, in linsync.AggregatorInput) error {
 		return fail(err)
 	}
 	drain()
-	if len(in.Pending) == 0 {
+	if !holding(in) {
 		return nil
 	}
 	if in.Kind == linsync.EventKindDigest {
@@ -357,8 +361,8 @@ func IssueAggregator(ctx workflow.Context, in linsync.AggregatorInput) error {
 		return nil
 	}
 	next := linsync.AggregatorInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, DedupKey: in.DedupKey,
-		Window: in.Window, Debounce: in.Debounce, Decision: in.Decision, Pending: in.Pending, Runs: in.Runs + 1,
-		LinearMaxAttempts: in.LinearMaxAttempts}
+		Window: in.Window, Debounce: in.Debounce, Decision: in.Decision, Pending: in.Pending, Staged: in.Staged,
+		Runs: in.Runs + 1, LinearMaxAttempts: in.LinearMaxAttempts}
 	return workflow.NewContinueAsNewError(ctx, IssueAggregator, next)
 }
 
@@ -380,7 +384,7 @@ func resumeWindow(ctx workflow.Context, in *linsync.AggregatorInput) error {
 		switch {
 		case w.Found && (w.End.After(now) || !in.WindowStart.IsZero()):
 			in.WindowStart, in.WindowEnd = w.Start.UTC(), w.End.UTC()
-			if fresh && w.Entries > 0 && len(in.Pending) == 0 {
+			if fresh && w.Entries > 0 && !holding(*in) {
 				if err := syncWindow(ctx, in, w); err != nil {
 					return err
 				}
@@ -406,8 +410,10 @@ func syncWindow(ctx workflow.Context, in *linsync.AggregatorInput, w activities.
 	var ev *activities.Events
 	var res activities.FileResult
 	end := w.End.UTC()
+	// Entries staged meanwhile belong to the open window, not to a closed one filed late.
 	fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
-		WindowStart: w.Start.UTC(), WindowEnd: &end, Hour: workflow.Now(ctx).UTC().Truncate(time.Hour)}
+		WindowStart: w.Start.UTC(), WindowEnd: &end, Hour: workflow.Now(ctx).UTC().Truncate(time.Hour),
+		TakeStaged: end.After(workflow.Now(ctx))}
 	if err := callLinear(ctx, linearContext(ctx, time.Minute, in.LinearMaxAttempts), in.WorkspaceID, &res, ev.FileEntries, fin); err != nil {
 		return fmt.Errorf("file stored window of %s: %w", in.DedupKey, err)
 	}
@@ -417,7 +423,11 @@ func syncWindow(ctx workflow.Context, in *linsync.AggregatorInput, w activities.
 	return nil
 }
 
-// recordPending keeps the pending entries in Postgres without talking to Linear.
+// holding reports whether the aggregator has entries to file: staged in Postgres, or carried in its own state.
+func holding(in linsync.AggregatorInput) bool { return in.Staged > 0 || len(in.Pending) > 0 }
+
+// recordPending keeps the entries carried in the workflow's state in Postgres without talking to Linear (staged
+// entries are there already).
 func recordPending(ctx workflow.Context, in linsync.AggregatorInput) error {
 	var ev *activities.Events
 	end := in.WindowEnd
@@ -430,26 +440,32 @@ func recordPending(ctx workflow.Context, in linsync.AggregatorInput) error {
 // flushAggregate files the pending entries: into the window's issue, or into the hour's digest once the cap was
 // reached for this window.
 func flushAggregate(ctx workflow.Context, in *linsync.AggregatorInput) error {
-	if len(in.Pending) == 0 {
+	if !holding(*in) {
 		return nil
 	}
 	hour := workflow.Now(ctx).UTC().Truncate(time.Hour)
-	if !in.Capped {
+	from := ""
+	// Staged entries go through FileEntries even once the window is capped: it takes them into the capped issue
+	// (sending nothing to Linear), from where they go on to the digest.
+	if !in.Capped || in.Staged > 0 {
 		var ev *activities.Events
 		var res activities.FileResult
 		end := in.WindowEnd
 		fin := activities.FileInput{WorkspaceID: in.WorkspaceID, Kind: in.Kind, Decision: in.Decision,
-			WindowStart: in.WindowStart, WindowEnd: &end, Hour: hour, Entries: in.Pending}
+			WindowStart: in.WindowStart, WindowEnd: &end, Hour: hour, Entries: in.Pending, TakeStaged: true}
 		if err := callLinear(ctx, linearContext(ctx, time.Minute, in.LinearMaxAttempts), in.WorkspaceID, &res, ev.FileEntries, fin); err != nil {
-			return fmt.Errorf("file %d entries of %s: %w", len(in.Pending), in.DedupKey, err)
+			return fmt.Errorf("file %d entries of %s: %w", len(in.Pending)+in.Staged, in.DedupKey, err)
 		}
 		in.Capped = res.Status == linsync.FiledCapped
+		if in.Capped {
+			from = res.IssueID
+		}
 	}
 	if in.Capped && in.Kind != linsync.EventKindDigest {
-		if err := forwardToDigest(ctx, in.WorkspaceID, in.Decision, in.Debounce, hour, in.Pending, "", in.LinearMaxAttempts); err != nil {
+		if err := forwardToDigest(ctx, in.WorkspaceID, in.Decision, in.Debounce, hour, in.Pending, from, "", in.LinearMaxAttempts); err != nil {
 			return err
 		}
 	}
-	in.Pending = nil
+	in.Pending, in.Staged = nil, 0
 	return nil
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -89,16 +90,25 @@ func drainSignals(ctx workflow.Context, ch workflow.ReceiveChannel) int {
 	}
 }
 
-// syncQuestion runs one pass. A step that still fails after its retries marks the question failed with the reason
-// and leaves the rest for the next change; the workflow itself never fails, so the question keeps its ordering.
+// syncQuestion runs one pass. Its writes to Linear run as a child workflow, QuestionPush, one at a time: a push
+// that still fails after its retries ends that run Failed (where operators look: the Temporal UI, and a
+// QuestionPush dead letter recorded by the interceptor), marks the question failed with the reason and leaves the
+// rest for the next change; the entity workflow itself never fails, so the question keeps its ordering.
 func syncQuestion(ctx workflow.Context, ref activities.QuestionRef, linearAttempts int32) {
 	var a *activities.Questions
-	lctx := linearContext(ctx, 30*time.Second, linearAttempts)
+	// Runs begun before pushes were child workflows keep their steps, so their histories replay.
+	childPush := workflow.GetVersion(ctx, "question-push-child", workflow.DefaultVersion, 1) == 1
 	fail := func(step string, err error) {
 		reason := fmt.Sprintf("%s: %v", step, err)
+		if step == "" {
+			reason = err.Error()
+		}
 		workflow.GetLogger(ctx).Warn("question sync failed", "question_id", ref.QuestionID, "step", step, "err", err)
 		class, attempts := FailureClass(err)
 		_ = workflow.ExecuteActivity(storeContext(ctx), a.MarkSyncFailed, ref, reason, attempts).Get(ctx, nil)
+		if childPush {
+			return // the failed QuestionPush run is the dead letter
+		}
 		_ = workflow.ExecuteActivity(storeContext(ctx), a.RecordSyncFailure, ref,
 			activities.SyncFailure{Reason: reason, ErrorClass: class, Attempts: attempts}).Get(ctx, nil)
 	}
@@ -113,35 +123,96 @@ func syncQuestion(ctx workflow.Context, ref activities.QuestionRef, linearAttemp
 		if w.Empty() {
 			break
 		}
-		if w.NeedIssue {
-			if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.EnsureIssue, ref); err != nil {
-				fail("create issue", err)
+		in := QuestionPushInput{WorkspaceID: ref.WorkspaceID, QuestionID: ref.QuestionID, Work: w, LinearMaxAttempts: linearAttempts}
+		if !childPush {
+			if step, err := pushQuestion(ctx, in); err != nil {
+				fail(step, err)
 				return
 			}
+			continue
 		}
-		if w.NeedPush || w.NeedIssue {
-			if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.PushFields, ref); err != nil {
-				fail("update issue", err)
-				return
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID: QuestionPushWorkflowID(ref.WorkspaceID, ref.QuestionID),
+			// Retried by its activities' policy; a second run of the same push would only repeat its failure.
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+		})
+		if err := workflow.ExecuteChildWorkflow(cctx, QuestionPush, in).Get(ctx, nil); err != nil {
+			// The push's own failure ("update issue: …") is the reason; the child-workflow wrapper adds nothing.
+			if cause := errors.Unwrap(err); cause != nil {
+				err = cause
 			}
-		}
-		for _, id := range w.PendingReplies {
-			r := activities.ReplyRef{WorkspaceID: ref.WorkspaceID, QuestionID: ref.QuestionID, ReplyID: id}
-			if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.PushReply, r); err != nil {
-				fail("create comment", err)
-				return
-			}
-		}
-		if w.NeedArchive {
-			if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.ArchiveOnLinear, ref); err != nil {
-				fail("archive note", err)
-				return
-			}
+			fail("", err)
+			return
 		}
 	}
 	if err := workflow.ExecuteActivity(storeContext(ctx), a.FinishSync, ref).Get(ctx, nil); err != nil {
 		fail("finish sync", err)
 	}
+}
+
+// QuestionPushWorkflowID is the ID of a question's push to Linear: one per question, reused by each push (they run
+// one at a time, from the question's entity workflow), so a question has at most one QuestionPush dead letter,
+// updated by each push that fails for good.
+func QuestionPushWorkflowID(workspaceID, questionID string) string {
+	return "question-push:" + workspaceID + ":" + questionID
+}
+
+// QuestionPushInput is one push of a question's changes to Linear: what Postgres said Linear lacks. Its
+// workspace_id and question_id are what a QuestionPush dead letter's replay reads (activities.QuestionRef).
+type QuestionPushInput struct {
+	WorkspaceID string           `json:"workspace_id"`
+	QuestionID  string           `json:"question_id"`
+	Work        linsync.SyncWork `json:"work"`
+	// LinearMaxAttempts bounds the attempts of each call to Linear (0: DefaultLinearMaxAttempts).
+	LinearMaxAttempts int32 `json:"linear_max_attempts,omitempty"`
+}
+
+// QuestionPush writes one pass of a question's changes to Linear (issue, fields, replies, archive note), in order.
+// A step that fails for good fails the run, so it ends Failed in the Temporal UI and becomes a dead letter; its
+// replay asks the question's entity workflow to push again (activities.DeadLetters.ReplayDeadLetter).
+func QuestionPush(ctx workflow.Context, in QuestionPushInput) error {
+	if step, err := pushQuestion(ctx, in); err != nil {
+		// An error a workflow returns reaches its parent as its message only, unless it is an application error:
+		// keep the failure's class and its attempts at Linear, which the question's workflow records.
+		class, attempts := FailureClass(err)
+		d := activities.FailureDetails{Attempt: int32(attempts)}
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.HasDetails() {
+			_ = app.Details(&d)
+		}
+		return temporal.NewNonRetryableApplicationError(step+": "+err.Error(), class, nil, d)
+	}
+	return nil
+}
+
+// pushQuestion runs the Linear steps of one push and names the step that failed.
+func pushQuestion(ctx workflow.Context, in QuestionPushInput) (string, error) {
+	var a *activities.Questions
+	ref := activities.QuestionRef{WorkspaceID: in.WorkspaceID, QuestionID: in.QuestionID}
+	lctx := linearContext(ctx, 30*time.Second, in.LinearMaxAttempts)
+	w := in.Work
+	if w.NeedIssue {
+		if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.EnsureIssue, ref); err != nil {
+			return "create issue", err
+		}
+	}
+	if w.NeedPush || w.NeedIssue {
+		if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.PushFields, ref); err != nil {
+			return "update issue", err
+		}
+	}
+	for _, id := range w.PendingReplies {
+		r := activities.ReplyRef{WorkspaceID: ref.WorkspaceID, QuestionID: ref.QuestionID, ReplyID: id}
+		if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.PushReply, r); err != nil {
+			return "create comment", err
+		}
+	}
+	if w.NeedArchive {
+		if err := callLinear(ctx, lctx, ref.WorkspaceID, nil, a.ArchiveOnLinear, ref); err != nil {
+			return "archive note", err
+		}
+	}
+	return "", nil
 }
 
 // callbackContext is the activity context of callbacks to the app: retried for about an hour, then given up (the

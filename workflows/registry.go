@@ -7,6 +7,7 @@ const (
 	TypeFileEvent         = "FileEvent"
 	TypeIssueAggregator   = "IssueAggregator"
 	TypeQuestionSync      = "QuestionSync"
+	TypeQuestionPush      = "QuestionPush"
 	TypeReplayDeadLetters = "ReplayDeadLetters"
 	TypeReconcile         = "Reconcile"
 	TypeNotifyQuestionApp = "NotifyQuestionApp"
@@ -20,6 +21,7 @@ func All() map[string]any {
 		TypeFileEvent:         FileEvent,
 		TypeIssueAggregator:   IssueAggregator,
 		TypeQuestionSync:      QuestionSync,
+		TypeQuestionPush:      QuestionPush,
 		TypeReplayDeadLetters: ReplayDeadLetters,
 		TypeReconcile:         Reconcile,
 		TypeNotifyQuestionApp: NotifyQuestionApp,

@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/linsync/linsync/activities"
 )
 
 // linearRetryPolicy is the one retry policy of every activity that calls Linear or another service. Temporal's own
@@ -13,7 +15,10 @@ import (
 // non-retryable, which stops at once.
 //
 // maxAttempts comes from the workflow's input (Starter.LinearMaxAttempts); below 1 it is DefaultLinearMaxAttempts,
-// since 0 would mean unlimited to Temporal.
+// since 0 would mean unlimited to Temporal. It counts attempts that reached Linear: an attempt refused by
+// linsync's own rate budget (nothing sent) spends none, so Temporal's MaximumAttempts is maxAttempts plus
+// activities.LocalRefusalAllowance, a backstop; activities.LinearError reads it back and ends the retries itself
+// once the requests sent have used maxAttempts.
 func linearRetryPolicy(maxAttempts int32) *temporal.RetryPolicy {
 	if maxAttempts < 1 {
 		maxAttempts = DefaultLinearMaxAttempts
@@ -22,7 +27,7 @@ func linearRetryPolicy(maxAttempts int32) *temporal.RetryPolicy {
 		InitialInterval:    time.Second,
 		BackoffCoefficient: 2,
 		MaximumInterval:    5 * time.Minute,
-		MaximumAttempts:    maxAttempts,
+		MaximumAttempts:    maxAttempts + activities.LocalRefusalAllowance,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -122,19 +123,26 @@ func dlqCmd(ctx context.Context, tc ToolConfig, args []string, stdout io.Writer)
 	return fmt.Errorf("%s", usage)
 }
 
+// bulkProgress is the API's progress of a bulk replay.
+type bulkProgress struct {
+	Finished bool           `json:"finished"`
+	Total    int            `json:"total"`
+	Done     int            `json:"done"`
+	Counts   map[string]int `json:"counts"`
+}
+
 // followReplay polls a bulk replay and draws a progress bar until it is done.
 func (c *apiClient) followReplay(ctx context.Context, requestID string, stdout io.Writer) error {
+	last := 0
 	for {
-		var p struct {
-			Finished bool           `json:"finished"`
-			Total    int            `json:"total"`
-			Done     int            `json:"done"`
-			Counts   map[string]int `json:"counts"`
-		}
+		var p bulkProgress
 		if err := c.do(ctx, http.MethodGet, `/failed-events:replay/`+requestID, nil, &p); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\r%s %d/%d %v", progressBar(p.Done, p.Total, 30), p.Done, p.Total, p.Counts)
+		line := progressLine(p)
+		// Spaces wipe what a longer previous line left on the terminal.
+		fmt.Fprintf(stdout, "\r%s%s", line, strings.Repeat(" ", max(last-len(line), 0)))
+		last = len(line)
 		if p.Finished {
 			fmt.Fprintln(stdout)
 			return nil
@@ -145,6 +153,33 @@ func (c *apiClient) followReplay(ctx context.Context, requestID string, stdout i
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// progressLine says in words how far a bulk replay is: a bar, how many of how many, and what became of them
+// ("2 started, 1 resync requested"), outcomes in alphabetical order.
+func progressLine(p bulkProgress) string {
+	if p.Total == 0 {
+		if p.Finished {
+			return "nothing matched: no failed event to replay"
+		}
+		return "finding the failed events to replay…"
+	}
+	line := fmt.Sprintf("%s %d of %d replayed", progressBar(p.Done, p.Total, 30), p.Done, p.Total)
+	outcomes := make([]string, 0, len(p.Counts))
+	for outcome, n := range p.Counts {
+		if n > 0 {
+			outcomes = append(outcomes, outcome)
+		}
+	}
+	if len(outcomes) == 0 {
+		return line
+	}
+	slices.Sort(outcomes)
+	parts := make([]string, len(outcomes))
+	for i, o := range outcomes {
+		parts[i] = fmt.Sprintf("%d %s", p.Counts[o], strings.ReplaceAll(o, "_", " "))
+	}
+	return line + ": " + strings.Join(parts, ", ")
 }
 
 func progressBar(done, total, width int) string {

@@ -79,12 +79,23 @@ func TestDLQCommands(t *testing.T) {
 	require.Regexp(t, `title\s+\(none\)\s+→\s+"Where is churn\?"`, diff)
 	require.Contains(t, diff, "since the failure:")
 	out := dlq("replay", "--kind", "NoSuchWorkflow", "--rate", "20")
-	require.Contains(t, out, "[##############################] 1/1", "the progress bar ends full")
+	require.Contains(t, out, "[##############################] 1 of 1 replayed", "the progress bar ends full")
+	require.NotContains(t, out, "map[", "progress in words, not Go syntax")
+	require.NotContains(t, out, "0/0", "no empty count before the replay has counted")
 
 	var buf bytes.Buffer
 	t.Setenv("LINSYNC_TOKEN", "lsk_wrong-token-000000000000")
 	err = run(ctx, []string{"dlq", "list", "--api", srv.URL, "--workspace", "acme"}, &buf)
 	require.ErrorContains(t, err, "401 unauthorized")
+}
+
+func TestProgressLine(t *testing.T) {
+	require.Equal(t, "finding the failed events to replay…", progressLine(bulkProgress{}))
+	require.Equal(t, "nothing matched: no failed event to replay", progressLine(bulkProgress{Finished: true}))
+	require.Equal(t, "[###############...............] 1 of 2 replayed: 1 resync requested",
+		progressLine(bulkProgress{Total: 2, Done: 1, Counts: map[string]int{"resync_requested": 1}}))
+	require.Equal(t, "[##############################] 3 of 3 replayed: 1 already completed, 2 started",
+		progressLine(bulkProgress{Total: 3, Done: 3, Finished: true, Counts: map[string]int{"started": 2, "already_completed": 1, "failed": 0}}))
 }
 
 func TestProgressBar(t *testing.T) {

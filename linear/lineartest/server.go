@@ -55,7 +55,14 @@ type Request struct {
 	// Status is the HTTP status answered; Fault names the injected fault, if any.
 	Status int
 	Fault  string
+	// SentAt is when the client says it sent the request (header HeaderSentAt, set by tests' transports), so a
+	// test can tell a request already on its way from one sent after an answer came back.
+	SentAt time.Time
 }
+
+// HeaderSentAt is the header a test's transport may set to the RFC 3339 time it sent a request; the fake records it
+// as Request.SentAt.
+const HeaderSentAt = "X-Test-Sent-At"
 
 // Server is the fake Linear. Create it with New or Start; it is safe for concurrent use.
 type Server struct {
@@ -213,6 +220,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		err = json.Unmarshal(body, &req)
 	}
 	rec := Request{Time: s.now(), OperationName: req.OperationName, Query: req.Query, Variables: req.Variables}
+	rec.SentAt, _ = time.Parse(time.RFC3339Nano, r.Header.Get(HeaderSentAt))
 	if err != nil {
 		s.answer(w, &rec, http.StatusBadRequest, nil, validationError("GRAPHQL_PARSE_FAILED", "Body is not a GraphQL request: "+err.Error()))
 		return
