@@ -250,15 +250,18 @@ type GatewayApproval struct {
 	ID            string          `json:"id"`
 	WorkspaceID   string          `json:"workspace_id"`
 	AgentKeyID    string          `json:"agent_key_id"`
+	AgentKeyName  string          `json:"agent_key_name"`
 	AgentID       string          `json:"agent_id"`
 	OperationName string          `json:"operation_name"`
 	OperationType string          `json:"operation_type"`
+	NameMismatch  string          `json:"name_mismatch,omitempty"`
 	Actions       []GatewayAction `json:"actions"`
 	Risk          string          `json:"risk"`
 	Complexity    int             `json:"complexity"`
 	// RequestHash is the SHA-256 of the normalized document and variables; an approval names it, so it approves
 	// exactly the request its approver saw.
 	RequestHash       string     `json:"request_hash"`
+	VariableNames     []string   `json:"variable_names"`
 	Status            string     `json:"status"`
 	RequiredApprovals int        `json:"required_approvals"`
 	Approvers         []Approver `json:"approvers"`
@@ -269,6 +272,7 @@ type GatewayApproval struct {
 	DecidedAt         *time.Time `json:"decided_at,omitempty"`
 	ForwardedAt       *time.Time `json:"forwarded_at,omitempty"`
 	LinearStatus      int        `json:"linear_status,omitempty"`
+	LatencyMS         int64      `json:"latency_ms,omitempty"`
 	// ResponseFetched says the agent already took Linear's answer, which is then forgotten.
 	ResponseFetched bool   `json:"response_fetched"`
 	WorkflowID      string `json:"workflow_id"`
@@ -413,4 +417,18 @@ type GatewayAuditFilter struct {
 	// Before is the pagination cursor: the sequence number of the last entry of the previous page.
 	Before int64
 	Limit  int
+}
+
+// AuditEntry is the audit record of a decision on the held request: its classification, who decided, and, once
+// forwarded, Linear's status and latency.
+func (a *GatewayApproval) AuditEntry(decision, reason string) GatewayAuditEntry {
+	e := GatewayAuditEntry{WorkspaceID: a.WorkspaceID, AgentKeyID: a.AgentKeyID, AgentKeyName: a.AgentKeyName,
+		AgentID: a.AgentID, OperationName: a.OperationName, OperationType: a.OperationType, NameMismatch: a.NameMismatch,
+		Actions: ActionNames(a.Actions), Risk: a.Risk, Decision: decision, Reason: reason, ApprovalID: a.ID,
+		Approvers: slices.Clone(a.Approvers), LinearStatus: a.LinearStatus, LatencyMS: a.LatencyMS,
+		Complexity: a.Complexity, RequestHash: a.RequestHash, VariableNames: slices.Clone(a.VariableNames)}
+	if a.DeniedBy != nil {
+		e.Approvers = append(e.Approvers, *a.DeniedBy)
+	}
+	return e
 }
