@@ -133,7 +133,7 @@ func TestApprovalLifecycle(t *testing.T) {
 	newApproval := func(required int) *linsync.GatewayApproval {
 		a := &linsync.GatewayApproval{ID: uuid.NewString(), WorkspaceID: ws.ID, AgentKeyID: k.ID, AgentID: "agent-7",
 			OperationName: "D", OperationType: "mutation", Risk: "high", RequestHash: "h-" + uuid.NewString(),
-			Actions: []linsync.GatewayAction{{Field: "issueDelete", Action: "issue.delete", Risk: "high"}},
+			Actions:           []linsync.GatewayAction{{Field: "issueDelete", Action: "issue.delete", Risk: "high"}},
 			RequiredApprovals: required, WorkflowID: "wf", ExpiresAt: time.Now().Add(time.Hour)}
 		_, err := db.CreateApproval(ctx, a, linsync.GatewayRequest{Query: `mutation D { issueDelete(id: "SECRET-ISSUE-42") { success } }`})
 		require.NoError(t, err)
