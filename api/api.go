@@ -64,6 +64,13 @@ type Config struct {
 	LinearMaxAttempts int32
 	// ReconcileEvery is how often a workspace without an interval of its own is reconciled; 0 is the default.
 	ReconcileEvery time.Duration
+	// GatewayReserve is the share of every Linear rate-limit window the agent gateway leaves for linsync's own work.
+	// Default 0.2.
+	GatewayReserve float64
+	// GatewayMaxResponseBytes bounds Linear's answer to an agent's request; 0 is the linear package's bound (16 MiB).
+	GatewayMaxResponseBytes int64
+	// GatewayMaxWait bounds how long an agent may wait for a held request's outcome (Prefer: wait=N). Default 60 s.
+	GatewayMaxWait time.Duration
 	// TracerProvider, when set, makes every request a server span (continuing a caller's W3C trace context) whose
 	// workflow starts and calls to Linear are its children.
 	TracerProvider trace.TracerProvider
@@ -88,6 +95,12 @@ func (c *Config) setDefaults() {
 	if c.WebhookSecretGrace == 0 {
 		c.WebhookSecretGrace = time.Hour
 	}
+	if c.GatewayReserve == 0 {
+		c.GatewayReserve = defaultGatewayReserve
+	}
+	if c.GatewayMaxWait == 0 {
+		c.GatewayMaxWait = defaultGatewayWait
+	}
 }
 
 // Server serves linsync's HTTP API.
@@ -104,6 +117,8 @@ type Server struct {
 	engine  *gin.Engine
 	now     func() time.Time
 	secrets *verifierCache
+	// gateway is the agent gateway's shared state (gateway.go).
+	gateway gateway
 }
 
 // New returns a Server. reg receives the API's metrics and gatherer serves /metrics (usually the same registry).
@@ -173,6 +188,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	s.registerEventRoutes(ws)
 	s.registerDeadLetterRoutes(ws)
 	s.registerSyncStatusRoutes(ws)
+	s.registerGatewayRoutes(ws)
 	s.engine = e
 	return s, nil
 }
@@ -225,6 +241,7 @@ var statusOf = map[string]int{
 	linsync.EUNPROCESSABLE:  http.StatusUnprocessableEntity,
 	linsync.ENOTIMPLEMENTED: http.StatusNotImplemented,
 	linsync.EINTERNAL:       http.StatusInternalServerError,
+	linsync.EGONE:           http.StatusGone,
 }
 
 // writeError answers with the error's status and {"error":{"code","message","field"}}. Internal errors are logged

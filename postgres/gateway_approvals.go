@@ -355,11 +355,11 @@ func (db *DB) TakeApprovalResponse(ctx context.Context, workspaceID, agentKeyID,
 	return a, answer, nil
 }
 
-// FailApproval ends an approved request that could not be sent (its forward gave up without ever reaching Linear),
-// with the reason, and audits it.
+// FailApproval ends a request that could not be sent: an approved one whose forward gave up without ever reaching
+// Linear, or a pending one whose workflow could not be started. It records the reason and audits it.
 func (db *DB) FailApproval(ctx context.Context, workspaceID, id, reason string) (*linsync.GatewayApproval, error) {
 	return db.decide(ctx, workspaceID, id, func(_ pgx.Tx, a *linsync.GatewayApproval, _ time.Time) (*linsync.GatewayAuditEntry, error) {
-		if a.Status != linsync.ApprovalApproved {
+		if a.Status != linsync.ApprovalApproved && a.Status != linsync.ApprovalPending {
 			return nil, nil
 		}
 		a.Status, a.Reason = linsync.ApprovalFailed, reason
