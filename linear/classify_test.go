@@ -189,7 +189,9 @@ func TestClassifyRefusesWhatLinearWould(t *testing.T) {
 		_, err := classify(t, doc, "", nil)
 		requireRefused(t, err, want)
 	}
-	_, err := classify(t, `mutation D($id: String!) { issueDelete(id: $id) { success } }`, "", map[string]any{"id": 42})
+	_, err := classify(t, `subscription { issueCreated { id } }`, "", nil)
+	requireRefused(t, err, "subscriptions are not supported")
+	_, err = classify(t, `mutation D($id: String!) { issueDelete(id: $id) { success } }`, "", map[string]any{"id": 42})
 	requireRefused(t, err, "")
 	_, err = linear.ClassifyOperation(schema(t), linsync.GatewayRequest{Query: `query { viewer { id } }`, Variables: json.RawMessage(`[1]`)})
 	requireRefused(t, err, "variables must be a JSON object")
