@@ -34,8 +34,10 @@ lint: ## gofmt, go vet, staticcheck, and workflowcheck (workflows are determinis
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) tool workflowcheck ./workflows/...
 
-bench: postgres temporal ## ingest benchmark: webhook rate vs the bare Temporal start rate, in one run
+bench: postgres temporal ## ingest (webhook rate vs bare Temporal starts) and gateway (proxy vs direct Linear) benchmarks
 	$(GO) run ./cmd/linsync bench ingest
+	$(GO) run ./cmd/linsync bench gateway
+	$(GO) test ./linear/ -run '^$$' -bench BenchmarkClassifyOperation -benchmem
 
 fuzz: ## fuzz webhook verification and decoding for 60s
 	$(GO) test ./linear/ -run '^$$' -fuzz FuzzVerifyAndDecode -fuzztime 60s

@@ -69,6 +69,11 @@ type Config struct {
 	GatewayReserve float64
 	// GatewayMaxResponseBytes bounds Linear's answer to an agent's request; 0 is the linear package's bound (16 MiB).
 	GatewayMaxResponseBytes int64
+	// GatewayAuditAsync lets the audit entry of an allowed, forwarded call commit without waiting for Postgres's
+	// disk flush (synchronous_commit off for that transaction): such an entry may then be lost if Postgres itself
+	// crashes within a fraction of a second (the chain stays intact). Off (the default), every entry is flushed
+	// before the agent is answered; decisions on held requests always are.
+	GatewayAuditAsync bool
 	// GatewayMaxWait bounds how long an agent may wait for a held request's outcome (Prefer: wait=N). Default 60 s.
 	GatewayMaxWait time.Duration
 	// TracerProvider, when set, makes every request a server span (continuing a caller's W3C trace context) whose

@@ -140,7 +140,8 @@ func (p *proxyCall) classified(op *linear.Operation) {
 // correct, but every call is written before it is answered.
 func (s *Server) audit(c *gin.Context, p *proxyCall, decision, reason string) {
 	p.entry.Decision, p.entry.Reason = decision, reason
-	if _, err := s.db.AppendGatewayAudit(context.WithoutCancel(c.Request.Context()), p.entry); err != nil {
+	durable := !s.cfg.GatewayAuditAsync || decision != linsync.DecisionAllowed
+	if _, err := s.db.AppendGatewayAudit(context.WithoutCancel(c.Request.Context()), p.entry, durable); err != nil {
 		s.log.ErrorContext(c, "gateway audit write failed", "workspace_id", p.ws.ID, "agent_key_id", p.key.ID, "err", err)
 	}
 	actions := p.entry.Actions

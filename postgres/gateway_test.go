@@ -15,8 +15,8 @@ import (
 	"github.com/linsync/linsync/postgres"
 )
 
-// TestGatewayAuditChainUnderConcurrentAppends: 4 writers append 25 entries each to one workspace's chain at once; the
-// chain has 100 entries in sequence and verifies. Changing an entry, dropping one, or dropping the last breaks it at
+// TestGatewayAuditChainUnderConcurrentAppends: 4 writers append 25 entries each to one workspace's chain at once
+// (two with durable commits, two without); the chain has 100 entries in sequence and verifies. Changing an entry, dropping one, or dropping the last breaks it at
 // the right place.
 func TestGatewayAuditChainUnderConcurrentAppends(t *testing.T) {
 	t.Parallel()
@@ -33,7 +33,7 @@ func TestGatewayAuditChainUnderConcurrentAppends(t *testing.T) {
 			defer wg.Done()
 			for i := range 25 {
 				_, err := db.AppendGatewayAudit(ctx, linsync.GatewayAuditEntry{WorkspaceID: ws.ID, AgentID: "agent",
-					Decision: linsync.DecisionAllowed, Actions: []string{"read"}, Risk: "low", Complexity: w*100 + i})
+					Decision: linsync.DecisionAllowed, Actions: []string{"read"}, Risk: "low", Complexity: w*100 + i}, w%2 == 0)
 				if err != nil {
 					t.Error(err)
 					return
@@ -41,7 +41,7 @@ func TestGatewayAuditChainUnderConcurrentAppends(t *testing.T) {
 			}
 		}()
 	}
-	_, err = db.AppendGatewayAudit(ctx, linsync.GatewayAuditEntry{WorkspaceID: other.ID, Decision: linsync.DecisionDenied})
+	_, err = db.AppendGatewayAudit(ctx, linsync.GatewayAuditEntry{WorkspaceID: other.ID, Decision: linsync.DecisionDenied}, true)
 	require.NoError(t, err)
 	wg.Wait()
 	v, err := db.VerifyGatewayAudit(ctx, ws.ID)
@@ -83,7 +83,7 @@ func TestGatewayAuditChainUnderConcurrentAppends(t *testing.T) {
 	third, err := db.CreateWorkspace(ctx, "third", "Third")
 	require.NoError(t, err)
 	for range 3 {
-		_, err = db.AppendGatewayAudit(ctx, linsync.GatewayAuditEntry{WorkspaceID: third.ID, Decision: linsync.DecisionAllowed})
+		_, err = db.AppendGatewayAudit(ctx, linsync.GatewayAuditEntry{WorkspaceID: third.ID, Decision: linsync.DecisionAllowed}, true)
 		require.NoError(t, err)
 	}
 	_, err = db.Pool().Exec(ctx, `DELETE FROM gateway_audit WHERE workspace_id = $1 AND seq = 3`, third.ID)

@@ -34,8 +34,11 @@ import (
 // benchCmd measures ingest: the bare Temporal start rate with a plain client loop, then signed webhooks posted over
 // loopback through the real handler to the same server, in one run, and the ack latency at half the bare rate.
 func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "gateway" {
+		return benchGateway(ctx, cfg, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "ingest" {
-		return fmt.Errorf("usage: linsync bench ingest [-n N] [-c CONCURRENCY]")
+		return fmt.Errorf("usage: linsync bench ingest [-n N] [-c CONCURRENCY] | linsync bench gateway [-n N]")
 	}
 	fs := flag.NewFlagSet("bench ingest", flag.ContinueOnError)
 	n := fs.Int("n", 1500, "starts per phase")
