@@ -280,4 +280,38 @@ func TestGatewayEndToEnd(t *testing.T) {
 	var dump string
 	require.NoError(t, g.db.Pool().QueryRow(t.Context(), `SELECT string_agg(a::text, ' ') FROM gateway_approvals a`).Scan(&dump))
 	require.NotContains(t, dump, id, "held requests are sealed at rest")
+
+	// The key's last use is recorded; once revoked it opens nothing.
+	status, keys := g.adminCall(g.admin, http.MethodGet, "/gateway/agent-keys", nil)
+	require.Equal(t, http.StatusOK, status)
+	require.NotEmpty(t, keys["agent_keys"].([]any)[0].(map[string]any)["last_used_at"])
+	status, _ = g.adminCall(g.admin, http.MethodDelete, "/gateway/agent-keys/"+g.agentKeyID, nil)
+	require.Equal(t, http.StatusNoContent, status)
+	resp, _ = g.agent(map[string]any{"query": "{ viewer { id } }"})
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	status, _ = g.agentStatus(approvalID)
+	require.Equal(t, http.StatusUnauthorized, status)
+}
+
+// TestGatewayForwardsWithTheOAuthToken: a workspace connected by OAuth forwards its agents' calls with
+// "Authorization: Bearer <access token>", as Linear expects for OAuth; the agent never sees it.
+func TestGatewayForwardsWithTheOAuthToken(t *testing.T) {
+	t.Parallel()
+	e := newAccessEnv(t, accessOptions{})
+	ws, tok := e.workspace("oauthy")
+	e.connectOAuth(ws, tok)
+	_, agentKey, err := e.db.CreateAgentKey(t.Context(), ws.ID, "bot", linsync.AgentPolicy{})
+	require.NoError(t, err)
+	e.fake.ResetRequests()
+	resp, raw := e.request(e.client, http.MethodPost, "/v1/workspaces/oauthy/proxy/linear/graphql",
+		map[string]any{"query": "{ viewer { id email } }"}, "Content-Type", "application/json",
+		"Authorization", "Bearer "+agentKey, "X-Agent-Id", "oauth-agent")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", raw)
+	require.Contains(t, string(raw), e.sd.Bot.Email)
+	reqs := e.fake.Requests()
+	require.Len(t, reqs, 1)
+	require.Equal(t, e.sd.Bot.ID, reqs[0].Auth, "the fake resolved the OAuth bearer token")
+	_, creds, err := e.db.ConnectionCredentials(t.Context(), ws.ID)
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), creds.Credential, "the credential is not the agent's")
 }
