@@ -74,6 +74,8 @@ type Config struct {
 	// crashes within a fraction of a second (the chain stays intact). Off (the default), every entry is flushed
 	// before the agent is answered; decisions on held requests always are.
 	GatewayAuditAsync bool
+	// GatewayForwardTimeout bounds one attempt to forward an approved request; 0 is a minute.
+	GatewayForwardTimeout time.Duration
 	// GatewayMaxWait bounds how long an agent may wait for a held request's outcome (Prefer: wait=N). Default 60 s.
 	GatewayMaxWait time.Duration
 	// TracerProvider, when set, makes every request a server span (continuing a caller's W3C trace context) whose

@@ -318,7 +318,7 @@ func (s *Server) holdForApproval(c *gin.Context, p *proxyCall, req linsync.Gatew
 	ctx, cancel := context.WithTimeout(c, s.cfg.StartTimeout)
 	_, err = s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(a.WorkflowID, s.cfg.TaskQueue), workflows.GatewayApproval,
 		workflows.GatewayApprovalInput{WorkspaceID: p.ws.ID, ApprovalID: id, ExpiresIn: timeout,
-			LinearMaxAttempts: s.cfg.LinearMaxAttempts})
+			LinearMaxAttempts: s.cfg.LinearMaxAttempts, ForwardTimeout: s.cfg.GatewayForwardTimeout})
 	cancel()
 	if err != nil && !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 		s.log.WarnContext(c, "start gateway approval failed", "workspace_id", p.ws.ID, "approval_id", id, "err", err)

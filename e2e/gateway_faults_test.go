@@ -156,3 +156,48 @@ func TestGatewayAgentsKeepToTheirShare(t *testing.T) {
 	require.NoError(t, err, "linsync's own work has what agents left")
 	require.GreaterOrEqual(t, len(g.audit("?decision=refused")), 9)
 }
+
+// hangingTransport delivers the first delete to the fake Linear, which applies it, and then never answers, whatever
+// the request's context says: to Temporal, the attempt's worker died between sending and recording the answer.
+type hangingTransport struct {
+	deletes atomic.Int32
+	release chan struct{}
+}
+
+func (h *hangingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	if !strings.Contains(string(body), "issueDelete") {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	h.deletes.Add(1)
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil {
+		resp.Body.Close()
+	}
+	<-h.release
+	return nil, errors.New("the worker is gone")
+}
+
+// TestGatewayForwardNeverRepeatedAfterAWorkerDiesMidway: the attempt that sent the approved delete never reports
+// back (its worker is as good as dead); Temporal times it out and retries; the retry finds the intent the first
+// attempt recorded before sending and does not send: the request ends outcome_unknown and Linear saw one delete.
+func TestGatewayForwardNeverRepeatedAfterAWorkerDiesMidway(t *testing.T) {
+	t.Parallel()
+	hang := &hangingTransport{release: make(chan struct{})}
+	g := newGatewayEnv(t, func(o *stackOptions) {
+		o.linearTransport = hang
+		o.cfg = api.Config{GatewayForwardTimeout: 2 * time.Second}
+	})
+	t.Cleanup(func() { close(hang.release) }) // runs before the worker stops
+	_, held := g.agent(deleteIssue("Midway", g.createIssue("Dies midway")))
+	id := held["approval_id"].(string)
+	status, body := g.adminCall(g.admin, http.MethodPost, "/gateway/approvals/"+id+"/approve", map[string]any{"request_hash": held["request_hash"]})
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	got := g.waitStatus(id, linsync.ApprovalOutcomeUnknown)
+	require.Contains(t, got["reason"], "did not record Linear's answer")
+	require.EqualValues(t, 1, hang.deletes.Load(), "the retry sent nothing")
+	require.Equal(t, 1, g.forwardedDeletes(), "Linear applied the delete once")
+	unknown := g.audit("?decision=outcome_unknown")
+	require.Len(t, unknown, 1)
+}

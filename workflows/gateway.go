@@ -27,6 +27,8 @@ type GatewayApprovalInput struct {
 	// ExpiresIn is how long the request waits for its decision.
 	ExpiresIn         time.Duration `json:"expires_in"`
 	LinearMaxAttempts int32         `json:"linear_max_attempts"`
+	// ForwardTimeout bounds one attempt to forward the approved request; 0 is a minute.
+	ForwardTimeout time.Duration `json:"forward_timeout,omitempty"`
 }
 
 // GatewayApprovalResult is how the held request ended.
@@ -67,7 +69,11 @@ func GatewayApproval(ctx workflow.Context, in GatewayApprovalInput) (GatewayAppr
 		return GatewayApprovalResult{Status: status}, nil
 	}
 	var out activities.ForwardOutcome
-	fctx := linearContext(ctx, time.Minute, in.LinearMaxAttempts)
+	forwardTimeout := in.ForwardTimeout
+	if forwardTimeout <= 0 {
+		forwardTimeout = time.Minute
+	}
+	fctx := linearContext(ctx, forwardTimeout, in.LinearMaxAttempts)
 	if err := workflow.ExecuteActivity(fctx, a.ForwardApproved, ref).Get(ctx, &out); err != nil {
 		// Every attempt ended without reaching Linear (each one that might have reached it ended the request
 		// instead): the request is given up, never sent.
