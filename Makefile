@@ -34,8 +34,10 @@ lint: ## gofmt, go vet, staticcheck, and workflowcheck (workflows are determinis
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) tool workflowcheck ./workflows/...
 
-bench: postgres temporal ## ingest benchmark (webhook rate vs the bare Temporal start rate), then a host of 20,000 broken links
+bench: postgres temporal ## ingest (webhook rate vs bare Temporal starts), gateway (proxy vs direct Linear), the classifier, then a host of 20,000 broken links
 	$(GO) run ./cmd/linsync bench ingest
+	$(GO) run ./cmd/linsync bench gateway
+	$(GO) test ./linear/ -run '^$$' -bench BenchmarkClassifyOperation -benchmem
 	$(GO) run ./cmd/linsync bench host -n 20000
 
 fuzz: ## fuzz webhook verification and decoding for 60s

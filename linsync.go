@@ -30,6 +30,8 @@ const (
 	EUNPROCESSABLE  = "unprocessable"
 	EEXPIRED        = "expired"
 	ENOTIMPLEMENTED = "not_implemented"
+	// EGONE: what was given once was already taken.
+	EGONE = "gone"
 )
 
 // Error is an application error with a machine-readable code and a message safe to show a caller.

@@ -13,6 +13,7 @@ type Metrics struct {
 	deadLetters *prometheus.CounterVec
 	drift       *prometheus.CounterVec
 	reenabled   prometheus.Counter
+	gateway     *prometheus.CounterVec
 }
 
 // NewMetrics registers the activities' metrics with reg.
@@ -34,8 +35,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "linsync_webhooks_reenabled_total",
 			Help: "linsync webhooks that Linear had disabled and reconciliation enabled again.",
 		}),
+		gateway: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linsync_gateway_held_requests_total",
+			Help: "Agents' requests held for approval, by how they ended (forwarded, outcome_unknown, failed, expired).",
+		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.retries, m.deadLetters, m.drift, m.reenabled} {
+	for _, c := range []prometheus.Collector{m.retries, m.deadLetters, m.drift, m.reenabled, m.gateway} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register activity metrics: %w", err)
 		}
@@ -64,5 +69,11 @@ func (m *Metrics) driftRepaired(kind string, n int) {
 func (m *Metrics) webhookReenabled() {
 	if m != nil {
 		m.reenabled.Inc()
+	}
+}
+
+func (m *Metrics) gatewayForward(outcome string) {
+	if m != nil && outcome != "approved" {
+		m.gateway.WithLabelValues(outcome).Inc()
 	}
 }

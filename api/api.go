@@ -74,6 +74,20 @@ type Config struct {
 	CodecAllowLoopback bool
 	// DryRunDeadline bounds a bulk replay's dry run as a whole. Default 20 s.
 	DryRunDeadline time.Duration
+	// GatewayReserve is the share of every Linear rate-limit window the agent gateway leaves for linsync's own work.
+	// Default 0.2.
+	GatewayReserve float64
+	// GatewayMaxResponseBytes bounds Linear's answer to an agent's request; 0 is the linear package's bound (16 MiB).
+	GatewayMaxResponseBytes int64
+	// GatewayAuditAsync lets the audit entry of an allowed, forwarded call commit without waiting for Postgres's
+	// disk flush (synchronous_commit off for that transaction): such an entry may then be lost if Postgres itself
+	// crashes within a fraction of a second (the chain stays intact). Off (the default), every entry is flushed
+	// before the agent is answered; decisions on held requests always are.
+	GatewayAuditAsync bool
+	// GatewayForwardTimeout bounds one attempt to forward an approved request; 0 is a minute.
+	GatewayForwardTimeout time.Duration
+	// GatewayMaxWait bounds how long an agent may wait for a held request's outcome (Prefer: wait=N). Default 60 s.
+	GatewayMaxWait time.Duration
 	// TracerProvider, when set, makes every request a server span (continuing a caller's W3C trace context) whose
 	// workflow starts and calls to Linear are its children.
 	TracerProvider trace.TracerProvider
@@ -101,6 +115,12 @@ func (c *Config) setDefaults() {
 	if c.DryRunDeadline == 0 {
 		c.DryRunDeadline = 20 * time.Second
 	}
+	if c.GatewayReserve == 0 {
+		c.GatewayReserve = defaultGatewayReserve
+	}
+	if c.GatewayMaxWait == 0 {
+		c.GatewayMaxWait = defaultGatewayWait
+	}
 }
 
 // Server serves linsync's HTTP API.
@@ -117,6 +137,8 @@ type Server struct {
 	engine  *gin.Engine
 	now     func() time.Time
 	secrets *verifierCache
+	// gateway is the agent gateway's shared state (gateway.go).
+	gateway gateway
 }
 
 // New returns a Server. reg receives the API's metrics, which OpsHandler serves on the operations listener.
@@ -190,6 +212,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	s.registerEventRoutes(ws)
 	s.registerDeadLetterRoutes(ws)
 	s.registerSyncStatusRoutes(ws)
+	s.registerGatewayRoutes(ws)
 	s.engine = e
 	return s, nil
 }
@@ -242,6 +265,7 @@ var statusOf = map[string]int{
 	linsync.EUNPROCESSABLE:  http.StatusUnprocessableEntity,
 	linsync.ENOTIMPLEMENTED: http.StatusNotImplemented,
 	linsync.EINTERNAL:       http.StatusInternalServerError,
+	linsync.EGONE:           http.StatusGone,
 }
 
 // writeError answers with the error's status and {"error":{"code","message","field"}}. Internal errors are logged

@@ -9,6 +9,9 @@ import (
 type metrics struct {
 	webhooks      *prometheus.CounterVec
 	startDuration *prometheus.HistogramVec
+	// The agent gateway's calls by action, risk and decision, and the time linsync adds to a forwarded call.
+	gatewayRequests *prometheus.CounterVec
+	gatewayOverhead prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -22,8 +25,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to start (or find) a workflow from an HTTP request, by result.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 5},
 		}, []string{"result"}),
+		gatewayRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linsync_gateway_requests_total",
+			Help: "Agents' GraphQL calls through the gateway, by classified action, risk and decision (allowed, denied, approval_required, refused, ...).",
+		}, []string{"action", "risk", "decision"}),
+		gatewayOverhead: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "linsync_gateway_overhead_seconds",
+			Help:    "Time linsync adds to a forwarded agent call (authentication, parsing, classification, policy, audit), Linear's own time excluded.",
+			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.webhooks, m.startDuration} {
+	for _, c := range []prometheus.Collector{m.webhooks, m.startDuration, m.gatewayRequests, m.gatewayOverhead} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register api metrics: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -27,9 +28,10 @@ var (
 	openAPIErr  error
 )
 
-// OpenAPI returns linsync's OpenAPI 3 document as YAML: the fragments in file-name order, merged. The first
-// definition of a path operation or a component wins, and the info, servers, security and tags of the first fragment
-// (access.yaml) are kept, so fragments may repeat shared schemas such as Error to stay valid on their own.
+// OpenAPI returns linsync's OpenAPI 3 document as YAML: the fragments in file-name order, merged, with the info,
+// servers, security and tags of the first fragment (access.yaml) kept. Fragments may repeat a shared definition such
+// as the Error schema to stay valid on their own, but a path operation or a component defined twice differently is
+// an error: one capability's definition would silently replace another's.
 func OpenAPI() ([]byte, error) {
 	openAPIOnce.Do(func() { openAPIDoc, openAPIErr = mergeOpenAPI(openapiFragments) })
 	return openAPIDoc, openAPIErr
@@ -61,7 +63,9 @@ func mergeOpenAPI(fsys fs.FS) ([]byte, error) {
 			doc = frag
 			continue
 		}
-		mergeOpenAPIFragment(doc, frag)
+		if err := mergeOpenAPIFragment(doc, frag); err != nil {
+			return nil, fmt.Errorf("merge openapi fragment %s: %w", name, err)
+		}
 	}
 	if doc == nil {
 		return nil, fmt.Errorf("merge openapi fragments: none found")
@@ -73,15 +77,17 @@ func mergeOpenAPI(fsys fs.FS) ([]byte, error) {
 	return out, nil
 }
 
-// mergeOpenAPIFragment adds frag's path operations, components and tags to doc; doc's definitions win.
-func mergeOpenAPIFragment(doc, frag map[string]any) {
+// mergeOpenAPIFragment adds frag's path operations, components and tags to doc, refusing a name doc already defines
+// differently.
+func mergeOpenAPIFragment(doc, frag map[string]any) error {
 	paths := child(doc, "paths")
 	for p, item := range asMap(frag["paths"]) {
 		into := child(paths, p)
 		for op, v := range asMap(item) {
-			if _, taken := into[op]; !taken {
-				into[op] = v
+			if had, taken := into[op]; taken && !reflect.DeepEqual(had, v) {
+				return fmt.Errorf("%s %s is defined differently by an earlier fragment", op, p)
 			}
+			into[op] = v
 		}
 	}
 	comps := child(doc, "components")
@@ -93,9 +99,10 @@ func mergeOpenAPIFragment(doc, frag map[string]any) {
 		}
 		dst := child(comps, section)
 		for name, v := range src {
-			if _, taken := dst[name]; !taken {
-				dst[name] = v
+			if had, taken := dst[name]; taken && !reflect.DeepEqual(had, v) {
+				return fmt.Errorf("components.%s.%s is defined differently by an earlier fragment", section, name)
 			}
+			dst[name] = v
 		}
 	}
 	tags, _ := doc["tags"].([]any)
@@ -113,6 +120,7 @@ func mergeOpenAPIFragment(doc, frag map[string]any) {
 	if len(tags) > 0 {
 		doc["tags"] = tags
 	}
+	return nil
 }
 
 func asMap(v any) map[string]any {

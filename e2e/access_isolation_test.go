@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,6 +20,9 @@ type accessSnapshot struct {
 	tokens, webhooks, events, states int
 	conn                             linsync.LinearConnection
 	linearHooks                      int
+	// The agent gateway's: live agent keys, held requests by status, audit entries.
+	agentKeys, audit int
+	approvals        string
 }
 
 func (e *accessEnv) snapshot(wsID string) accessSnapshot {
@@ -43,6 +47,11 @@ func (e *accessEnv) snapshot(wsID string) accessSnapshot {
 		s.conn = *c
 	}
 	s.linearHooks = len(e.fake.Webhooks())
+	require.NoError(e.t, e.db.Pool().QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM agent_keys WHERE workspace_id = $1 AND revoked_at IS NULL),
+		(SELECT count(*) FROM gateway_audit WHERE workspace_id = $1),
+		(SELECT coalesce(string_agg(status || ':' || jsonb_array_length(approvers), ',' ORDER BY id), '') FROM gateway_approvals WHERE workspace_id = $1)`,
+		wsID).Scan(&s.agentKeys, &s.audit, &s.approvals))
 	return s
 }
 
@@ -57,7 +66,19 @@ func TestTokenIsolationEveryV1Route(t *testing.T) {
 	hook := e.connectAPIKey(a, aTok)["webhook"].(map[string]any)
 	toks, err := e.db.ListTokens(t.Context(), a.ID)
 	require.NoError(t, err)
-	ids := map[string]string{"tokens": toks[0].ID, "webhooks": hook["id"].(string)}
+	// The agent gateway's resources of A: an agent key and a request it holds for approval. B has a key too.
+	aKey, aSecret, err := e.db.CreateAgentKey(t.Context(), a.ID, "alpha-bot", linsync.AgentPolicy{})
+	require.NoError(t, err)
+	_, bAgent, err := e.db.CreateAgentKey(t.Context(), b.ID, "bravo-bot", linsync.AgentPolicy{})
+	require.NoError(t, err)
+	resp, raw := e.request(&http.Client{}, http.MethodPost, "/v1/workspaces/alpha/proxy/linear/graphql",
+		map[string]any{"query": `mutation { issueDelete(id: "ENG-1") { success } }`},
+		"Authorization", "Bearer "+aSecret, "X-Agent-Id", "alpha-agent")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", raw)
+	var held map[string]any
+	require.NoError(t, json.Unmarshal(raw, &held))
+	ids := map[string]string{"tokens": toks[0].ID, "webhooks": hook["id"].(string), "agent-keys": aKey.ID,
+		"approvals": held["approval_id"].(string)}
 	beforeA, beforeB := e.snapshot(a.ID), e.snapshot(b.ID)
 
 	srvRoutes := e.server.Routes()
@@ -73,6 +94,11 @@ func TestTokenIsolationEveryV1Route(t *testing.T) {
 		}
 		noToken := rawStatus(t, e.srv.URL, r.Method, path, "", body)
 		otherWS := rawStatus(t, e.srv.URL, r.Method, path, bTok, body)
+		if strings.Contains(r.Path, "/proxy/") {
+			// The agents' routes: B's agent key is another workspace's too.
+			require.Equal(t, http.StatusNotFound, rawStatus(t, e.srv.URL, r.Method, path, bAgent, body),
+				"%s %s with another workspace's agent key", r.Method, r.Path)
+		}
 		switch {
 		case strings.Contains(r.Path, ":ws"):
 			walked++

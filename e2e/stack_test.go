@@ -65,7 +65,7 @@ type stack struct {
 // stackWorker picks the activity structs the stack's worker runs, built as cmd/linsync builds them; the zero value
 // runs no worker at all.
 type stackWorker struct {
-	deliveries, questions, events, access, reconciler bool
+	deliveries, questions, events, access, reconciler, gateway bool
 	// deadLetters also turns the dead-letter interceptor on for every workflow.
 	deadLetters bool
 }
@@ -238,6 +238,9 @@ func (s *stack) startWorker(o stackOptions) {
 	}
 	if ow.reconciler {
 		s.acts.Reconciler = all.Reconciler
+	}
+	if ow.gateway {
+		s.acts.Gateway = all.Gateway
 	}
 	s.acts.Reconnect = all.Reconnect
 	w := worker.New(s.temporal, s.taskQueue, s.acts, sdkworker.Options{})

@@ -18,6 +18,9 @@ type budget struct {
 	mu           sync.Mutex
 	windows      map[string]RateWindow
 	blockedUntil time.Time
+	// Agents' requests being forwarded now, and their complexity: counted against the agents' share (forward.go).
+	agentsInFlight          int
+	agentComplexityInFlight float64
 }
 
 var budgetHeaders = []struct{ kind, limit, remaining, reset string }{

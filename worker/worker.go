@@ -35,6 +35,8 @@ type Activities struct {
 	Reconciler  *activities.Reconciler
 	// Reconnect is the register of work waiting for a workspace's reconnect; every workflow that calls Linear uses it.
 	Reconnect *activities.Reconnect
+	// Gateway decides and forwards the agents' requests held for approval.
+	Gateway *activities.Gateway
 }
 
 // New returns a worker for taskQueue with every workflow and activity registered. Start it with Run or Start.
@@ -59,6 +61,7 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 	register(acts.DeadLetters == nil, acts.DeadLetters)
 	register(acts.Reconciler == nil, acts.Reconciler)
 	register(acts.Reconnect == nil, acts.Reconnect)
+	register(acts.Gateway == nil, acts.Gateway)
 	return w
 }
 
@@ -92,6 +95,10 @@ type Deps struct {
 	TracerProvider trace.TracerProvider
 	// AfterLinearWrite is activities.Questions' test seam; nil in production.
 	AfterLinearWrite func(ctx context.Context, op string) error
+	// GatewayReserve is the share of every Linear rate-limit window agents may not spend; GatewayMaxResponseBytes
+	// bounds Linear's answer to an agent's request (0: the linear package's bound).
+	GatewayReserve          float64
+	GatewayMaxResponseBytes int64
 }
 
 // Starter starts workflows on the worker's task queue with the settings of d.
@@ -130,6 +137,8 @@ func NewActivities(d Deps) (Activities, error) {
 		DeadLetters: deadLetters,
 		Reconciler:  &activities.Reconciler{DB: d.DB, Linear: d.Linear, Temporal: d.Temporal, Metrics: m},
 		Reconnect:   &activities.Reconnect{DB: d.DB},
+		Gateway: &activities.Gateway{DB: d.DB, Linear: d.Linear, Reserve: d.GatewayReserve,
+			MaxResponseBytes: d.GatewayMaxResponseBytes, Metrics: m},
 	}, nil
 }
 

@@ -11,6 +11,7 @@ const (
 	TypeReplayDeadLetters = "ReplayDeadLetters"
 	TypeReconcile         = "Reconcile"
 	TypeNotifyQuestionApp = "NotifyQuestionApp"
+	TypeGatewayApproval   = "GatewayApproval"
 )
 
 // All maps the type name of every workflow the worker registers to its function. Each capability adds its
@@ -25,5 +26,6 @@ func All() map[string]any {
 		TypeReplayDeadLetters: ReplayDeadLetters,
 		TypeReconcile:         Reconcile,
 		TypeNotifyQuestionApp: NotifyQuestionApp,
+		TypeGatewayApproval:   GatewayApproval,
 	}
 }

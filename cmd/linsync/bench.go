@@ -34,11 +34,13 @@ import (
 // benchCmd measures ingest: the bare Temporal start rate with a plain client loop, then signed webhooks posted over
 // loopback through the real handler to the same server, in one run, and the ack latency at half the bare rate.
 func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "host" {
+	switch {
+	case len(args) > 0 && args[0] == "host":
 		return benchHost(ctx, cfg, args[1:], stdout)
-	}
-	if len(args) == 0 || args[0] != "ingest" {
-		return fmt.Errorf("usage: linsync bench ingest [-n N] [-c CONCURRENCY] | bench host [-n LINKS]")
+	case len(args) > 0 && args[0] == "gateway":
+		return benchGateway(ctx, cfg, args[1:], stdout)
+	case len(args) == 0 || args[0] != "ingest":
+		return fmt.Errorf("usage: linsync bench ingest [-n N] [-c CONCURRENCY] | bench host [-n LINKS] | bench gateway [-n N]")
 	}
 	fs := flag.NewFlagSet("bench ingest", flag.ContinueOnError)
 	n := fs.Int("n", 1500, "starts per phase")

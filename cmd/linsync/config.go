@@ -56,6 +56,14 @@ type Config struct {
 	OAuthWebhookSecret string
 	// Temporal holds the client options from the SDK's standard TEMPORAL_* variables.
 	Temporal client.Options
+	// GatewayReserve is the share of every Linear rate-limit window the agent gateway leaves for linsync's own work.
+	GatewayReserve float64
+	// GatewayMaxWait bounds how long an agent may wait for a held request's outcome (Prefer: wait=N).
+	GatewayMaxWait time.Duration
+	// GatewayMaxResponseBytes bounds Linear's answer to an agent's request.
+	GatewayMaxResponseBytes int64
+	// GatewayAuditAsync lets allowed calls' audit entries commit without waiting for the disk.
+	GatewayAuditAsync bool
 	// Tracing is the OpenTelemetry trace export, from the standard OTEL_* variables; off unless an OTLP endpoint is set.
 	Tracing TracingConfig
 	// Set names the variables the environment sets, as opposed to their defaults: `dev` fills in only what is not
@@ -111,6 +119,10 @@ var (
 	envOAuthToken       = envVar{"LINEAR_OAUTH_TOKEN_URL", linear.DefaultTokenURL}
 	envOAuthRevoke      = envVar{"LINEAR_OAUTH_REVOKE_URL", linear.DefaultRevokeURL}
 	envOAuthWebhook     = envVar{"LINEAR_OAUTH_WEBHOOK_SECRET", ""}
+	envGatewayReserve   = envVar{"LINSYNC_GATEWAY_RESERVE", "0.2"}
+	envGatewayMaxWait   = envVar{"LINSYNC_GATEWAY_MAX_WAIT", "60s"}
+	envGatewayMaxBytes  = envVar{"LINSYNC_GATEWAY_MAX_RESPONSE_BYTES", "8388608"}
+	envGatewayAsync     = envVar{"LINSYNC_GATEWAY_AUDIT_ASYNC", "false"}
 	// The SDK reads TEMPORAL_*; linsync only asks whether the address is set.
 	envTemporalAddress = envVar{"TEMPORAL_ADDRESS", ""}
 
@@ -203,6 +215,18 @@ func LoadConfig() (Config, error) {
 			RevokeURL: envOAuthRevoke.get(),
 		},
 		OAuthWebhookSecret: envOAuthWebhook.get(),
+		GatewayMaxWait:     dur(envGatewayMaxWait),
+		GatewayAuditAsync:  boolVar(envGatewayAsync, &errs),
+	}
+	if r, err := strconv.ParseFloat(envGatewayReserve.get(), 64); err != nil || r <= 0 || r >= 1 {
+		errs = append(errs, envGatewayReserve.name+" must be a fraction above 0 and under 1, such as 0.2")
+	} else {
+		cfg.GatewayReserve = r
+	}
+	if n, err := strconv.ParseInt(envGatewayMaxBytes.get(), 10, 64); err != nil || n < 1024 || n > 1<<30 {
+		errs = append(errs, envGatewayMaxBytes.name+" must be a number of bytes from 1024 to 1073741824")
+	} else {
+		cfg.GatewayMaxResponseBytes = n
 	}
 	if len(cfg.OAuth.Scopes) == 0 {
 		cfg.OAuth.Scopes = defaultOAuthScopes(cfg.PublicURL)

@@ -152,3 +152,21 @@ func TestPreviousKeysAndCodecToken(t *testing.T) {
 	require.Equal(t, []string{"https://temporal.example.com:8443"}, originOf("https://temporal.example.com:8443/namespaces/default"))
 	require.Empty(t, originOf("not a url"))
 }
+
+func TestGatewaySettings(t *testing.T) {
+	for _, v := range []string{"LINSYNC_GATEWAY_RESERVE", "LINSYNC_GATEWAY_MAX_WAIT", "LINSYNC_GATEWAY_MAX_RESPONSE_BYTES"} {
+		t.Setenv(v, "")
+	}
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, 0.2, cfg.GatewayReserve)
+	require.Equal(t, time.Minute, cfg.GatewayMaxWait)
+	require.EqualValues(t, 8<<20, cfg.GatewayMaxResponseBytes)
+	t.Setenv("LINSYNC_GATEWAY_RESERVE", "1.5")
+	t.Setenv("LINSYNC_GATEWAY_MAX_WAIT", "never")
+	t.Setenv("LINSYNC_GATEWAY_MAX_RESPONSE_BYTES", "12")
+	_, err = LoadConfig()
+	require.ErrorContains(t, err, "LINSYNC_GATEWAY_RESERVE")
+	require.ErrorContains(t, err, "LINSYNC_GATEWAY_MAX_WAIT")
+	require.ErrorContains(t, err, "LINSYNC_GATEWAY_MAX_RESPONSE_BYTES")
+}

@@ -45,7 +45,7 @@ Commands:
   workspace create    create a workspace and register its Linear webhook secret
   fake-linear         run the fake Linear server (schema-checked GraphQL, signed webhooks)
   dlq list|show|replay   inspect and replay dead letters through the API (LINSYNC_API_URL, LINSYNC_TOKEN)
-  bench ingest        measure webhook ingest against the bare Temporal start rate
+  bench ingest|gateway  measure webhook ingest against bare Temporal starts, or the agent gateway against calling Linear directly
 
 Configuration comes from the environment; see the README.
 `
@@ -207,25 +207,29 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	}
 	if role == "api" || role == "all" {
 		srv, err := api.New(api.Config{
-			TaskQueue:          cfg.TaskQueue,
-			WebhookTolerance:   cfg.WebhookTolerance,
-			StartTimeout:       cfg.StartTimeout,
-			AllowedSenders:     cfg.WebhookAllowedIPs,
-			TrustedProxies:     cfg.TrustedProxies,
-			LinearEndpoint:     cfg.LinearAPIURL,
-			BootstrapToken:     cfg.BootstrapToken,
-			PublicURL:          cfg.PublicURL,
-			WebhookSecretGrace: cfg.WebhookSecretGrace,
-			OAuth:              oauth,
-			OAuthWebhookSecret: cfg.OAuthWebhookSecret,
-			LinearMetrics:      d.linearMetrics,
-			LinearMaxAttempts:  int32(cfg.LinearMaxAttempts),
-			ReconcileEvery:     cfg.ReconcileInterval,
-			TracerProvider:     d.tracer,
-			Codec:              d.codec,
-			CodecToken:         cfg.CodecToken,
-			CodecOrigins:       append(originOf(cfg.TemporalUIURL), cfg.extraCodecOrigins...),
-			CodecAllowLoopback: cfg.codecAllowLoopback,
+			TaskQueue:               cfg.TaskQueue,
+			WebhookTolerance:        cfg.WebhookTolerance,
+			StartTimeout:            cfg.StartTimeout,
+			AllowedSenders:          cfg.WebhookAllowedIPs,
+			TrustedProxies:          cfg.TrustedProxies,
+			LinearEndpoint:          cfg.LinearAPIURL,
+			BootstrapToken:          cfg.BootstrapToken,
+			PublicURL:               cfg.PublicURL,
+			WebhookSecretGrace:      cfg.WebhookSecretGrace,
+			OAuth:                   oauth,
+			OAuthWebhookSecret:      cfg.OAuthWebhookSecret,
+			LinearMetrics:           d.linearMetrics,
+			LinearMaxAttempts:       int32(cfg.LinearMaxAttempts),
+			ReconcileEvery:          cfg.ReconcileInterval,
+			TracerProvider:          d.tracer,
+			Codec:                   d.codec,
+			CodecToken:              cfg.CodecToken,
+			CodecOrigins:            append(originOf(cfg.TemporalUIURL), cfg.extraCodecOrigins...),
+			CodecAllowLoopback:      cfg.codecAllowLoopback,
+			GatewayReserve:          cfg.GatewayReserve,
+			GatewayMaxResponseBytes: cfg.GatewayMaxResponseBytes,
+			GatewayMaxWait:          cfg.GatewayMaxWait,
+			GatewayAuditAsync:       cfg.GatewayAuditAsync,
 		}, d.db, d.temporal, d.log, d.registry)
 		if err != nil {
 			return err
@@ -271,11 +275,13 @@ func workerDeps(cfg Config, d *deps, oauth *linear.OAuthClient) worker.Deps {
 		ReconcileEvery:    cfg.ReconcileInterval,
 		Linear: &linear.Clients{Store: d.db, Endpoint: cfg.LinearAPIURL, Metrics: d.linearMetrics, OAuth: oauth,
 			TracerProvider: d.tracer},
-		TracerProvider:        d.tracer,
-		Metrics:               d.registry,
-		Namespace:             cfg.Temporal.Namespace,
-		TemporalUIURL:         cfg.TemporalUIURL,
-		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
+		TracerProvider:          d.tracer,
+		Metrics:                 d.registry,
+		Namespace:               cfg.Temporal.Namespace,
+		TemporalUIURL:           cfg.TemporalUIURL,
+		AllowPrivateCallbacks:   cfg.AllowPrivateCallbacks,
+		GatewayReserve:          cfg.GatewayReserve,
+		GatewayMaxResponseBytes: cfg.GatewayMaxResponseBytes,
 	}
 }
 
