@@ -5,7 +5,7 @@ TEMPORAL_CLI := .cache/bin/temporal
 IMAGE ?= ghcr.io/linsync/linsync:dev
 GO_BUILD_TAGS ?= nodev
 
-.PHONY: help build dev test test-race generate schema lint bench postgres temporal fuzz clean image
+.PHONY: help build dev test test-race generate schema lint bench chaos histories postgres temporal fuzz clean image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,11 +34,18 @@ lint: ## gofmt, go vet, staticcheck, and workflowcheck (workflows are determinis
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) tool workflowcheck ./workflows/...
 
-bench: postgres temporal ## ingest (webhook rate vs bare Temporal starts), gateway (proxy vs direct Linear), the classifier, then a host of 20,000 broken links
+bench: postgres temporal ## ingest (durable acks vs the Express peer, start rate, 10k burst, Temporal outage), gateway (proxy vs direct Linear), the classifier, then a host of 20,000 broken links
 	$(GO) run ./cmd/linsync bench ingest
 	$(GO) run ./cmd/linsync bench gateway
 	$(GO) test ./linear/ -run '^$$' -bench BenchmarkClassifyOperation -benchmem
 	$(GO) run ./cmd/linsync bench host -n 20000
+
+chaos: postgres temporal ## chaos ledger: 2 APIs + 2 workers, private Postgres and Temporal restarted, workers killed; nothing lost or doubled
+	$(GO) build -o bin/linsync ./cmd/linsync
+	bin/linsync chaos
+
+histories: postgres temporal ## record one history of every workflow type beside earlier ones (LABEL=name, default today's date)
+	$(GO) test -count=1 -run '^TestRecordWorkflowHistories$$' ./e2e/ -update-histories $(if $(LABEL),-history-label $(LABEL))
 
 fuzz: ## fuzz webhook verification and decoding for 60s
 	$(GO) test ./linear/ -run '^$$' -fuzz FuzzVerifyAndDecode -fuzztime 60s

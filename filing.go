@@ -107,6 +107,10 @@ type FilingRequest struct {
 	// longer keeps others out (a crashed attempt blocks no one past it).
 	Writer     string
 	LeaseUntil time.Time
+	// Predecessor is the prefix of the writers of this activity's earlier attempts: a lease one of them left behind
+	// (its release failed, e.g. while Postgres restarted) is taken over at once, since Temporal runs one attempt at a
+	// time.
+	Predecessor string
 	// Hour and CapPerHour are the creation cap a new issue counts against; Uncapped skips it (digests, takeovers).
 	Hour       time.Time
 	CapPerHour int
@@ -118,11 +122,13 @@ type FilingRequest struct {
 // FilingPlan is one round of filing, read in one short transaction: what to render and send to Linear.
 type FilingPlan struct {
 	Issue FiledIssue
-	// Busy means another writer holds the issue's lease: it files every entry recorded before it finishes (see
-	// postgres.DB.FinishFiling), so the caller sends nothing.
-	Busy     bool
-	Entries  []FiledEntry
-	Previous *FiledIssue
+	// Busy means another writer holds the issue's lease until BusyUntil: while it lives, it files every entry
+	// recorded before it finishes (see postgres.DB.FinishFiling), so the caller sends nothing now; since it may
+	// die with the lease held, the caller looks again once it is over, rather than counting its entries filed.
+	Busy      bool
+	BusyUntil time.Time
+	Entries   []FiledEntry
+	Previous  *FiledIssue
 }
 
 // FilingResult is what one round of filing brought Linear up to.

@@ -145,6 +145,9 @@ const (
 	OutcomeFailed      = "failed"
 	// OutcomeUnclaimed: workspaces of the organization claim Linear teams, and none claims the delivery's team.
 	OutcomeUnclaimed = "unclaimed"
+	// OutcomeDuplicate is a delivery started directly (the inbox was unreachable) whose signed body another
+	// delivery had already brought: it ran nothing.
+	OutcomeDuplicate = "duplicate"
 )
 
 // Delivery is one Linear webhook delivery as recorded after its workflow handled it.

@@ -32,6 +32,7 @@ type DeadLetters struct {
 // RecordDeadLetter stores a failed run, as the run describes itself (everything but the UI link, which is made
 // here), and returns the dead letter's id.
 func (a *DeadLetters) RecordDeadLetter(ctx context.Context, d linsync.DeadLetter) (string, error) {
+	a.Metrics.ingestAttempt(ctx, "RecordDeadLetter")
 	ns := a.Namespace
 	if ns == "" {
 		ns = "default"

@@ -111,6 +111,9 @@ func FiledIssueID(workspaceID, dedupKey string, windowStart time.Time) string {
 // DigestDedupKey is the dedup key of a team's hourly digest.
 func DigestDedupKey(teamID string) string { return "digest:" + teamID }
 
+// ErrTypeFilingBusy is FileEntries' retryable error while another writer holds the issue's lease.
+const ErrTypeFilingBusy = "FilingBusy"
+
 // maxFilingRounds bounds how often one attempt files an issue again because entries arrived while it wrote; past
 // it the attempt fails and its retry carries on, so a stream of entries cannot keep one attempt forever.
 const maxFilingRounds = 5
@@ -149,8 +152,9 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 	}
 	info := activity.GetInfo(ctx)
 	hour := in.Hour.UTC().Truncate(time.Hour)
-	req := linsync.FilingRequest{ID: id, Writer: fmt.Sprintf("%s/%s/%d", info.WorkflowExecution.RunID, info.ActivityID, info.Attempt),
-		LeaseUntil: info.Deadline, Hour: hour, CapPerHour: settings.CreationCapPerHour,
+	activityWriter := info.WorkflowExecution.RunID + "/" + info.ActivityID + "/"
+	req := linsync.FilingRequest{ID: id, Writer: fmt.Sprintf("%s%d", activityWriter, info.Attempt),
+		Predecessor: activityWriter, LeaseUntil: info.Deadline, Hour: hour, CapPerHour: settings.CreationCapPerHour,
 		// Digests and takeovers are never capped: the digest is where capped events go, and a domain takeover is a
 		// security incident that must not wait in a list.
 		Uncapped: in.Kind == linsync.EventKindDigest || in.Kind == linsync.EventDomainTakeover,
@@ -183,11 +187,15 @@ func (e *Events) FileEntries(ctx context.Context, in FileInput) (*FileResult, er
 			return res, nil
 		}
 		if p.Busy {
-			// The lease holder files our entries: they were recorded before this round, so its FinishFiling sees
-			// them as Behind and it files again, or it finished first and this round would have taken the lease.
-			activity.GetLogger(ctx).Info("issue is being filed by another writer; it files these entries too",
-				"issue_id", id, "dedup_key", in.Decision.DedupKey)
-			break
+			// The lease holder files our entries if it lives (they were recorded before this round, so its
+			// FinishFiling sees them as Behind and it files again). It may not: a holder that died with its lease
+			// would file nothing, and completing the event now would lose it. So look again once the lease is over;
+			// by then the entries are filed (and this attempt sends nothing), or this attempt files them.
+			wait := time.Until(p.BusyUntil) + 100*time.Millisecond
+			activity.GetLogger(ctx).Info("issue is being filed by another writer; looking again when its lease ends",
+				"issue_id", id, "dedup_key", in.Decision.DedupKey, "wait", wait)
+			return nil, temporal.NewApplicationErrorWithOptions("issue is being filed by another writer", ErrTypeFilingBusy,
+				temporal.ApplicationErrorOptions{NextRetryDelay: max(wait, 100*time.Millisecond)})
 		}
 		fin, err := e.send(ctx, lc, in, settings, p, req.Writer, res)
 		if err != nil {

@@ -1,9 +1,11 @@
 package activities
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/activity"
 )
 
 // Metrics are the activities' operational counters, shared by every activity struct that counts. A nil *Metrics
@@ -14,6 +16,9 @@ type Metrics struct {
 	drift       *prometheus.CounterVec
 	reenabled   prometheus.Counter
 	gateway     *prometheus.CounterVec
+	// ingestRetries counts the retries of the activities that record what linsync acknowledged, which retry until
+	// they succeed: a rising count is an outage linsync is riding out, not a loss.
+	ingestRetries *prometheus.CounterVec
 }
 
 // NewMetrics registers the activities' metrics with reg.
@@ -39,8 +44,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "linsync_gateway_held_requests_total",
 			Help: "Agents' requests held for approval, by how they ended (forwarded, outcome_unknown, failed, expired).",
 		}, []string{"outcome"}),
+		ingestRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linsync_ingest_retries_total",
+			Help: "Retries of the ingestion-path activities (ClaimContent, RecordDelivery, RecordDeadLetter), which retry until Postgres takes them.",
+		}, []string{"activity"}),
 	}
-	for _, c := range []prometheus.Collector{m.retries, m.deadLetters, m.drift, m.reenabled, m.gateway} {
+	for _, c := range []prometheus.Collector{m.retries, m.deadLetters, m.drift, m.reenabled, m.gateway, m.ingestRetries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register activity metrics: %w", err)
 		}
@@ -75,5 +84,12 @@ func (m *Metrics) webhookReenabled() {
 func (m *Metrics) gatewayForward(outcome string) {
 	if m != nil && outcome != "approved" {
 		m.gateway.WithLabelValues(outcome).Inc()
+	}
+}
+
+// ingestAttempt counts a retry of an ingestion-path activity: every attempt after the first.
+func (m *Metrics) ingestAttempt(ctx context.Context, name string) {
+	if m != nil && activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1 {
+		m.ingestRetries.WithLabelValues(name).Inc()
 	}
 }

@@ -28,12 +28,23 @@ import (
 type Config struct {
 	// TaskQueue is where workflows started by the API run.
 	TaskQueue string
-	// WebhookTolerance is how far a webhook's signed webhookTimestamp may be from now.
+	// WebhookTolerance is how far a webhook's signed webhookTimestamp may be from now: ahead always, behind for a
+	// body seen before. Default 60 s.
 	WebhookTolerance time.Duration
+	// RetryHorizon is how old an unseen signed body may be (Linear's retries carry the first attempt's timestamp),
+	// and so how long content records are kept. Default linsync.DefaultRetryHorizon (8 h).
+	RetryHorizon time.Duration
 	// MaxBodyBytes is the largest webhook body accepted.
 	MaxBodyBytes int64
-	// StartTimeout bounds a workflow start, well inside Linear's 5 s delivery timeout.
+	// StartTimeout bounds a workflow start made from a request, well inside Linear's 5 s delivery timeout; the write
+	// to the inbox before it gets half as long.
 	StartTimeout time.Duration
+	// DispatchWorkers and DispatchQueue size the dispatcher that starts the workflows of accepted work right after
+	// its 200. Defaults 16 and 4096.
+	DispatchWorkers int
+	DispatchQueue   int
+	// InboxWriters is how many groups of accepted deliveries are written to the inbox at once. Default 4.
+	InboxWriters int
 	// AllowedSenders, when not empty, are the only networks Linear webhooks are accepted from.
 	AllowedSenders []netip.Prefix
 	// SecretCacheTTL is how long decrypted webhook secrets are kept in memory. A secret whose grace window has ended
@@ -121,6 +132,18 @@ func (c *Config) setDefaults() {
 	if c.GatewayMaxWait == 0 {
 		c.GatewayMaxWait = defaultGatewayWait
 	}
+	if c.RetryHorizon == 0 {
+		c.RetryHorizon = linsync.DefaultRetryHorizon
+	}
+	if c.DispatchWorkers == 0 {
+		c.DispatchWorkers = 16
+	}
+	if c.DispatchQueue == 0 {
+		c.DispatchQueue = 4096
+	}
+	if c.InboxWriters == 0 {
+		c.InboxWriters = 4
+	}
 }
 
 // Server serves linsync's HTTP API.
@@ -139,6 +162,10 @@ type Server struct {
 	secrets *verifierCache
 	// gateway is the agent gateway's shared state (gateway.go).
 	gateway gateway
+	// writer writes accepted deliveries to the inbox in groups, and dispatch starts their workflows right after
+	// the 200 (inbox.go).
+	writer   *groupWriter
+	dispatch *dispatcher
 }
 
 // New returns a Server. reg receives the API's metrics, which OpsHandler serves on the operations listener.
@@ -152,6 +179,9 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 		start: workflows.Starter{Client: tc, TaskQueue: cfg.TaskQueue, LinearMaxAttempts: cfg.LinearMaxAttempts,
 			ReconcileEvery: cfg.ReconcileEvery}}
 	s.secrets = newVerifierCache(db, cfg.SecretCacheTTL, s.now)
+	s.writer = newGroupWriter(db.PutInboxBatch, cfg.InboxWriters)
+	s.dispatch = newDispatcher(s.start.StartInbox, db.MarkInboxStarted, db.ReleaseInbox, cfg.DispatchWorkers, cfg.DispatchQueue,
+		cfg.StartTimeout, log, m.dispatched)
 	// An API request waits on Linear for at most 10 s per call.
 	s.linear = &linear.Clients{Store: db, Endpoint: cfg.LinearEndpoint, HTTPClient: cfg.LinearHTTPClient,
 		Timeout: 10 * time.Second, Metrics: cfg.LinearMetrics, OAuth: cfg.OAuth, TracerProvider: cfg.TracerProvider}
@@ -223,9 +253,18 @@ func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// ListenAndServe serves the API on addr until ctx ends, then shuts down gracefully within grace.
+// ListenAndServe serves the API on addr until ctx ends, then shuts down gracefully within grace and stops the
+// dispatcher.
 func (s *Server) ListenAndServe(ctx context.Context, addr string, grace time.Duration) error {
+	defer s.Close()
 	return Serve(ctx, s.log, addr, s.engine, grace)
+}
+
+// Close stops the dispatcher once the requests are done: starts in flight finish and are marked; what is still
+// queued is in the inbox, where the drainer finds it.
+func (s *Server) Close() {
+	s.writer.close()
+	s.dispatch.close()
 }
 
 // Serve serves h on addr until ctx ends, then stops accepting connections and lets requests in flight finish

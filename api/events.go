@@ -20,7 +20,7 @@ import (
 const (
 	// MaxEventBatch is the most events one POST /events:batch may carry (in a body of at most 1 MiB).
 	MaxEventBatch = 500
-	// batchStartConcurrency bounds the workflow starts one batch runs at once.
+	// batchStartConcurrency bounds the workflow starts one batch runs at once when it cannot use the inbox.
 	batchStartConcurrency = 16
 	headerIdempotencyKey  = "Idempotency-Key"
 )
@@ -59,7 +59,7 @@ type eventItem struct {
 }
 
 // handlePostEvent accepts one event. Its idempotency key is the Idempotency-Key header or the event's own id;
-// a resubmission answers 200 duplicate and starts nothing.
+// a resubmission answers 200 duplicate and starts nothing. An accepted event is in the inbox before it is answered.
 func (s *Server) handlePostEvent(c *gin.Context) {
 	received := s.now().UTC()
 	var raw json.RawMessage
@@ -72,28 +72,21 @@ func (s *Server) handlePostEvent(c *gin.Context) {
 		s.writeError(c, errs[0].err())
 		return
 	}
-	ws := workspaceOf(c)
-	done, err := s.db.CompletedEventKeys(c, ws.ID, []string{key})
-	if err != nil {
-		s.writeError(c, linsync.Errorf(linsync.EUNAVAILABLE, "event store unavailable; retry later"))
-		return
-	}
-	item := eventItem{Key: key, Status: itemDuplicate, WorkflowID: workflows.EventWorkflowID(ws.ID, key)}
-	if !done[key] {
-		item = s.startEvent(c, ws.ID, key, ev, received)
-	}
+	items := []eventItem{{Key: key}}
+	s.acceptEvents(c, workspaceOf(c).ID, items, []linsync.Event{ev}, received)
+	item := items[0]
 	switch item.Status {
 	case itemAccepted:
 		c.JSON(http.StatusAccepted, item)
 	case itemDuplicate:
 		c.JSON(http.StatusOK, item)
 	default:
-		s.writeError(c, linsync.Errorf(linsync.EUNAVAILABLE, "workflow engine unavailable; retry later"))
+		s.writeError(c, linsync.Errorf(linsync.EUNAVAILABLE, "neither the inbox nor the workflow engine took the event; retry later"))
 	}
 }
 
 // handlePostEventBatch accepts up to MaxEventBatch events and answers each one: accepted, duplicate or invalid
-// (with its field errors). When Temporal did not take some of them it answers 503 with the items, so the sender
+// (with its field errors). When some could be persisted nowhere it answers 503 with the items, so the sender
 // retries the batch; what was accepted then answers duplicate.
 func (s *Server) handlePostEventBatch(c *gin.Context) {
 	received := s.now().UTC()
@@ -117,7 +110,6 @@ func (s *Server) handlePostEventBatch(c *gin.Context) {
 	ws := workspaceOf(c)
 	items := make([]eventItem, len(req.Items))
 	events := make([]linsync.Event, len(req.Items))
-	var keys []string
 	first := map[string]int{}
 	for i, raw := range req.Items {
 		key, ev, errs := decodeEvent(raw, "items["+strconv.Itoa(i)+"]", "", received)
@@ -131,36 +123,9 @@ func (s *Server) handlePostEventBatch(c *gin.Context) {
 		default:
 			first[key] = i + 1
 			events[i] = ev
-			keys = append(keys, key)
 		}
 	}
-	done, err := s.db.CompletedEventKeys(c, ws.ID, keys)
-	if err != nil {
-		s.writeError(c, linsync.Errorf(linsync.EUNAVAILABLE, "event store unavailable; retry later"))
-		return
-	}
-
-	// Start the rest a few at a time: Temporal takes concurrent starts well, and a 500-event batch must answer fast.
-	sem := make(chan struct{}, batchStartConcurrency)
-	var wg sync.WaitGroup
-	for i := range items {
-		if items[i].Status != "" {
-			continue
-		}
-		if done[items[i].Key] {
-			items[i].Status, items[i].WorkflowID = itemDuplicate, workflows.EventWorkflowID(ws.ID, items[i].Key)
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
-			it := s.startEvent(c, ws.ID, items[i].Key, events[i], received)
-			it.Index = i
-			items[i] = it
-		}(i)
-	}
-	wg.Wait()
+	s.acceptEvents(c, ws.ID, items, events, received)
 
 	counts := map[string]int{}
 	for _, it := range items {
@@ -170,22 +135,87 @@ func (s *Server) handlePostEventBatch(c *gin.Context) {
 		"invalid": counts[itemInvalid]}
 	if counts[itemUnavailable] > 0 {
 		resp["error"] = gin.H{"code": linsync.EUNAVAILABLE,
-			"message": fmt.Sprintf("workflow engine did not take %d events; retry the batch", counts[itemUnavailable])}
+			"message": fmt.Sprintf("neither the inbox nor the workflow engine took %d events; retry the batch", counts[itemUnavailable])}
 		c.JSON(http.StatusServiceUnavailable, resp)
 		return
 	}
 	c.JSON(http.StatusOK, resp)
 }
 
-// startEvent starts the event's workflow. Its ID comes from the key, so a second start finds it taken: that is
-// the dedup. A failed run may be started again by a resubmission.
+// acceptEvents persists the items without a status yet (events[i] is item i's event) and sets their status:
+// accepted when written to the inbox (in one statement for the whole batch, which is also the dedup by
+// idempotency key) and handed to the dispatcher, duplicate when the key was there or handled already. When
+// Postgres does not answer, each event's workflow is started directly, a few at a time: its ID comes from the key,
+// so a second start finds it taken.
+func (s *Server) acceptEvents(ctx context.Context, workspaceID string, items []eventItem, events []linsync.Event, received time.Time) {
+	var todo []linsync.InboxItem
+	trace := traceParent(ctx)
+	for i := range items {
+		if items[i].Status != "" {
+			continue
+		}
+		it, err := s.start.EventItem(workspaceID, items[i].Key, events[i], received, received.Add(s.cfg.RetryHorizon))
+		if err != nil {
+			s.log.ErrorContext(ctx, "encode event failed", "workspace_id", workspaceID, "err", err)
+			items[i].Status = itemUnavailable
+			continue
+		}
+		it.TraceContext, it.DrainAfter = trace, received.Add(s.dispatch.wait(len(items)))
+		todo = append(todo, it)
+	}
+	if len(todo) == 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout/2)
+	put, err := s.db.PutInboxEvents(pctx, todo)
+	cancel()
+	if err == nil {
+		byKey := map[string]linsync.InboxItem{}
+		for _, it := range todo {
+			byKey[it.Key] = it
+		}
+		for i := range items {
+			it, pending := byKey[items[i].Key]
+			if items[i].Status != "" || !pending {
+				continue
+			}
+			items[i].Status, items[i].WorkflowID = itemDuplicate, it.WorkflowID
+			if id, ok := put[it.Key]; ok {
+				it.ID = id
+				s.dispatch.offer(it)
+				items[i].Status = itemAccepted
+			}
+		}
+		return
+	}
+	s.log.WarnContext(ctx, "inbox write failed; starting events directly", "workspace_id", workspaceID, "events", len(todo), "err", err)
+	sem := make(chan struct{}, batchStartConcurrency)
+	var wg sync.WaitGroup
+	for i := range items {
+		if items[i].Status != "" {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			it := s.startEvent(ctx, workspaceID, items[i].Key, events[i], received)
+			it.Index = items[i].Index
+			items[i] = it
+		}(i)
+	}
+	wg.Wait()
+}
+
+// startEvent starts the event's workflow without the inbox. Its ID comes from the key, so a second start finds
+// it taken: that is the dedup. Its first activity claims the key in Postgres, so a key handled already is a
+// duplicate there too.
 func (s *Server) startEvent(ctx context.Context, workspaceID, key string, ev linsync.Event, received time.Time) eventItem {
 	id := workflows.EventWorkflowID(workspaceID, key)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
 	_, err := s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(id, s.cfg.TaskQueue), workflows.FileEvent,
-		workflows.EventInput{WorkspaceID: workspaceID, Key: key, Event: ev, ReceivedAt: received,
-			LinearMaxAttempts: s.start.LinearMaxAttempts})
+		s.start.EventInput(workspaceID, key, ev, received))
 	item := eventItem{Key: key, WorkflowID: id}
 	switch {
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):

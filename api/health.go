@@ -41,18 +41,29 @@ func (o *ops) handleHealthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// handleReadyz answers 200 only when Postgres and Temporal both answer, so a load balancer sends no webhooks to an
-// instance that would have to refuse them.
+// handleReadyz answers 200 while linsync can acknowledge work durably: Postgres takes it into the inbox, or, with
+// Postgres away, Temporal takes it directly. A Temporal outage alone is not a reason to take an API out of a load
+// balancer (Linear would get refusals instead of durable acks); it shows as "degraded", with the inbox's depth and
+// the age of its oldest item, which then grow until Temporal is back. Only when neither answers is it 503.
 func (o *ops) handleReadyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c, 2*time.Second)
 	defer cancel()
 	checks := gin.H{"postgres": "ok", "temporal": "ok", "status": "ready"}
-	status := http.StatusOK
-	if err := o.db.Ping(ctx); err != nil {
-		checks["postgres"], checks["status"], status = "unavailable", "not_ready", http.StatusServiceUnavailable
+	pgDown, temporalDown := false, false
+	if st, err := o.db.InboxStats(ctx, ""); err != nil {
+		checks["postgres"], pgDown = "unavailable", true
+	} else {
+		checks["inbox"] = st
 	}
 	if _, err := o.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		checks["temporal"], checks["status"], status = "unavailable", "not_ready", http.StatusServiceUnavailable
+		checks["temporal"], temporalDown = "unavailable", true
+	}
+	status := http.StatusOK
+	switch {
+	case pgDown && temporalDown:
+		checks["status"], status = "not_ready", http.StatusServiceUnavailable
+	case pgDown || temporalDown:
+		checks["status"] = "degraded"
 	}
 	c.JSON(status, checks)
 }

@@ -12,6 +12,7 @@ type metrics struct {
 	// The agent gateway's calls by action, risk and decision, and the time linsync adds to a forwarded call.
 	gatewayRequests *prometheus.CounterVec
 	gatewayOverhead prometheus.Histogram
+	dispatched      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,8 +35,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time linsync adds to a forwarded agent call (authentication, parsing, classification, policy, audit), Linear's own time excluded.",
 			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25},
 		}),
+		dispatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linsync_inbox_dispatch_total",
+			Help: "Inbox items the API's dispatcher handed to their workflows right after the 200, by result (started, already_started, failed and queue_full leave the item to the drainer).",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.webhooks, m.startDuration, m.gatewayRequests, m.gatewayOverhead} {
+	for _, c := range []prometheus.Collector{m.webhooks, m.startDuration, m.gatewayRequests, m.gatewayOverhead, m.dispatched} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register api metrics: %w", err)
 		}

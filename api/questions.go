@@ -188,9 +188,22 @@ func (s *Server) handleCreateQuestion(c *gin.Context) {
 	c.JSON(status, gin.H{"question": viewQuestion(q)})
 }
 
-// signalQuestion hands a stored change to the question's workflow. The change is already in Postgres; if Temporal
-// does not take the signal the caller gets 503 and its retry (same external_id, same values) signals again.
+// signalQuestion hands a stored change to the question's workflow, durably: the hand-off is written to the inbox
+// and the dispatcher signals the workflow (starting it when it is not running), or the drainer does when Temporal
+// is away. Signals coalesce, since the workflow reads the work from Postgres. Only when the inbox cannot be written
+// is the workflow signalled directly; when that fails too the caller gets 503 and its retry (same external_id,
+// same values) hands the change off again.
 func (s *Server) signalQuestion(ctx context.Context, q *linsync.Question, reason string) error {
+	received := s.now().UTC()
+	it, err := s.start.QuestionItem(q.WorkspaceID, q.ID, reason, received, received)
+	if err == nil {
+		if _, err = s.putInbox(ctx, &it); err == nil {
+			s.dispatch.offer(it)
+			return nil
+		}
+	}
+	s.log.WarnContext(ctx, "inbox write failed; signalling the question directly", "workspace_id", q.WorkspaceID,
+		"question_id", q.ID, "err", err)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
 	if err := s.start.SignalQuestionSync(ctx, q.WorkspaceID, q.ID, reason); err != nil {

@@ -108,7 +108,13 @@ func (s *Server) handleSyncStatus(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"items": items, "reconcile": rec, "connection": health})
+	// Acknowledged work of the workspace whose workflow has not started yet (Temporal slow or away).
+	inbox, err := s.db.InboxStats(c, ws.ID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items, "reconcile": rec, "connection": health, "inbox": inbox})
 }
 
 // reconcileView is a workspace's reconciliation setting and its last runs.

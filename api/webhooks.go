@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,8 +23,8 @@ import (
 )
 
 // handleLinearWebhook is Linear's webhook ingress. The checks run in a fixed order, cheapest and least revealing
-// first: size, workspace, signature, timestamp, delivery id, sender address. Only then is a workflow started, and
-// only a started (or already started) workflow is answered with 200, so Linear retries anything not persisted.
+// first: size, workspace, signature, timestamp, delivery id, sender address. Only then is the delivery persisted
+// (acceptDelivery), and only a persisted delivery is answered with 200, so Linear retries anything not persisted.
 func (s *Server) handleLinearWebhook(c *gin.Context) {
 	received := s.now()
 	body, err := s.readBody(c)
@@ -52,7 +54,10 @@ func (s *Server) handleLinearWebhook(c *gin.Context) {
 		s.reject(c, linsync.Errorf(linsync.ENOTFOUND, "organization %s has no Linear webhook here", hook.OrganizationID))
 		return
 	}
-	if err := linear.CheckTimestamp(int64(hook.WebhookTimestamp), received, s.cfg.WebhookTolerance); err != nil {
+	// A body may be as old as Linear's retry horizon (its retries keep the first attempt's timestamp): replay
+	// protection is the content record acceptDelivery checks, not the clock.
+	if err := linear.CheckTimestampWindow(int64(hook.WebhookTimestamp), received, s.cfg.WebhookTolerance,
+		max(s.cfg.RetryHorizon, s.cfg.WebhookTolerance)); err != nil {
 		s.reject(c, err)
 		return
 	}
@@ -87,34 +92,76 @@ func (s *Server) handleLinearWebhook(c *gin.Context) {
 		Body:             json.RawMessage(body),
 		UnclaimedTeam:    unclaimed,
 	}
-	s.startDelivery(c, in)
+	s.acceptDelivery(c, in, body)
 }
 
-// startDelivery starts the delivery's workflow and answers: accepted, duplicate, or 503 when Temporal did not
-// take it.
-func (s *Server) startDelivery(c *gin.Context, in workflows.LinearDeliveryInput) {
-	id := workflows.LinearDeliveryWorkflowID(in.DeliveryID)
-	ctx, cancel := context.WithTimeout(c, s.cfg.StartTimeout)
+// acceptDelivery persists a verified delivery and answers: accepted, duplicate, or 503 when neither the inbox nor
+// the workflow engine took it (admitDelivery).
+func (s *Server) acceptDelivery(c *gin.Context, in workflows.LinearDeliveryInput, body []byte) {
+	status, id, err := s.admitDelivery(c, in, body)
+	if err != nil {
+		s.reject(c, err)
+		return
+	}
+	s.metrics.webhooks.WithLabelValues(status).Inc()
+	out := gin.H{"status": status}
+	if id != "" {
+		out["workflow_id"] = id
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// admitDelivery persists a verified delivery and says whether it is new ("accepted", with its workflow id) or a
+// "duplicate". Its signed body is the dedup key: a body the workspace has seen, under any Linear-Delivery, or a
+// delivery id it has seen, is a duplicate and starts nothing. Otherwise the delivery is written to the inbox and
+// handed to the dispatcher; when Postgres does not take it, its workflow is started directly (startDirect). An
+// error means neither store took it: the sender must retry.
+func (s *Server) admitDelivery(ctx context.Context, in workflows.LinearDeliveryInput, body []byte) (status, workflowID string, err error) {
+	sum := sha256.Sum256(body)
+	in.ContentHash = hex.EncodeToString(sum[:])
+	keep := s.keepUntil(in.ReceivedAt, in.WebhookTimestamp)
+	it, err := workflows.DeliveryItem(in, sum[:], keep)
+	if err != nil {
+		return "", "", err
+	}
+	put, err := s.putInbox(ctx, &it)
+	switch {
+	case err != nil:
+		s.log.WarnContext(ctx, "inbox write failed; starting the delivery directly", "delivery_id", in.DeliveryID,
+			"workspace_id", in.WorkspaceID, "err", err)
+		in.ClaimContent, in.KeepUntil = true, keep
+		return s.startDirect(ctx, in)
+	case !put:
+		return "duplicate", "", nil
+	default:
+		s.dispatch.offer(it)
+		return "accepted", it.WorkflowID, nil
+	}
+}
+
+// startDirect starts the delivery's workflow without the inbox. The workflow records the body's content first, so
+// that a later re-post of the body is a duplicate here and the run does nothing when another delivery brought the
+// body first.
+func (s *Server) startDirect(ctx context.Context, in workflows.LinearDeliveryInput) (status, workflowID string, err error) {
+	id := workflows.LinearDeliveryWorkflowID(in.WorkspaceID, in.DeliveryID)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
 	start := time.Now()
-	// A completed delivery stays deduplicated; a failed one may run again when Linear redelivers it or an operator
-	// replays it.
-	_, err := s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(id, s.cfg.TaskQueue), workflows.LinearDelivery, in)
+	// A completed delivery stays deduplicated; a failed one may run again when an operator replays it.
+	_, err = s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(id, s.cfg.TaskQueue), workflows.LinearDelivery, in)
 	elapsed := time.Since(start).Seconds()
 	switch {
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
 		s.metrics.startDuration.WithLabelValues("duplicate").Observe(elapsed)
-		s.metrics.webhooks.WithLabelValues("duplicate").Inc()
-		c.JSON(http.StatusOK, gin.H{"status": "duplicate", "workflow_id": id})
+		return "duplicate", id, nil
 	case err != nil:
 		s.metrics.startDuration.WithLabelValues("error").Observe(elapsed)
-		s.log.WarnContext(c, "start delivery workflow failed", "delivery_id", in.DeliveryID, "workflow_id", id,
+		s.log.WarnContext(ctx, "start delivery workflow failed", "delivery_id", in.DeliveryID, "workflow_id", id,
 			"workspace_id", in.WorkspaceID, "err", err)
-		s.reject(c, linsync.Errorf(linsync.EUNAVAILABLE, "workflow engine unavailable; retry later"))
+		return "", "", linsync.Errorf(linsync.EUNAVAILABLE, "neither the inbox nor the workflow engine took the delivery; retry later")
 	default:
 		s.metrics.startDuration.WithLabelValues("started").Observe(elapsed)
-		s.metrics.webhooks.WithLabelValues("accepted").Inc()
-		c.JSON(http.StatusOK, gin.H{"status": "accepted", "workflow_id": id})
+		return "accepted", id, nil
 	}
 }
 
@@ -245,6 +292,10 @@ type cacheEntry struct {
 // every request into a database read and decryption.
 const minRefresh = time.Second
 
+// maxStale is how long cached secrets keep verifying while Postgres cannot be read: long enough to ride out a
+// restart, short enough that a secret rotated out just before an outage stops counting soon.
+const maxStale = 10 * time.Minute
+
 func newVerifierCache(db *postgres.DB, ttl time.Duration, now func() time.Time) *verifierCache {
 	return &verifierCache{db: db, ttl: ttl, now: now, entries: map[string]cacheEntry{}}
 }
@@ -273,6 +324,11 @@ func (vc *verifierCache) get(ctx context.Context, key string, fresh bool, load f
 	if err != nil {
 		if linsync.ErrorCode(err) == linsync.ENOTFOUND {
 			return nil, err
+		}
+		if ok && now.Sub(e.fetched) < maxStale {
+			// Postgres is away: the secrets known a moment ago still verify, so that a delivery can be accepted by
+			// starting its workflow directly rather than refused.
+			return e.vs, nil
 		}
 		return nil, linsync.Errorf(linsync.EUNAVAILABLE, "workspace store unavailable; retry later")
 	}

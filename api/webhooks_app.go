@@ -1,14 +1,12 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/linear"
@@ -65,12 +63,12 @@ func (s *Server) handleLinearAppWebhook(c *gin.Context) {
 		s.reject(c, linsync.Errorf(linsync.ENOTFOUND, "organization %s has no workspace connected by OAuth", hook.OrganizationID))
 		return
 	}
-	ctx, cancel := context.WithTimeout(c, s.cfg.StartTimeout)
-	defer cancel()
+	// Each OAuth-connected workspace of the organization gets the delivery as its own, under Linear's delivery id
+	// (workflow ids and content records are per workspace), through the same inbox as every webhook.
 	started, duplicates := 0, 0
 	for _, conn := range conns {
 		in := workflows.LinearDeliveryInput{
-			DeliveryID:       uuid.NewSHA1(deliveryID, []byte(conn.WorkspaceID)).String(),
+			DeliveryID:       deliveryID.String(),
 			WorkspaceID:      conn.WorkspaceID,
 			OrganizationID:   hook.OrganizationID,
 			WebhookID:        hook.WebhookID,
@@ -82,15 +80,13 @@ func (s *Server) handleLinearAppWebhook(c *gin.Context) {
 			ReceivedAt:       received.UTC(),
 			Body:             json.RawMessage(body),
 		}
-		id := workflows.LinearDeliveryWorkflowID(in.DeliveryID)
-		_, err := s.temporal.ExecuteWorkflow(ctx, workflows.StartOnce(id, s.cfg.TaskQueue), workflows.LinearDelivery, in)
+		status, _, err := s.admitDelivery(c, in, body)
 		switch {
-		case temporal.IsWorkflowExecutionAlreadyStartedError(err):
-			duplicates++
 		case err != nil:
-			s.log.WarnContext(c, "start app delivery workflow failed", "delivery_id", in.DeliveryID, "workspace_id", conn.WorkspaceID, "err", err)
-			s.reject(c, linsync.Errorf(linsync.EUNAVAILABLE, "workflow engine unavailable; retry later"))
+			s.reject(c, err)
 			return
+		case status == "duplicate":
+			duplicates++
 		default:
 			started++
 		}

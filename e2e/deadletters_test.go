@@ -56,7 +56,7 @@ func TestFailedEventsAPI(t *testing.T) {
 	input, err := json.Marshal([]any{in})
 	require.NoError(t, err)
 	dl, err := h.db.RecordDeadLetter(ctx, linsync.DeadLetter{WorkspaceID: h.wsID, Kind: "LinearDelivery",
-		WorkflowID: workflows.LinearDeliveryWorkflowID(deliveryID), RunID: "run-1", TaskQueue: h.taskQueue, Input: input,
+		WorkflowID: workflows.LinearDeliveryWorkflowID(h.wsID, deliveryID), RunID: "run-1", TaskQueue: h.taskQueue, Input: input,
 		ErrorClass: "LinearTransient", ErrorMessage: "linear unavailable", Attempts: 5, UIURL: "http://ui/x"})
 	require.NoError(t, err)
 
@@ -92,7 +92,7 @@ func TestFailedEventsAPI(t *testing.T) {
 	result := body["result"].(map[string]any)
 	require.Equal(t, "started", result["outcome"])
 	h.waitDone(deliveryID)
-	rec, err := h.db.FindDelivery(ctx, deliveryID)
+	rec, err := h.db.FindDelivery(ctx, h.wsID, deliveryID)
 	require.NoError(t, err)
 	require.Equal(t, result["run_id"], rec.RunID, "the replayed run did the work")
 

@@ -367,6 +367,11 @@ func (h *fHarness) waitFailed(workflowID string) string {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.t.Context(), 30*time.Second)
 	defer cancel()
+	// The answer came once the event was in the inbox; its workflow starts right after.
+	require.Eventually(h.t, func() bool {
+		_, err := h.temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "%s never started", workflowID)
 	_ = h.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, nil)
 	st, run := h.runStatus(workflowID)
 	require.Equal(h.t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, st, "the run ends Failed, visible in the Temporal UI")

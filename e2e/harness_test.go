@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linsynctest"
@@ -95,25 +96,45 @@ func (h *harness) post(d delivery) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-// requireNotStarted asserts that Temporal has no workflow for the delivery.
+// requireNotStarted asserts that the delivery is neither in the inbox (where an accepted delivery waits for its
+// start) nor in Temporal.
 func (h *harness) requireNotStarted(deliveryID string) {
 	h.t.Helper()
 	if deliveryID == "" {
 		return
 	}
-	_, err := h.temporal.DescribeWorkflowExecution(h.t.Context(), workflows.LinearDeliveryWorkflowID(deliveryID), "")
+	_, err := h.db.FindInboxItem(h.t.Context(), h.wsID, linsync.InboxDelivery, deliveryID)
+	require.Equal(h.t, linsync.ENOTFOUND, linsync.ErrorCode(err), "delivery %s must not be in the inbox", deliveryID)
+	_, err = h.temporal.DescribeWorkflowExecution(h.t.Context(), workflows.LinearDeliveryWorkflowID(h.wsID, deliveryID), "")
 	var nf *serviceerror.NotFound
 	require.ErrorAs(h.t, err, &nf, "delivery %s must not have started a workflow", deliveryID)
 }
 
-// waitDone waits for the delivery's workflow to finish and returns its run id.
+// waitStarted waits for the delivery's workflow to exist and returns its first run's id.
+func (h *harness) waitStarted(deliveryID string) string {
+	h.t.Helper()
+	id := workflows.LinearDeliveryWorkflowID(h.wsID, deliveryID)
+	var runID string
+	require.Eventually(h.t, func() bool {
+		desc, err := h.temporal.DescribeWorkflowExecution(h.t.Context(), id, "")
+		if err != nil {
+			return false
+		}
+		runID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "workflow %s never started", id)
+	return runID
+}
+
+// waitDone waits for the delivery's workflow to start (a 200 means the delivery is in the inbox; its workflow starts
+// right after) and to finish, and returns its run id.
 func (h *harness) waitDone(deliveryID string) string {
 	h.t.Helper()
+	runID := h.waitStarted(deliveryID)
 	ctx, cancel := context.WithTimeout(h.t.Context(), 30*time.Second)
 	defer cancel()
-	run := h.temporal.GetWorkflow(ctx, workflows.LinearDeliveryWorkflowID(deliveryID), "")
-	require.NoError(h.t, run.Get(ctx, nil))
-	return run.GetRunID()
+	require.NoError(h.t, h.temporal.GetWorkflow(ctx, workflows.LinearDeliveryWorkflowID(h.wsID, deliveryID), runID).Get(ctx, nil))
+	return runID
 }
 
 func errorCode(body map[string]any) string {

@@ -189,7 +189,7 @@ func TestOffboardedUserPausesBeforeTheKeyFails(t *testing.T) {
 		var rec *linsync.Delivery
 		require.Eventually(t, func() bool {
 			var err error
-			rec, err = s.db.FindDelivery(t.Context(), delivery)
+			rec, err = s.db.FindDelivery(t.Context(), s.wsID, delivery)
 			return err == nil
 		}, 30*time.Second, 50*time.Millisecond)
 		return rec.Outcome

@@ -60,6 +60,9 @@ type stack struct {
 	client  *http.Client
 	apiWire *openAPITransport
 	logs    *syncBuffer // the API's log lines, with stackOptions.captureLogs
+	// pg stands between the API and Postgres with stackOptions.pgProxy: pg.setDown(true) is an outage as the API
+	// sees it, while the worker and the test keep reaching the database.
+	pg *tcpProxy
 }
 
 // stackWorker picks the activity structs the stack's worker runs, built as cmd/linsync builds them; the zero value
@@ -118,11 +121,17 @@ type stackOptions struct {
 	// built: the last word on their config.
 	prepare func(s *stack, cfg *api.Config)
 	worker  stackWorker
+	// codecKeyURL, when set, is the key the stack's payload codec seals with (default: a fresh one per test).
+	codecKeyURL string
 	// captureLogs keeps the API's log lines (JSON, debug and up) in stack.logs instead of dropping them.
 	captureLogs bool
 	// tracer traces the stack as cmd/linsync does when tracing is on: the API, the Temporal client shared by the
 	// API and the worker, and the calls to Linear and to the Q&A app.
 	tracer trace.TracerProvider
+	// pgProxy has the API reach Postgres through stack.pg, which a test can take down; noDrainer runs the worker
+	// without its inbox drainer, so a test decides when the drainer runs.
+	pgProxy   bool
+	noDrainer bool
 
 	// workspace is the slug of a workspace to create (none when ""); workspaceName its name (default the slug).
 	workspace     string
@@ -138,8 +147,9 @@ type stackOptions struct {
 
 func newStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	s := &stack{t: t, db: linsynctest.DB(t), temporal: o.temporal, taskQueue: "test-" + uuid.NewString(),
+	s := &stack{t: t, temporal: o.temporal, taskQueue: "test-" + uuid.NewString(),
 		reg: prometheus.NewRegistry(), workerReg: prometheus.NewRegistry(), tokens: map[string]string{}}
+	apiDB := s.openDB(o.pgProxy)
 	if s.temporal == nil {
 		s.temporal, _ = linsynctest.Temporal(t)
 	}
@@ -149,7 +159,14 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	// The one client the API and the worker share, wired as cmd/linsync wires it: payloads sealed by the codec,
 	// and traced when tracing is on.
 	var topts client.Options
-	s.codec = envelope.NewCodec(linsynctest.Keeper(t))
+	keeper := linsynctest.Keeper(t)
+	if o.codecKeyURL != "" {
+		var err error
+		keeper, err = envelope.Open(context.Background(), o.codecKeyURL)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = keeper.Close() })
+	}
+	s.codec = envelope.NewCodec(keeper)
 	worker.EncryptPayloads(&topts, s.codec)
 	if o.tracer != nil {
 		ti, err := worker.TracingInterceptor(o.tracer)
@@ -195,10 +212,12 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		s.logs = &syncBuffer{}
 		log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	a, err := api.New(cfg, s.db, s.temporal, log, s.reg)
+	a, err := api.New(cfg, apiDB, s.temporal, log, s.reg)
 	require.NoError(t, err)
+	t.Cleanup(a.Close)
 	s.server, handler = a, a.Handler()
-	s.ops = httptest.NewServer(api.OpsHandler(s.db, s.temporal, s.reg))
+	// The operations listener reads Postgres as the API does (through stack.pg when a test can take it down).
+	s.ops = httptest.NewServer(api.OpsHandler(apiDB, s.temporal, s.reg))
 	t.Cleanup(s.ops.Close)
 	if o.workspace != "" {
 		s.setUpWorkspace(o)
@@ -246,6 +265,42 @@ func (s *stack) startWorker(o stackOptions) {
 	w := worker.New(s.temporal, s.taskQueue, s.acts, sdkworker.Options{})
 	require.NoError(s.t, w.Start())
 	s.t.Cleanup(w.Stop)
+	if o.noDrainer {
+		return
+	}
+	s.runDrainer()
+}
+
+// runDrainer runs the worker's inbox drainer, as production runs it beside every worker, until the test ends.
+func (s *stack) runDrainer() {
+	deps := worker.Deps{DB: s.db, Temporal: s.temporal, TaskQueue: s.taskQueue}
+	dr, err := worker.NewDrainer(deps, nil)
+	require.NoError(s.t, err)
+	dr.Interval = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = dr.Run(ctx) }()
+	s.t.Cleanup(func() { cancel(); <-done })
+}
+
+// openDB makes the test's database and returns the store the API uses: s.db itself, or with viaProxy the same
+// database reached through s.pg.
+func (s *stack) openDB(viaProxy bool) *postgres.DB {
+	s.t.Helper()
+	if !viaProxy {
+		s.db = linsynctest.DB(s.t)
+		return s.db
+	}
+	url, keeper := linsynctest.DatabaseURL(s.t), linsynctest.Keeper(s.t)
+	open := func(url string) *postgres.DB {
+		db, err := postgres.Open(context.Background(), url, keeper)
+		require.NoError(s.t, err)
+		s.t.Cleanup(db.Close)
+		return db
+	}
+	s.db = open(url)
+	s.pg = newTCPProxy(s.t, hostPortOf(s.t, url))
+	return open(replaceHostPort(s.t, url, s.pg.addr()))
 }
 
 // setUpWorkspace creates o.workspace with its webhook, connection and tokens, and points the fake's webhooks at it.

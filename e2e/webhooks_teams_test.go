@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear"
+	"github.com/linsync/linsync/workflows"
 )
 
 // TestWorkspaceMatchingByTeam is seed 002's workspace matching: two workspaces share one Linear organization and
@@ -66,9 +68,17 @@ func TestWorkspaceMatchingByTeam(t *testing.T) {
 		d := delivery{path: "/webhooks/linear", body: body, id: uuid.NewString(), signature: linear.Sign([]byte(testSecret), body)}
 		status, resp := h.post(d)
 		require.Equal(t, http.StatusOK, status, resp)
-		h.waitDone(d.id)
-		rec, err := h.db.FindDelivery(ctx, d.id)
-		require.NoError(t, err)
+		// The answer names the workflow of the workspace the delivery went to: linear-delivery:<workspace>:<id>.
+		wf, _ := resp["workflow_id"].(string)
+		parts := strings.Split(wf, ":")
+		require.Len(t, parts, 3, wf)
+		require.Equal(t, workflows.LinearDeliveryWorkflowID(parts[1], d.id), wf)
+		var rec *linsync.Delivery
+		require.Eventually(t, func() bool {
+			var err error
+			rec, err = h.db.FindDelivery(ctx, parts[1], d.id)
+			return err == nil
+		}, 30*time.Second, 50*time.Millisecond, "delivery %s recorded", d.id)
 		return rec.WorkspaceID, rec.Outcome
 	}
 	issue := func(team string) map[string]any {

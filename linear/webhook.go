@@ -76,14 +76,23 @@ var ErrWebhookExpired = linsync.Errorf(linsync.EEXPIRED, "webhook expired")
 // CheckTimestamp reports ErrWebhookExpired unless the signed webhookTimestamp (Unix ms) is within tolerance of now,
 // in either direction. A zero timestamp counts as missing.
 func CheckTimestamp(tsMillis int64, now time.Time, tolerance time.Duration) error {
+	return CheckTimestampWindow(tsMillis, now, tolerance, tolerance)
+}
+
+// CheckTimestampWindow reports ErrWebhookExpired unless the signed webhookTimestamp (Unix ms) lies at most ahead in
+// the future and at most behind in the past. Ingress accepts an old body for Linear's whole retry horizon (its
+// retries keep the first attempt's timestamp) but a future one only within the clock tolerance. The comparison is
+// in milliseconds, where any timestamp Millis decodes is far from overflowing (a time.Duration spans only 292
+// years, so subtracting times would saturate and let a timestamp centuries ahead through).
+func CheckTimestampWindow(tsMillis int64, now time.Time, ahead, behind time.Duration) error {
 	if tsMillis <= 0 {
 		return ErrWebhookExpired
 	}
-	skew := now.Sub(time.UnixMilli(tsMillis))
-	if skew < 0 {
-		skew = -skew
-	}
-	if skew > tolerance {
+	nowMillis := now.UnixMilli()
+	switch {
+	case tsMillis > nowMillis && tsMillis-nowMillis > ahead.Milliseconds():
+		return ErrWebhookExpired
+	case tsMillis < nowMillis && nowMillis-tsMillis > behind.Milliseconds():
 		return ErrWebhookExpired
 	}
 	return nil

@@ -1,6 +1,7 @@
 package linear_test
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,9 +46,43 @@ func TestCheckTimestamp(t *testing.T) {
 		{"61s ahead", now.Add(61 * time.Second).UnixMilli(), false},
 		{"missing", 0, false},
 		{"negative", -5, false},
+		// time.Time.Sub saturates past 292 years; a Duration-based check once let these through.
+		{"300 years ahead", now.AddDate(300, 0, 0).UnixMilli(), false},
+		{"largest decodable", math.MaxInt64 / 2, false},
 	}
 	for _, tc := range cases {
 		err := linear.CheckTimestamp(tc.ts, now, time.Minute)
+		if tc.ok {
+			require.NoError(t, err, tc.name)
+		} else {
+			require.ErrorIs(t, err, linear.ErrWebhookExpired, tc.name)
+		}
+	}
+}
+
+// TestCheckTimestampWindow: a body may be as old as Linear's retry horizon, but no further in the future than the
+// clock tolerance.
+func TestCheckTimestampWindow(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_700_000_000_000)
+	cases := []struct {
+		name string
+		ts   int64
+		ok   bool
+	}{
+		{"now", now.UnixMilli(), true},
+		{"a retry an hour later", now.Add(-time.Hour).UnixMilli(), true},
+		{"the last retry, six hours later", now.Add(-6 * time.Hour).UnixMilli(), true},
+		{"exactly at the horizon", now.Add(-8 * time.Hour).UnixMilli(), true},
+		{"past the horizon", now.Add(-8*time.Hour - time.Second).UnixMilli(), false},
+		{"within the future tolerance", now.Add(59 * time.Second).UnixMilli(), true},
+		{"beyond the future tolerance", now.Add(2 * time.Minute).UnixMilli(), false},
+		{"300 years ahead", now.AddDate(300, 0, 0).UnixMilli(), false},
+		{"300 years old", now.AddDate(-300, 0, 0).UnixMilli(), false},
+		{"missing", 0, false},
+	}
+	for _, tc := range cases {
+		err := linear.CheckTimestampWindow(tc.ts, now, time.Minute, 8*time.Hour)
 		if tc.ok {
 			require.NoError(t, err, tc.name)
 		} else {

@@ -9,14 +9,15 @@ import (
 	"github.com/linsync/linsync"
 )
 
-// RecordDelivery stores a handled delivery once. A second call for the same delivery id changes nothing and
-// reports false, unless the delivery had failed: a redelivery or replay that ran it again records its new outcome.
+// RecordDelivery stores a handled delivery once per workspace and delivery id. A second call for the same delivery
+// changes nothing and reports false, unless the delivery had failed: a replay that ran it again records its new
+// outcome.
 func (db *DB) RecordDelivery(ctx context.Context, d linsync.Delivery) (bool, error) {
 	tag, err := db.pool.Exec(ctx, `
 		INSERT INTO webhook_deliveries (delivery_id, workspace_id, organization_id, event_type, action, entity_id,
 			webhook_id, webhook_timestamp, workflow_id, run_id, outcome, detail, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-		ON CONFLICT (delivery_id) DO UPDATE SET
+		ON CONFLICT (workspace_id, delivery_id) DO UPDATE SET
 			outcome = EXCLUDED.outcome, detail = EXCLUDED.detail, run_id = EXCLUDED.run_id,
 			workflow_id = EXCLUDED.workflow_id, processed_at = now()
 		WHERE webhook_deliveries.outcome = 'failed'`,
@@ -38,9 +39,10 @@ func scanDelivery(r pgx.CollectableRow) (linsync.Delivery, error) {
 	return d, err
 }
 
-// FindDelivery returns one recorded delivery.
-func (db *DB) FindDelivery(ctx context.Context, deliveryID string) (*linsync.Delivery, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE delivery_id::text = $1`, deliveryID)
+// FindDelivery returns one recorded delivery of a workspace.
+func (db *DB) FindDelivery(ctx context.Context, workspaceID, deliveryID string) (*linsync.Delivery, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
+		WHERE workspace_id = $1 AND delivery_id::text = $2`, workspaceID, deliveryID)
 	if err != nil {
 		return nil, fmt.Errorf("query delivery %s: %w", deliveryID, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -312,8 +313,9 @@ func (db *DB) PrepareFiling(ctx context.Context, req linsync.FilingRequest) (*li
 	}
 	switch {
 	case f.Status == linsync.FiledCapped:
-	case writer != "" && writer != req.Writer && until != nil && until.After(time.Now()):
-		p.Busy = true
+	case writer != "" && writer != req.Writer && until != nil && until.After(time.Now()) &&
+		(req.Predecessor == "" || !strings.HasPrefix(writer, req.Predecessor)):
+		p.Busy, p.BusyUntil = true, *until
 	default:
 		if _, err := tx.Exec(ctx, `UPDATE filed_issues SET writer = $2, writer_until = $3 WHERE id = $1`,
 			f.ID, req.Writer, req.LeaseUntil); err != nil {

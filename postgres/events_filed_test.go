@@ -100,6 +100,24 @@ func TestFilingCompareAndSet(t *testing.T) {
 	require.Equal(t, "hash-d", f.AppliedHash)
 	require.Equal(t, "ENG-1", f.Identifier)
 	require.False(t, prepare("E", time.Now().Add(time.Minute)).Busy, "a finished writer holds nothing")
+
+	// An attempt left its lease behind (its release failed while Postgres restarted): another writer is told how
+	// long it is busy, the next attempt of the same activity takes the lease over at once.
+	require.NoError(t, db.ReleaseFiling(ctx, id, "E"))
+	until := time.Now().Add(time.Minute).Truncate(time.Microsecond)
+	require.False(t, prepare("run-1/11/1", until).Busy)
+	busy := prepare("F", time.Now().Add(time.Minute))
+	require.True(t, busy.Busy)
+	require.WithinDuration(t, until, busy.BusyUntil, time.Millisecond)
+	p, err := db.PrepareFiling(ctx, linsync.FilingRequest{ID: id, Writer: "run-1/11/2", Predecessor: "run-1/11/",
+		LeaseUntil: time.Now().Add(time.Minute), Hour: start, CapPerHour: 5, DigestID: func(string) string { return uuid.NewString() }})
+	require.NoError(t, err)
+	require.False(t, p.Busy, "Temporal runs one attempt at a time: an earlier attempt's lease is dead")
+	require.Len(t, p.Entries, 3)
+	p, err = db.PrepareFiling(ctx, linsync.FilingRequest{ID: id, Writer: "run-2/11/1", Predecessor: "run-2/11/",
+		LeaseUntil: time.Now().Add(time.Minute), Hour: start, CapPerHour: 5, DigestID: func(string) string { return uuid.NewString() }})
+	require.NoError(t, err)
+	require.True(t, p.Busy, "another run's attempt is not a predecessor")
 }
 
 // TestFilingCapDecidedBeforeLinear records the cap's answer in PrepareFiling's own short transaction: a capped

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,11 +42,19 @@ type DB struct {
 	cipher Cipher
 }
 
+// defaultMaxConns is the pool size unless the URL sets pool_max_conns.
+const defaultMaxConns = 20
+
 // Open connects to the database at url. It does not migrate.
 func Open(ctx context.Context, url string, cipher Cipher) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", redactURLError(err))
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgx's default (4, or one per CPU) makes concurrent requests queue for a connection: ingress writes the
+		// inbox in several groups at once while the dispatcher marks starts and the API serves other requests.
+		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -120,6 +129,13 @@ func redactURLError(err error) error {
 func isCheckViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23514"
+}
+
+// IsRejected reports whether Postgres refused the data itself (a data exception or an integrity constraint
+// violation, SQLSTATE classes 22 and 23): the same write would be refused again, so retrying it cannot help.
+func IsRejected(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
 
 // IsUnavailable reports whether err means the database could not be reached or did not answer in time: the caller

@@ -94,7 +94,7 @@ func TestRecordDeliveryOnce(t *testing.T) {
 	inserted, err = db.RecordDelivery(ctx, d)
 	require.NoError(t, err)
 	require.False(t, inserted, "a replayed record changes nothing")
-	got, err := db.FindDelivery(ctx, d.DeliveryID)
+	got, err := db.FindDelivery(ctx, ws.ID, d.DeliveryID)
 	require.NoError(t, err)
 	require.Equal(t, linsync.OutcomeProcessed, got.Outcome)
 	failed := d
@@ -106,7 +106,7 @@ func TestRecordDeliveryOnce(t *testing.T) {
 	updated, err := db.RecordDelivery(ctx, rerun)
 	require.NoError(t, err)
 	require.True(t, updated, "a failed delivery that ran again records its new outcome")
-	got, err = db.FindDelivery(ctx, failed.DeliveryID)
+	got, err = db.FindDelivery(ctx, ws.ID, failed.DeliveryID)
 	require.NoError(t, err)
 	require.Equal(t, linsync.OutcomeProcessed, got.Outcome)
 	require.Equal(t, "run-2", got.RunID)

@@ -168,8 +168,9 @@ say "webhook answered $(tail -n 1 <<<"$answer") $(head -n 1 <<<"$answer")"
 if [ "$(tail -n 1 <<<"$answer")" != 200 ] || ! grep -q '"status":"accepted"' <<<"$answer"; then
   fail "webhook not accepted"
 fi
-workflow=linear-delivery:$delivery
-grep -qF "\"workflow_id\":\"$workflow\"" <<<"$answer" || fail "webhook answer does not name workflow $workflow"
+# The answer names the workflow, linear-delivery:<workspace id>:<delivery id>; it starts right after the 200.
+workflow=$(grep -o '"workflow_id":"linear-delivery:[0-9a-f-]*:'"$delivery"'"' <<<"$answer" | cut -d'"' -f4)
+[ -n "$workflow" ] || fail "webhook answer does not name the workflow linear-delivery:<workspace>:$delivery: $answer"
 
 status() {
   "$TEMPORAL" workflow describe --address "127.0.0.1:$TEMPORAL_PORT" --namespace default -w "$workflow" -o json 2>/dev/null |

@@ -129,7 +129,7 @@ func NewActivities(d Deps) (Activities, error) {
 		AfterLinearWrite: d.AfterLinearWrite, DeadLetters: deadLetters, Metrics: m, CallbackClient: callbacks}
 	deadLetters.Resync = questions.ResyncQuestion
 	return Activities{
-		Deliveries: &activities.Deliveries{DB: d.DB},
+		Deliveries: &activities.Deliveries{DB: d.DB, Metrics: m},
 		Questions:  questions,
 		Events: &activities.Events{DB: d.DB, Linear: d.Linear, Temporal: d.Temporal, Metrics: m,
 			Aggregator: workflows.TypeIssueAggregator},

@@ -52,10 +52,11 @@ func (i *deadLetterInbound) ExecuteWorkflow(ctx workflow.Context, in *intercepto
 		RunID: info.WorkflowExecution.RunID, TaskQueue: info.TaskQueueName, Input: input,
 		ErrorClass: class, ErrorMessage: msg, Attempts: attempts,
 	}
-	// Recorded even when the run was cancelled mid-way through its failure handling.
+	// Recorded even when the run was cancelled mid-way through its failure handling, and retried until Postgres
+	// takes it: a failure is never silently lost.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var d *activities.DeadLetters
-	if rerr := workflow.ExecuteActivity(storeContext(dctx), d.RecordDeadLetter, dl).Get(dctx, nil); rerr != nil {
+	if rerr := workflow.ExecuteActivity(ingestContext(dctx), d.RecordDeadLetter, dl).Get(dctx, nil); rerr != nil {
 		workflow.GetLogger(ctx).Error("record dead letter failed", "workflow_id", dl.WorkflowID, "err", rerr)
 	}
 	return res, err

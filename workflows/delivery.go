@@ -14,10 +14,11 @@ import (
 	"github.com/linsync/linsync/activities"
 )
 
-// LinearDeliveryWorkflowID is the workflow ID of a Linear webhook delivery: a redelivery of the same delivery
-// finds the ID taken, which is the dedup.
-func LinearDeliveryWorkflowID(deliveryID string) string {
-	return "linear-delivery:" + deliveryID
+// LinearDeliveryWorkflowID is the workflow ID of a Linear webhook delivery to a workspace: a redelivery of the same
+// delivery finds the ID taken, and a delivery id means nothing outside its workspace, so one tenant cannot take
+// another's.
+func LinearDeliveryWorkflowID(workspaceID, deliveryID string) string {
+	return "linear-delivery:" + workspaceID + ":" + deliveryID
 }
 
 // LinearDeliveryInput is a verified Linear webhook delivery. Ingress has decoded the envelope; handlers decode the
@@ -37,6 +38,14 @@ type LinearDeliveryInput struct {
 	// UnclaimedTeam is the delivery's Linear team when workspaces of its organization claim teams and none claims
 	// this one: it is recorded as unclaimed and handled by nothing.
 	UnclaimedTeam string `json:"unclaimed_team,omitempty"`
+	// ContentHash is the hex SHA-256 of Body, the key of replay protection by content.
+	ContentHash string `json:"content_hash,omitempty"`
+	// ClaimContent is set on a delivery started directly, without the inbox (Postgres was unreachable when it
+	// came): the run first records its content until KeepUntil, and does nothing but record itself as a duplicate
+	// when another delivery brought the same body first. A delivery that came through the inbox owns its content
+	// already.
+	ClaimContent bool      `json:"claim_content,omitempty"`
+	KeepUntil    time.Time `json:"keep_until,omitempty"`
 }
 
 // DeliveryHandler applies one kind of Linear event. It returns the outcome to record (linsync.Outcome*) and a
@@ -76,9 +85,20 @@ func LinearDelivery(ctx workflow.Context, in LinearDeliveryInput) error {
 
 // deliver is LinearDelivery with the routing table given, so a test can route to handlers of its own.
 func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]DeliveryHandler) error {
+	var d *activities.Deliveries
 	outcome, detail := linsync.OutcomeProcessed, ""
+	owner := in.DeliveryID
+	if in.ClaimContent {
+		claim := activities.ContentClaim{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, ContentHash: in.ContentHash,
+			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, KeepUntil: in.KeepUntil}
+		if err := workflow.ExecuteActivity(ingestContext(ctx), d.ClaimContent, claim).Get(ctx, &owner); err != nil {
+			return fmt.Errorf("claim content of delivery %s: %w", in.DeliveryID, err)
+		}
+	}
 	var handlerErr error
 	switch h := route(routes, in.EventType, in.Action); {
+	case owner != in.DeliveryID:
+		outcome, detail = linsync.OutcomeDuplicate, "delivery "+owner+" brought the same signed body first"
 	case in.UnclaimedTeam != "":
 		outcome, detail = linsync.OutcomeUnclaimed, "team "+in.UnclaimedTeam+" is claimed by no workspace of organization "+in.OrganizationID
 	case !in.KnownType:
@@ -102,9 +122,8 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 	if !ts.IsZero() {
 		rec.WebhookTimestamp = &ts
 	}
-	var d *activities.Deliveries
 	var inserted bool
-	if err := workflow.ExecuteActivity(storeContext(ctx), d.RecordDelivery, rec).Get(ctx, &inserted); err != nil {
+	if err := workflow.ExecuteActivity(ingestContext(ctx), d.RecordDelivery, rec).Get(ctx, &inserted); err != nil {
 		return fmt.Errorf("record delivery %s: %w", in.DeliveryID, err)
 	}
 	if handlerErr != nil {
@@ -114,8 +133,9 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 	return nil
 }
 
-// storeContext is the activity context for writes to linsync's own database: quick, retried with Temporal's
-// backoff, bounded so a lost database surfaces as a failed run rather than an endless retry.
+// storeContext is the activity context for the work of a run in linsync's own database: quick, retried with
+// Temporal's backoff, bounded so that a database lost for good fails the run, which then becomes a dead letter
+// (written in ingestContext, so the failure itself is never lost).
 func storeContext(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    10 * time.Second,
@@ -127,4 +147,24 @@ func storeContext(ctx workflow.Context) workflow.Context {
 			MaximumAttempts:    10,
 		},
 	})
+}
+
+// ingestActivityOptions are those of the activities that record what linsync acknowledged (the delivery's content
+// claim and record, a dead letter): after a 200, nothing may be dropped, so they retry until Postgres takes them,
+// however long it is away, with a capped backoff and no attempt or time limit. Their retries are counted in
+// linsync_ingest_retries_total.
+func ingestActivityOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    0, // unlimited
+		},
+	}
+}
+
+func ingestContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, ingestActivityOptions())
 }

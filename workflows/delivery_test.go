@@ -23,13 +23,23 @@ import (
 
 func TestLinearDeliveryWorkflowID(t *testing.T) {
 	t.Parallel()
-	cases := []struct{ in, want string }{
-		{"234d1a4e-b617-4388-90fe-adc3633d6b72", "linear-delivery:234d1a4e-b617-4388-90fe-adc3633d6b72"},
-		{"00000000-0000-0000-0000-000000000000", "linear-delivery:00000000-0000-0000-0000-000000000000"},
+	cases := []struct{ ws, in, want string }{
+		{"ws1", "234d1a4e-b617-4388-90fe-adc3633d6b72", "linear-delivery:ws1:234d1a4e-b617-4388-90fe-adc3633d6b72"},
+		{"ws2", "234d1a4e-b617-4388-90fe-adc3633d6b72", "linear-delivery:ws2:234d1a4e-b617-4388-90fe-adc3633d6b72"},
+		{"ws1", "00000000-0000-0000-0000-000000000000", "linear-delivery:ws1:00000000-0000-0000-0000-000000000000"},
 	}
 	for _, tc := range cases {
-		require.Equal(t, tc.want, LinearDeliveryWorkflowID(tc.in))
+		require.Equal(t, tc.want, LinearDeliveryWorkflowID(tc.ws, tc.in))
 	}
+}
+
+// newDeliveryEnv is a quiet test environment with the delivery activities registered.
+func newDeliveryEnv() *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Deliveries{})
+	return env
 }
 
 func runDelivery(t *testing.T, in LinearDeliveryInput, recordErr error) (linsync.Delivery, error) {
@@ -40,15 +50,12 @@ func runDelivery(t *testing.T, in LinearDeliveryInput, recordErr error) (linsync
 // runDeliveryWith runs LinearDelivery with the routing table given.
 func runDeliveryWith(t *testing.T, routes map[string]DeliveryHandler, in LinearDeliveryInput, recordErr error) (linsync.Delivery, error) {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	env := s.NewTestWorkflowEnvironment()
+	env := newDeliveryEnv()
 	var a *activities.Deliveries
 	var got linsync.Delivery
-	env.RegisterActivity(a)
 	env.OnActivity(a.RecordDelivery, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, d linsync.Delivery) (bool, error) { got = d; return recordErr == nil, recordErr })
-	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: LinearDeliveryWorkflowID(in.DeliveryID)})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: LinearDeliveryWorkflowID(in.WorkspaceID, in.DeliveryID)})
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in LinearDeliveryInput) error {
 		return deliver(ctx, in, routes)
 	}, workflow.RegisterOptions{Name: TypeLinearDelivery})
@@ -66,7 +73,7 @@ func TestLinearDeliveryRecordsOutcomes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, linsync.OutcomeProcessed, got.Outcome)
 	require.Equal(t, "i1", got.EntityID)
-	require.Equal(t, LinearDeliveryWorkflowID("d1"), got.WorkflowID)
+	require.Equal(t, LinearDeliveryWorkflowID("w1", "d1"), got.WorkflowID)
 	require.NotNil(t, got.WebhookTimestamp)
 
 	unknown := base
@@ -99,11 +106,81 @@ func TestLinearDeliveryRoutesToHandler(t *testing.T) {
 	require.Contains(t, got.Detail, "linear said no")
 }
 
-func TestLinearDeliveryFailsWhenStoreStaysDown(t *testing.T) {
+// TestLinearDeliveryRecordRetriesUntilTheStoreIsBack: after a 200 nothing may be dropped, so recording the delivery
+// retries through an outage (the test environment stops at ten attempts; production has no limit at all).
+func TestLinearDeliveryRecordRetriesUntilTheStoreIsBack(t *testing.T) {
 	t.Parallel()
-	_, err := runDelivery(t, LinearDeliveryInput{DeliveryID: "d4", EventType: "Project", Action: "create", KnownType: true},
-		errors.New("connection refused"))
-	require.ErrorContains(t, err, "record delivery d4")
+	env := newDeliveryEnv()
+	var a *activities.Deliveries
+	calls := 0
+	env.OnActivity(a.RecordDelivery, mock.Anything, mock.Anything).Return(func(context.Context, linsync.Delivery) (bool, error) {
+		if calls++; calls < 7 {
+			return false, errors.New("connection refused")
+		}
+		return true, nil
+	})
+	env.ExecuteWorkflow(LinearDelivery, LinearDeliveryInput{DeliveryID: "d4", EventType: "Project", Action: "create", KnownType: true})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, 7, calls)
+}
+
+// TestIngestActivitiesNeverGiveUp: the activities that record acknowledged work have no attempt or time limit and
+// a capped backoff.
+func TestIngestActivitiesNeverGiveUp(t *testing.T) {
+	t.Parallel()
+	o := ingestActivityOptions()
+	require.Zero(t, o.RetryPolicy.MaximumAttempts, "no attempt limit")
+	require.Zero(t, o.ScheduleToCloseTimeout, "no overall deadline")
+	require.Positive(t, o.StartToCloseTimeout, "each attempt is bounded")
+	require.LessOrEqual(t, o.RetryPolicy.MaximumInterval, time.Minute, "the backoff is capped")
+}
+
+// TestDirectDeliveryClaimsItsContent: a delivery started without the inbox first records its body; when another
+// delivery brought the body first, it handles nothing and records itself as a duplicate.
+func TestDirectDeliveryClaimsItsContent(t *testing.T) {
+	t.Parallel()
+	handled := 0
+	routes := map[string]DeliveryHandler{"Project": func(workflow.Context, LinearDeliveryInput) (string, string, error) {
+		handled++
+		return linsync.OutcomeProcessed, "", nil
+	}}
+	run := func(in LinearDeliveryInput, owner string) (linsync.Delivery, int) {
+		env := newDeliveryEnv()
+		var a *activities.Deliveries
+		claims := 0
+		env.OnActivity(a.ClaimContent, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.ContentClaim) (string, error) {
+			claims++
+			require.Equal(t, in.ContentHash, c.ContentHash)
+			require.Equal(t, in.KeepUntil, c.KeepUntil)
+			return owner, nil
+		})
+		var got linsync.Delivery
+		env.OnActivity(a.RecordDelivery, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, d linsync.Delivery) (bool, error) { got = d; return true, nil })
+		env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in LinearDeliveryInput) error {
+			return deliver(ctx, in, routes)
+		}, workflow.RegisterOptions{Name: TypeLinearDelivery})
+		env.ExecuteWorkflow(TypeLinearDelivery, in)
+		require.NoError(t, env.GetWorkflowError())
+		return got, claims
+	}
+	in := LinearDeliveryInput{DeliveryID: "d5", WorkspaceID: "w1", EventType: "Project", Action: "create", KnownType: true,
+		ContentHash: strings.Repeat("ab", 32), ClaimContent: true, KeepUntil: time.Unix(1_700_000_000, 0).UTC()}
+	got, claims := run(in, "d5")
+	require.Equal(t, 1, claims)
+	require.Equal(t, 1, handled)
+	require.Equal(t, linsync.OutcomeProcessed, got.Outcome)
+
+	got, _ = run(in, "d-first")
+	require.Equal(t, 1, handled, "a body another delivery brought first is not handled again")
+	require.Equal(t, linsync.OutcomeDuplicate, got.Outcome)
+	require.Contains(t, got.Detail, "d-first")
+
+	in.ClaimContent = false
+	_, claims = run(in, "d-first")
+	require.Zero(t, claims, "a delivery from the inbox owns its content already")
+	require.Equal(t, 2, handled)
 }
 
 // TestDeliveryRoutes: the most specific row wins, and every row of the production table names an event type

@@ -230,8 +230,11 @@ func callbackContext(ctx workflow.Context) workflow.Context {
 	})
 }
 
-// QuestionCallbackWorkflowID is the workflow ID of the callback that tells the app about one Linear delivery.
-func QuestionCallbackWorkflowID(deliveryID string) string { return "question-callback:" + deliveryID }
+// QuestionCallbackWorkflowID is the workflow ID of the callback that tells the app about one Linear delivery to a
+// workspace.
+func QuestionCallbackWorkflowID(workspaceID, deliveryID string) string {
+	return "question-callback:" + workspaceID + ":" + deliveryID
+}
 
 // NotifyQuestionApp tells the Q&A app that a question changed because of Linear, retrying for about an hour.
 func NotifyQuestionApp(ctx workflow.Context, n activities.Notification) error {
@@ -271,7 +274,7 @@ func applyQuestionChange(ctx workflow.Context, in LinearDeliveryInput, apply any
 		// must not hold the delivery (and its record) for the hour its retries may take. A failed callback becomes a
 		// dead letter like any other failure.
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:        QuestionCallbackWorkflowID(in.DeliveryID),
+			WorkflowID:        QuestionCallbackWorkflowID(in.WorkspaceID, in.DeliveryID),
 			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		})
 		child := workflow.ExecuteChildWorkflow(cctx, NotifyQuestionApp, n)

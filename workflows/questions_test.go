@@ -29,11 +29,11 @@ func TestQuestionWorkflowID(t *testing.T) {
 
 func TestQuestionCallbackWorkflowID(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]string{
-		"234d1a4e-b617-4388-90fe-adc3633d6b72": "question-callback:234d1a4e-b617-4388-90fe-adc3633d6b72",
-		"x":                                    "question-callback:x",
+	for _, tc := range []struct{ ws, delivery, want string }{
+		{"ws1", "234d1a4e-b617-4388-90fe-adc3633d6b72", "question-callback:ws1:234d1a4e-b617-4388-90fe-adc3633d6b72"},
+		{"ws2", "234d1a4e-b617-4388-90fe-adc3633d6b72", "question-callback:ws2:234d1a4e-b617-4388-90fe-adc3633d6b72"},
 	} {
-		require.Equal(t, want, QuestionCallbackWorkflowID(in))
+		require.Equal(t, tc.want, QuestionCallbackWorkflowID(tc.ws, tc.delivery))
 	}
 }
 

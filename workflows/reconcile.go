@@ -147,8 +147,8 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (*ReconcileResult, error
 		st.IssuesDone, st.After = true, ""
 	}
 	// Comments whose webhooks were lost: one request per page of comments changed since the watermark, applied
-	// through the comment webhook's own activity.
-	for {
+	// through the comment webhook's own activity. Runs begun before comments were reconciled go on without.
+	for workflow.GetVersion(ctx, "reconcile-comments", workflow.DefaultVersion, 1) == 1 {
 		var page activities.ReconcileCommentPage
 		pin := activities.ReconcilePageInput{WorkspaceID: in.WorkspaceID, Since: since, After: st.After}
 		if err := workflow.ExecuteActivity(linearContext(ctx, time.Minute, in.LinearMaxAttempts), r.ChangedComments, pin).Get(ctx, &page); pausedByLinear(err) {

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -13,26 +11,51 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/envelope"
-	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linsynctest"
 	"github.com/linsync/linsync/postgres"
+	"github.com/linsync/linsync/worker"
 )
 
-// benchCmd measures ingest: the bare Temporal start rate with a plain client loop, then signed webhooks posted over
-// loopback through the real handler to the same server, in one run, and the ack latency at half the bare rate.
+// benchOptions are bench ingest's flags.
+type benchOptions struct {
+	n, conc           int
+	acks              int
+	burst, burstConc  int
+	outage            time.Duration
+	outageRate        float64
+	peerDir, cli      string
+	skipPeer, quick   bool
+	dispatchWorkers   int
+	inboxWriters      int
+	processedDeadline time.Duration
+	cpuProfile        string
+	sharedPostgres    bool
+}
+
+// benchCmd measures ingest in one run, on one Temporal dev server and one Postgres:
+//
+//  1. durable acks: signed webhooks from 16 concurrent senders to linsync's webhook ack (every 200 persisted in the
+//     inbox) and, from the same load generator, to the non-durable Express peer; their ratio;
+//  2. the bare Temporal start rate, and the rate at which webhooks are started as workflows (acked, then started
+//     by the dispatcher) when Temporal keeps up; their ratio; and the ack latency at half the bare rate;
+//  3. a burst of 10,000 webhooks at concurrency 64: ack latency, answers other than 200, and every one processed
+//     (counted in webhook_deliveries);
+//  4. Temporal stopped for 60 s under steady load: answers other than 200, and every one processed once it is back.
 func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
 	switch {
 	case len(args) > 0 && args[0] == "host":
@@ -40,206 +63,222 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 	case len(args) > 0 && args[0] == "gateway":
 		return benchGateway(ctx, cfg, args[1:], stdout)
 	case len(args) == 0 || args[0] != "ingest":
-		return fmt.Errorf("usage: linsync bench ingest [-n N] [-c CONCURRENCY] | bench host [-n LINKS] | bench gateway [-n N]")
+		return fmt.Errorf("usage: linsync bench ingest [-n N] [-c CONCURRENCY] [-acks N] [-burst N] [-outage D] [-quick] | bench host [-n LINKS] | bench gateway [-n N]")
 	}
+	var o benchOptions
 	fs := flag.NewFlagSet("bench ingest", flag.ContinueOnError)
-	n := fs.Int("n", 1500, "starts per phase")
-	conc := fs.Int("c", 16, "concurrent requests in the closed-loop phases")
-	cli := fs.String("temporal-cli", ".cache/bin/temporal", "the Temporal CLI binary")
+	fs.IntVar(&o.n, "n", 1500, "starts per phase of the start-rate comparison")
+	fs.IntVar(&o.conc, "c", 16, "concurrent senders in the closed-loop phases")
+	fs.IntVar(&o.acks, "acks", 8000, "webhooks per ack measurement (linsync and the peer, each twice)")
+	fs.IntVar(&o.burst, "burst", 10000, "webhooks in the burst")
+	fs.IntVar(&o.burstConc, "burst-c", 64, "concurrent senders in the burst")
+	fs.DurationVar(&o.outage, "outage", 60*time.Second, "how long Temporal is stopped under load (0 skips the phase)")
+	fs.Float64Var(&o.outageRate, "outage-rate", 50, "webhooks per second sent through the outage phase")
+	fs.StringVar(&o.peerDir, "peer", "bench/peer-express", "the Express peer's directory (npm ci, then node server.js)")
+	fs.BoolVar(&o.skipPeer, "skip-peer", false, "do not run the Express peer")
+	fs.StringVar(&o.cli, "temporal-cli", ".cache/bin/temporal", "the Temporal CLI binary")
+	fs.IntVar(&o.dispatchWorkers, "dispatch-workers", 0, "the API's dispatcher goroutines (0: its default)")
+	fs.IntVar(&o.inboxWriters, "inbox-writers", 0, "the API's concurrent inbox writes (0: its default)")
+	fs.DurationVar(&o.processedDeadline, "processed-within", 10*time.Minute, "how long to wait for every webhook of a phase to be processed")
+	fs.BoolVar(&o.quick, "quick", false, "small numbers throughout, to try the bench itself")
+	fs.BoolVar(&o.sharedPostgres, "shared-postgres", false,
+		"use the server of DATABASE_URL instead of a private Postgres started for the run (initdb in a temporary directory)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the durable-ack phase to this file")
+	phases := fs.String("phases", "acks,start,burst,outage", "the phases to run, of acks, start, burst and outage")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if o.quick {
+		o.n, o.acks, o.burst, o.outage = 300, 1000, 1000, 10*time.Second
+	}
+	o.cpuProfile = *cpuProfile
 
-	dir, err := os.MkdirTemp("", "linsync-bench-")
+	b, err := newBench(ctx, cfg, o, stdout)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	hostPort, err := linsynctest.FreeHostPort()
-	if err != nil {
-		return err
+	defer b.close()
+	where := "a private server for the run"
+	if o.sharedPostgres {
+		where = "the server of DATABASE_URL"
 	}
-	stopTemporal, err := startDevTemporal(ctx, *cli, dir, hostPort, 0, "")
-	if err != nil {
-		return err
+	fmt.Fprintf(stdout, "ingest benchmark: Temporal dev server (WAL SQLite), Postgres %s (%s), loopback HTTP, %d senders\n\n",
+		b.pgVersion, where, o.conc)
+	for _, p := range []struct {
+		name string
+		run  func(context.Context) error
+	}{{"acks", b.durableAcks}, {"start", b.startRate}, {"burst", b.burstPhase}, {"outage", b.outagePhase}} {
+		if !slices.Contains(strings.Split(*phases, ","), p.name) || (p.name == "outage" && o.outage <= 0) {
+			continue
+		}
+		if err := p.run(ctx); err != nil {
+			return fmt.Errorf("%s phase: %w", p.name, err)
+		}
 	}
-	defer stopTemporal()
-	tc, err := client.Dial(client.Options{HostPort: hostPort, Logger: linsynctest.QuietLogger()})
-	if err != nil {
-		return fmt.Errorf("dial temporal: %w", err)
-	}
-	defer tc.Close()
+	return nil
+}
 
-	db, cleanup, err := benchDatabase(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
+// bench is the stack the phases share.
+type bench struct {
+	o         benchOptions
+	out       io.Writer
+	dir       string
+	hostPort  string
+	stopTemp  func()
+	tc        client.Client
+	db        *postgres.DB
+	dbClose   func()
+	secret    []byte
+	wsID      string
+	pgVersion string
+	hc        *http.Client
+	closers   []func()
+}
+
+func newBench(ctx context.Context, cfg Config, o benchOptions, out io.Writer) (*bench, error) {
+	b := &bench{o: o, out: out, secret: []byte("bench-secret")}
+	ok := false
+	defer func() {
+		if !ok {
+			b.close()
+		}
+	}()
+	var err error
+	if b.dir, err = os.MkdirTemp("", "linsync-bench-"); err != nil {
+		return nil, err
 	}
-	defer cleanup()
-	secret := []byte("bench-secret")
-	ws, err := db.CreateWorkspace(ctx, "bench", "Bench")
-	if err != nil {
-		return err
+	b.closers = append(b.closers, func() { os.RemoveAll(b.dir) })
+	if b.hostPort, err = linsynctest.FreeHostPort(); err != nil {
+		return nil, err
 	}
-	if _, err := db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "bench-org", Secret: string(secret)}); err != nil {
-		return err
+	if b.stopTemp, err = startDevTemporal(ctx, o.cli, b.dir, b.hostPort, 0, ""); err != nil {
+		return nil, err
 	}
-	srv, err := api.New(api.Config{TaskQueue: "bench"}, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		prometheus.NewRegistry())
+	if b.tc, err = client.Dial(client.Options{HostPort: b.hostPort, Logger: linsynctest.QuietLogger()}); err != nil {
+		return nil, fmt.Errorf("dial temporal: %w", err)
+	}
+	b.closers = append(b.closers, b.tc.Close)
+	// A Postgres of the run's own, unless told otherwise: durable acks wait on commits, and a server other work
+	// shares (other databases' WAL on the same disk) would measure that work, not linsync.
+	databaseURL := cfg.DatabaseURL
+	if !o.sharedPostgres {
+		pg, err := startPrivatePostgres(ctx, "", filepath.Join(b.dir, "pg"))
+		if err != nil {
+			return nil, fmt.Errorf("private Postgres (or -shared-postgres): %w", err)
+		}
+		b.closers = append(b.closers, pg.stop)
+		databaseURL = pg.url("linsync")
+	}
+	if b.db, b.dbClose, err = benchDatabase(ctx, databaseURL); err != nil {
+		return nil, err
+	}
+	if err := b.db.Pool().QueryRow(ctx, "SHOW server_version").Scan(&b.pgVersion); err != nil {
+		return nil, err
+	}
+	ws, err := b.db.CreateWorkspace(ctx, "bench", "Bench")
 	if err != nil {
-		return err
+		return nil, err
+	}
+	b.wsID = ws.ID
+	if _, err := b.db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "bench-org",
+		Secret: string(b.secret)}); err != nil {
+		return nil, err
+	}
+	b.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}
+	ok = true
+	return b, nil
+}
+
+func (b *bench) close() {
+	if b.dbClose != nil {
+		b.dbClose()
+	}
+	if b.stopTemp != nil {
+		b.stopTemp()
+	}
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}
+
+// api serves linsync's API on loopback, starting workflows on taskQueue, and returns its webhook URL.
+func (b *bench) api(taskQueue string) (string, error) {
+	srv, err := api.New(api.Config{TaskQueue: taskQueue, DispatchWorkers: b.o.dispatchWorkers, InboxWriters: b.o.inboxWriters}, b.db, b.tc,
+		slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		return "", err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return "", err
 	}
-	httpSrv := &http.Server{Handler: srv.Handler()}
-	go httpSrv.Serve(ln) //nolint:errcheck
-	defer httpSrv.Close()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc * 2}, Timeout: 10 * time.Second}
-	url := "http://" + ln.Addr().String() + "/webhooks/linear"
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln) //nolint:errcheck
+	b.closers = append(b.closers, func() { _ = hs.Close(); srv.Close() })
+	return "http://" + ln.Addr().String() + "/webhooks/linear/bench", nil // the URL linsync registers in Linear names the workspace
+}
 
-	bare := func(i int) error {
-		_, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-bare-" + uuid.NewString(), TaskQueue: "bench"}, "BenchNoop", i)
-		return err
+// processing runs a worker and the inbox drainer on taskQueue, as production runs them, until the bench ends.
+func (b *bench) processing(taskQueue string) error {
+	w := worker.New(b.tc, taskQueue, worker.Activities{Deliveries: &activities.Deliveries{DB: b.db}}, sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
 	}
-	hook := func(i int) error { return postSigned(ctx, hc, url, secret, i) }
-
-	fmt.Fprintf(stdout, "ingest benchmark: %d starts per phase, concurrency %d, dev server with WAL SQLite, loopback HTTP\n", *n, *conc)
-	if _, err := closedLoop(*n/5, *conc, bare); err != nil { // warm up the server and both paths
-		return err
-	}
-	if _, err := closedLoop(*n/5, *conc, hook); err != nil {
-		return err
-	}
-	b1, err := closedLoop(*n, *conc, bare)
+	dr, err := worker.NewDrainer(worker.Deps{DB: b.db, Temporal: b.tc, TaskQueue: taskQueue}, nil)
 	if err != nil {
+		w.Stop()
 		return err
 	}
-	w, err := closedLoop(*n, *conc, hook)
-	if err != nil {
-		return err
-	}
-	b2, err := closedLoop(*n, *conc, bare)
-	if err != nil {
-		return err
-	}
-	bareRate := (b1.rate + b2.rate) / 2
-	half := bareRate / 2
-	paced, err := openLoop(*n/2, half, hook)
-	if err != nil {
-		return err
-	}
-	ratio := w.rate / bareRate
-	fmt.Fprintf(stdout, "%-34s %9s %9s %9s\n", "phase", "starts/s", "p50", "p99")
-	for _, r := range []struct {
-		name string
-		res  result
-	}{{"bare Temporal start (before)", b1}, {"webhook ingest (closed loop)", w}, {"bare Temporal start (after)", b2},
-		{fmt.Sprintf("webhook ingest paced at %.0f/s", half), paced}} {
-		fmt.Fprintf(stdout, "%-34s %9.1f %9s %9s\n", r.name, r.res.rate, r.res.p50.Round(time.Millisecond), r.res.p99.Round(time.Millisecond))
-	}
-	fmt.Fprintf(stdout, "ratio webhook/bare: %.3f (target >= 0.90: %s)\n", ratio, verdict(ratio >= 0.9))
-	fmt.Fprintf(stdout, "ack p99 at half the bare rate: %s (target < 250ms: %s)\n", paced.p99.Round(time.Millisecond), verdict(paced.p99 < 250*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = dr.Run(ctx) }()
+	b.closers = append(b.closers, func() { cancel(); <-done; w.Stop() })
 	return nil
 }
 
-func verdict(ok bool) string {
-	if ok {
-		return "met"
+// discardWaiting deletes inbox items no worker of the bench will ever start (their phase's task queue has none),
+// so that they do not weigh on the next phase.
+func (b *bench) discardWaiting(ctx context.Context) error {
+	_, err := b.db.Pool().Exec(ctx, `DELETE FROM inbox WHERE started_at IS NULL`)
+	return err
+}
+
+// waitStarted waits until no inbox item waits for its start and returns when the last one started.
+func (b *bench) waitStarted(ctx context.Context, within time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(within)
+	for {
+		var waiting int
+		var last *time.Time
+		if err := b.db.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE started_at IS NULL), max(started_at)
+			FROM inbox`).Scan(&waiting, &last); err != nil {
+			return time.Time{}, err
+		}
+		if waiting == 0 && last != nil {
+			return *last, nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%d webhooks still wait for their workflow after %s", waiting, within)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return "NOT met"
 }
 
-type result struct {
-	rate     float64
-	p50, p99 time.Duration
-}
-
-// closedLoop runs n calls with conc workers and reports throughput and latency percentiles.
-func closedLoop(n, conc int, call func(int) error) (result, error) {
-	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
+// waitProcessed waits until want deliveries of webhook hookID are recorded by their workflows and returns how long
+// that took and how many were recorded.
+func (b *bench) waitProcessed(ctx context.Context, hookID string, want int) (time.Duration, int, error) {
 	start := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				t := time.Now()
-				if err := call(i); err != nil {
-					once.Do(func() { firstErr = err })
-				}
-				lat[i] = time.Since(t)
-			}
-		}()
+	deadline := start.Add(b.o.processedDeadline)
+	for {
+		var n int
+		if err := b.db.Pool().QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1`, hookID).
+			Scan(&n); err != nil {
+			return 0, 0, err
+		}
+		if n >= want || time.Now().After(deadline) || ctx.Err() != nil {
+			return time.Since(start), n, nil
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	wg.Wait()
-	return summarize(lat, time.Since(start)), firstErr
-}
-
-// openLoop issues n calls at a fixed rate whatever the latency, as Linear would, and reports ack latency.
-func openLoop(n int, rate float64, call func(int) error) (result, error) {
-	lat := make([]time.Duration, n)
-	interval := time.Duration(float64(time.Second) / rate)
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range n {
-		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.Now()
-			if err := call(i); err != nil {
-				once.Do(func() { firstErr = err })
-			}
-			lat[i] = time.Since(t)
-		}()
-	}
-	wg.Wait()
-	return summarize(lat, time.Since(start)), firstErr
-}
-
-func summarize(lat []time.Duration, total time.Duration) result {
-	s := slices.Clone(lat)
-	slices.Sort(s)
-	pct := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
-	return result{rate: float64(len(lat)) / total.Seconds(), p50: pct(0.50), p99: pct(0.99)}
-}
-
-// postSigned posts a fresh, signed Issue webhook, as Linear would, and expects it accepted.
-func postSigned(ctx context.Context, hc *http.Client, url string, secret []byte, i int) error {
-	body, _ := json.Marshal(map[string]any{
-		"action": "create", "type": "Issue", "organizationId": "bench-org", "webhookId": "bench-webhook",
-		"webhookTimestamp": time.Now().UnixMilli(), "createdAt": time.Now().UTC().Format(time.RFC3339Nano),
-		"data": map[string]any{"id": uuid.NewString(), "title": fmt.Sprintf("bench issue %d", i), "priority": 0},
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(linear.HeaderDelivery, uuid.NewString())
-	req.Header.Set(linear.HeaderEvent, "Issue")
-	req.Header.Set(linear.HeaderSignature, linear.Sign(secret, body))
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("webhook answered %d", resp.StatusCode)
-	}
-	return nil
 }
 
 // benchDatabase creates a throwaway migrated database beside the configured one and drops it afterwards.
@@ -269,4 +308,18 @@ func benchDatabase(ctx context.Context, databaseURL string) (*postgres.DB, func(
 		return nil, nil, err
 	}
 	return db, cleanup, nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func peerPath(dir string) string {
+	if filepath.IsAbs(dir) {
+		return dir
+	}
+	return mustAbs(dir)
 }

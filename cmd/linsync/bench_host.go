@@ -127,7 +127,7 @@ func benchHost(ctx context.Context, cfg Config, args []string, stdout io.Writer)
 	batchURL := "http://" + apiLn.Addr().String() + "/v1/workspaces/bench/events:batch"
 	// Batches of 500 (the API's most), four at a time, as a scanner finishing a large scan would send them.
 	const batch = 500
-	if _, err := closedLoop((*n+batch-1)/batch, 4, func(b int) error {
+	if _, err := closedLoop((*n+batch-1)/batch, 4, func(b int) (int, error) {
 		items := make([]map[string]any, 0, batch)
 		for i := b * batch; i < min((b+1)*batch, *n); i++ {
 			path := fmt.Sprintf("spring-%05d", i)
@@ -137,7 +137,10 @@ func benchHost(ctx context.Context, cfg Config, args []string, stdout io.Writer)
 				"clicks_last_7d": 2841, "clicks_last_24h": 412, "tags": []string{"paid"},
 				"top_referrers": []map[string]any{{"host": "linkedin.com", "clicks": 1203}}})
 		}
-		return postBatch(ctx, batchURL, token, items)
+		if err := postBatch(ctx, batchURL, token, items); err != nil {
+			return 0, err
+		}
+		return http.StatusOK, nil
 	}); err != nil {
 		return err
 	}

@@ -32,17 +32,19 @@ type Config struct {
 	extraCodecOrigins  []string
 	TaskQueue          string
 	WebhookTolerance   time.Duration
-	WebhookAllowedIPs  []netip.Prefix
-	TrustedProxies     []netip.Prefix
-	StartTimeout       time.Duration
-	ShutdownGrace      time.Duration
-	LogLevel           slog.Level
-	LogFormat          string
-	TemporalUIURL      string
-	LinearAPIURL       string
-	LinearSchema       string
-	BootstrapToken     string
-	LinearMaxAttempts  int
+	// WebhookRetryHorizon is how old an unseen signed webhook body may be, and how long content records are kept.
+	WebhookRetryHorizon time.Duration
+	WebhookAllowedIPs   []netip.Prefix
+	TrustedProxies      []netip.Prefix
+	StartTimeout        time.Duration
+	ShutdownGrace       time.Duration
+	LogLevel            slog.Level
+	LogFormat           string
+	TemporalUIURL       string
+	LinearAPIURL        string
+	LinearSchema        string
+	BootstrapToken      string
+	LinearMaxAttempts   int
 	// AllowPrivateCallbacks lets callbacks to the Q&A app reach private and loopback addresses.
 	AllowPrivateCallbacks bool
 	// ReconcileInterval is how often each connected workspace is reconciled unless it sets its own interval.
@@ -95,6 +97,7 @@ var (
 	envSecretsKeyURL    = envVar{"LINSYNC_SECRETS_KEY_URL", ""}
 	envTaskQueue        = envVar{"LINSYNC_TASK_QUEUE", "linsync"}
 	envWebhookTolerance = envVar{"LINSYNC_WEBHOOK_TOLERANCE", "60s"}
+	envRetryHorizon     = envVar{"LINSYNC_WEBHOOK_RETRY_HORIZON", "8h"}
 	envAllowedIPs       = envVar{"LINSYNC_WEBHOOK_ALLOWED_IPS", ""}
 	envTrustedProxies   = envVar{"LINSYNC_TRUSTED_PROXIES", ""}
 	envStartTimeout     = envVar{"LINSYNC_START_TIMEOUT", "2s"}
@@ -194,6 +197,7 @@ func LoadConfig() (Config, error) {
 		CodecToken:             envCodecToken.get(),
 		TaskQueue:              envTaskQueue.get(),
 		WebhookTolerance:       dur(envWebhookTolerance),
+		WebhookRetryHorizon:    dur(envRetryHorizon),
 		WebhookAllowedIPs:      prefixes(envAllowedIPs),
 		TrustedProxies:         prefixes(envTrustedProxies),
 		StartTimeout:           dur(envStartTimeout),
@@ -233,6 +237,9 @@ func LoadConfig() (Config, error) {
 	}
 	if cfg.HTTPAddr == cfg.OpsAddr {
 		errs = append(errs, envOpsAddr.name+" must differ from "+envHTTPAddr.name+": metrics stay off the public listener")
+	}
+	if cfg.WebhookRetryHorizon > 0 && cfg.WebhookRetryHorizon < cfg.WebhookTolerance {
+		errs = append(errs, envRetryHorizon.name+" must be at least "+envWebhookTolerance.name)
 	}
 	if cfg.OAuth.RedirectURL == "" && cfg.PublicURL != "" {
 		cfg.OAuth.RedirectURL = cfg.PublicURL + "/v1/oauth/linear/callback"
@@ -329,4 +336,10 @@ func boolVar(v envVar, errs *[]string) bool {
 		*errs = append(*errs, fmt.Sprintf("%s must be true or false", v.name))
 	}
 	return b
+}
+
+// childEnv is the environment of a process this one starts (the chaos run's linsync processes, the bench's Express
+// peer): this process's own, with the settings given after it, which win.
+func childEnv(settings ...string) []string {
+	return append(os.Environ(), settings...)
 }

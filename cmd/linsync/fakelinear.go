@@ -25,6 +25,8 @@ func runFakeLinear(ctx context.Context, tc ToolConfig, args []string, stdout io.
 	schema := fs.String("schema", tc.LinearSchema, "a newer Linear schema.graphql to validate against (env LINEAR_SCHEMA; default: the embedded one)")
 	hookURL := fs.String("webhook-url", "", "register a webhook posting to this URL (e.g. http://127.0.0.1:8080/webhooks/linear)")
 	hookSecret := fs.String("webhook-secret", "fake-linear-webhook-secret", "signing secret of the -webhook-url webhook")
+	retries := fs.String("webhook-retries", string(lineartest.RetryIdentical),
+		"how a failed delivery is retried: identical (the first attempt's bytes, as Linear is reported to) or restamped (a new webhookTimestamp, signed again)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -33,6 +35,7 @@ func runFakeLinear(ctx context.Context, tc ToolConfig, args []string, stdout io.
 		SchemaPath: *schema,
 		// Linear retries after 1 min, 1 h and 6 h; compressed so a newcomer sees the behaviour.
 		WebhookRetryDelays: []time.Duration{time.Second, 10 * time.Second, time.Minute},
+		WebhookRetries:     lineartest.RetryMode(*retries),
 		Logf:               log.New(stdout, "fake-linear: ", log.LstdFlags).Printf,
 	})
 	if err != nil {
@@ -108,6 +111,7 @@ Look inside:    curl -s %[1]s/_fake/state | curl -s %[1]s/_fake/requests | curl 
 Inject faults:  curl -s -X POST %[1]s/_fake/faults/ratelimit -d '{"count":3,"status":400,"retryAfterMs":30000}'
                 curl -s -X POST %[1]s/_fake/faults/status    -d '{"count":2,"status":503}'
                 curl -s -X POST %[1]s/_fake/faults/latency   -d '{"latencyMs":800}'
-                curl -s -X POST %[1]s/_fake/faults/delivery  -d '{"mode":"duplicate","count":1}'   (drop|duplicate|delay|reorder)
+                curl -s -X POST %[1]s/_fake/faults/delivery  -d '{"mode":"duplicate","count":1}'   (drop|duplicate|delay|reorder|resend)
+Retries:        curl -s -X POST %[1]s/_fake/webhooks/retries -d '{"mode":"restamped"}'   (identical, the default, or restamped)
 `, base, sd.APIKey, sd.Triage.Key, sd.Alice.Email, sd.Bob.Email)
 }

@@ -45,7 +45,9 @@ Commands:
   workspace create    create a workspace and register its Linear webhook secret
   fake-linear         run the fake Linear server (schema-checked GraphQL, signed webhooks)
   dlq list|show|replay   inspect and replay dead letters through the API (LINSYNC_API_URL, LINSYNC_TOKEN)
-  bench ingest|gateway  measure webhook ingest against bare Temporal starts, or the agent gateway against calling Linear directly
+  bench ingest|gateway|host  measure webhook ingest (durable acks against the Express peer, start rate, burst, outage),
+                      the agent gateway against calling Linear directly, or one host of 20,000 broken links
+  chaos [-reduced]    the chaos ledger: two APIs, two workers, its own Postgres and Temporal, faults; nothing lost or doubled
 
 Configuration comes from the environment; see the README.
 `
@@ -70,6 +72,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return runFakeLinear(ctx, LoadToolConfig(), rest, stdout)
 	case "dlq":
 		return dlqCmd(ctx, LoadToolConfig(), rest, stdout)
+	case "chaos":
+		// The run configures its own processes; the service's configuration is not needed.
+		return chaosCmd(ctx, rest, stdout)
 	}
 	cfg, err := LoadConfig()
 	if err != nil {
@@ -143,6 +148,8 @@ func openDeps(ctx context.Context, cfg Config, role string) (*deps, error) {
 		closeStore()
 		return nil, err
 	}
+	// The inbox's depth and oldest age, read from Postgres at each scrape, once per process whatever its role.
+	reg.MustRegister(api.InboxCollector(db))
 
 	tp, shutdownTracing, err := newTracerProvider(ctx, cfg.Tracing, role)
 	if err != nil {
@@ -209,6 +216,7 @@ func serve(ctx context.Context, cfg Config, role string) error {
 		srv, err := api.New(api.Config{
 			TaskQueue:               cfg.TaskQueue,
 			WebhookTolerance:        cfg.WebhookTolerance,
+			RetryHorizon:            cfg.WebhookRetryHorizon,
 			StartTimeout:            cfg.StartTimeout,
 			AllowedSenders:          cfg.WebhookAllowedIPs,
 			TrustedProxies:          cfg.TrustedProxies,
@@ -247,6 +255,12 @@ func serve(ctx context.Context, cfg Config, role string) error {
 			return err
 		}
 		w := worker.New(d.temporal, cfg.TaskQueue, acts, sdkworker.Options{})
+		drainer, err := worker.NewDrainer(wd, d.log.With("component", "inbox"))
+		if err != nil {
+			return err
+		}
+		// Starts what the API's dispatcher did not: Temporal was away, or an API died between its 200 and the start.
+		g.Go(func() error { return drainer.Run(ctx) })
 		g.Go(func() error {
 			if err := w.Start(); err != nil {
 				return fmt.Errorf("start worker: %w", err)

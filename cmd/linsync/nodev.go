@@ -24,3 +24,7 @@ func runFakeLinear(context.Context, ToolConfig, []string, io.Writer) error {
 func benchCmd(context.Context, Config, []string, io.Writer) error {
 	return fmt.Errorf("linsync bench: %w", errNotBuiltIn)
 }
+
+func chaosCmd(context.Context, []string, io.Writer) error {
+	return fmt.Errorf("linsync chaos: %w", errNotBuiltIn)
+}

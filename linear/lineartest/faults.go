@@ -27,6 +27,9 @@ const (
 	DeliveryDelay DeliveryMode = "delay"
 	// DeliveryReorder holds Count deliveries and sends them in reverse order.
 	DeliveryReorder DeliveryMode = "reorder"
+	// DeliveryResend sends the delivery and, whatever the answer, retries it after Delay, as Linear does when the
+	// answer to an attempt never reached it: a late retry (byte-identical unless the retries are re-stamped).
+	DeliveryResend DeliveryMode = "resend"
 )
 
 // DeliveryFault applies Mode to the next Count webhook deliveries.

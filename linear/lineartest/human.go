@@ -160,6 +160,7 @@ type humanRequest struct {
 //	                   move-issue|delete-issue|create-issue}
 //	GET  /_fake/state | /_fake/requests | /_fake/deliveries
 //	POST /_fake/faults/{ratelimit|status|latency|delivery}
+//	GET|POST /_fake/webhooks/retries ({"mode":"identical"|"restamped"})
 func (s *Server) serveTestAPI(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/_fake/")
 	reply := func(v any, err error) {
@@ -179,6 +180,8 @@ func (s *Server) serveTestAPI(w http.ResponseWriter, r *http.Request) {
 			reply(s.Requests(), nil)
 		case "deliveries":
 			reply(s.Deliveries(), nil)
+		case "webhooks/retries":
+			reply(map[string]RetryMode{"mode": s.WebhookRetries()}, nil)
 		default:
 			http.NotFound(w, r)
 		}
@@ -195,6 +198,15 @@ func (s *Server) serveTestAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(s.humanAction(action, req))
+		return
+	}
+	if path == "webhooks/retries" {
+		var req struct{ Mode RetryMode }
+		err := json.NewDecoder(r.Body).Decode(&req)
+		if err == nil {
+			err = s.SetWebhookRetries(req.Mode)
+		}
+		reply(map[string]RetryMode{"mode": s.WebhookRetries()}, err)
 		return
 	}
 	if kind, ok := strings.CutPrefix(path, "faults/"); ok {

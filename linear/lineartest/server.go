@@ -33,6 +33,10 @@ type Options struct {
 	// WebhookRetryDelays are the waits before re-sending a failed delivery; Linear uses 1 min, 1 h, 6 h.
 	// Default 10 ms, 50 ms, 100 ms so tests finish.
 	WebhookRetryDelays []time.Duration
+	// WebhookRetries is how a retry is made: RetryIdentical (the default) re-sends the first attempt's bytes, or
+	// RetryRestamped renders and signs the body again with a new webhookTimestamp. Change it with
+	// SetWebhookRetries.
+	WebhookRetries RetryMode
 	// DisableAfterFailures disables a webhook after this many consecutive deliveries failed every attempt. Default 3.
 	DisableAfterFailures int
 	// WebhookTimeout is how long a receiver may take, 5 s at Linear.
@@ -85,6 +89,7 @@ type Server struct {
 	requests  []Request
 	windows   map[string]*rateWindow
 	faults    faults
+	retries   RetryMode
 	// lastSyncID numbers mutations like Linear's sync ids.
 	lastSyncID float64
 
@@ -122,8 +127,14 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.WebhookRetries == "" {
+		opts.WebhookRetries = RetryIdentical
+	}
+	if !opts.WebhookRetries.valid() {
+		return nil, fmt.Errorf("webhook retries %q: want %s or %s", opts.WebhookRetries, RetryIdentical, RetryRestamped)
+	}
 	s := &Server{
-		opts: opts, schema: schema, created: opts.Now().UTC(),
+		opts: opts, schema: schema, created: opts.Now().UTC(), retries: opts.WebhookRetries,
 		users: map[string]*user{}, keys: map[string]string{}, teams: map[string]*team{},
 		states: map[string]*workflowState{}, labels: map[string]*label{}, issues: map[string]*issue{},
 		comments: map[string]*comment{}, webhooks: map[string]*webhook{}, windows: map[string]*rateWindow{},

@@ -438,3 +438,82 @@ func TestPrivateTeamsOnlyThroughTeamWebhooks(t *testing.T) {
 	require.Len(t, scoped.all(), 1, "the team's own webhook delivers")
 	require.Contains(t, string(scoped.all()[0].body), `"teamId":"`+sec.ID+`"`)
 }
+
+// TestWebhookRetriesIdenticalOrRestamped: by default a retry is the first attempt's bytes again (same body with
+// its original webhookTimestamp, same signature, same Linear-Delivery), with only the unsigned Linear-Timestamp
+// header fresh; re-stamped retries carry a new webhookTimestamp, signed again. The mode is set over the HTTP API.
+func TestWebhookRetriesIdenticalOrRestamped(t *testing.T) {
+	t.Parallel()
+	clock := time.Now()
+	var clockMu sync.Mutex
+	now := func() time.Time { // every reading is a second later, so attempts differ in time
+		clockMu.Lock()
+		defer clockMu.Unlock()
+		clock = clock.Add(time.Second)
+		return clock
+	}
+	srv := lineartest.Start(t, lineartest.Options{WebhookRetryDelays: []time.Duration{time.Millisecond}, Now: now})
+	sd := srv.Seed()
+	c, err := linear.New(linear.Options{Endpoint: srv.URL(), Credential: linear.Credential{APIKey: sd.APIKey}})
+	require.NoError(t, err)
+	rcv := newReceiver(t, http.StatusServiceUnavailable) // every first attempt fails; the retry gets the same
+	_, err = linear.WebhookCreate(t.Context(), c.GQL(), linear.WebhookCreateInput{URL: rcv.srv.URL,
+		ResourceTypes: []string{"Issue"}, AllPublicTeams: true, Secret: secret})
+	require.NoError(t, err)
+	mode := func(m string) {
+		resp, err := http.Post(srv.BaseURL()+"/_fake/webhooks/retries", "application/json", strings.NewReader(`{"mode":"`+m+`"}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	pair := func() (first, retry received) {
+		before := len(rcv.all())
+		createIssue(t, c, sd.Plain.ID)
+		require.NoError(t, srv.Flush(t.Context()))
+		got := rcv.all()[before:]
+		require.Len(t, got, 2, "one attempt and one retry")
+		return got[0], got[1]
+	}
+	stamp := func(r received) int64 {
+		w, err := linear.DecodeWebhook(r.body)
+		require.NoError(t, err)
+		return int64(w.WebhookTimestamp)
+	}
+
+	require.Equal(t, lineartest.RetryIdentical, srv.WebhookRetries(), "the default")
+	first, retry := pair()
+	require.Equal(t, first.body, retry.body, "byte-identical body")
+	require.Equal(t, first.header.Get(linear.HeaderSignature), retry.header.Get(linear.HeaderSignature))
+	require.Equal(t, first.header.Get(linear.HeaderDelivery), retry.header.Get(linear.HeaderDelivery))
+	require.NotEqual(t, first.header.Get("Linear-Timestamp"), retry.header.Get("Linear-Timestamp"), "only the unsigned header is fresh")
+	require.True(t, linear.VerifySignature(retry.body, retry.header.Get(linear.HeaderSignature), []byte(secret)))
+
+	mode("restamped")
+	require.Equal(t, lineartest.RetryRestamped, srv.WebhookRetries())
+	first, retry = pair()
+	require.Equal(t, first.header.Get(linear.HeaderDelivery), retry.header.Get(linear.HeaderDelivery))
+	require.Greater(t, stamp(retry), stamp(first), "a new webhookTimestamp")
+	require.NotEqual(t, first.header.Get(linear.HeaderSignature), retry.header.Get(linear.HeaderSignature))
+	require.True(t, linear.VerifySignature(retry.body, retry.header.Get(linear.HeaderSignature), []byte(secret)), "signed again")
+
+	resp, err := http.Post(srv.BaseURL()+"/_fake/webhooks/retries", "application/json", strings.NewReader(`{"mode":"sometimes"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Equal(t, lineartest.RetryRestamped, srv.WebhookRetries(), "a bad mode changes nothing")
+}
+
+// TestDeliveryResendIsALateRetry: the resend fault retries a delivery whose attempt succeeded, as Linear does when
+// the answer was lost, with the first attempt's bytes.
+func TestDeliveryResendIsALateRetry(t *testing.T) {
+	t.Parallel()
+	srv, sd, c, rcv, _ := setup(t, http.StatusOK)
+	require.NoError(t, srv.Flush(t.Context()))
+	srv.InjectDeliveryFault(lineartest.DeliveryFault{Mode: lineartest.DeliveryResend, Delay: 20 * time.Millisecond})
+	createIssue(t, c, sd.Plain.ID)
+	require.NoError(t, srv.Flush(t.Context()))
+	got := rcv.all()
+	require.Len(t, got, 2)
+	require.Equal(t, got[0].body, got[1].body)
+	require.Equal(t, got[0].header.Get(linear.HeaderDelivery), got[1].header.Get(linear.HeaderDelivery))
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -97,7 +98,41 @@ func (s *Server) emit(ev event) {
 	}
 }
 
-// body renders the delivery's JSON at send time, as Linear stamps webhookTimestamp per attempt.
+// RetryMode is how the fake retries a failed delivery. Public reports say Linear's retries are byte-identical to
+// the first attempt (only the unsigned Linear-Timestamp header is fresh), so a receiver that checks the signed
+// webhookTimestamp against a short window refuses every retry; the fake can send them either way.
+type RetryMode string
+
+// Retry modes.
+const (
+	// RetryIdentical re-sends the first attempt: same body (with its original webhookTimestamp), same
+	// Linear-Signature, same Linear-Delivery; only Linear-Timestamp is fresh.
+	RetryIdentical RetryMode = "identical"
+	// RetryRestamped renders the body again with a new webhookTimestamp and signs it again, same Linear-Delivery.
+	RetryRestamped RetryMode = "restamped"
+)
+
+func (m RetryMode) valid() bool { return m == RetryIdentical || m == RetryRestamped }
+
+// SetWebhookRetries changes how later retries are made (see RetryMode).
+func (s *Server) SetWebhookRetries(m RetryMode) error {
+	if !m.valid() {
+		return fmt.Errorf("webhook retries %q: want %s or %s", m, RetryIdentical, RetryRestamped)
+	}
+	s.mu.Lock()
+	s.retries = m
+	s.mu.Unlock()
+	return nil
+}
+
+// WebhookRetries reports how retries are made.
+func (s *Server) WebhookRetries() RetryMode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.retries
+}
+
+// body renders the delivery's JSON with webhookTimestamp at.
 func (s *Server) body(d *delivery, at time.Time) []byte {
 	ev := d.ev
 	b := map[string]any{
@@ -138,6 +173,9 @@ type delivery struct {
 	ID, WebhookID string
 	ev            event
 	attempt       int
+	// body and signature are the first attempt's, which a byte-identical retry sends again.
+	body      []byte
+	signature string
 }
 
 // dispatcher sends deliveries one at a time, in order, so tests see Linear's order unless a fault changes it.
@@ -224,14 +262,13 @@ func (d *dispatcher) route(dl *delivery) {
 		d.record(Delivery{ID: dl.ID, WebhookID: dl.WebhookID, Event: dl.ev.typ, Action: dl.ev.action, Time: d.s.now(), Dropped: true})
 		d.finish()
 	case f.Mode == DeliveryDuplicate:
-		d.mu.Lock()
-		d.pending++
-		d.mu.Unlock()
-		d.send(dl)
-		again := *dl
-		d.send(&again)
+		d.sendAgain(dl, 0)
 	case f.Mode == DeliveryDelay:
 		time.AfterFunc(f.Delay, func() { d.send(dl) })
+	case f.Mode == DeliveryResend:
+		// The answer to the first attempt is lost on the way back (Linear timed out): whatever it was, Linear
+		// retries, late, as its retry mode says.
+		d.sendAgain(dl, f.Delay)
 	case f.Mode == DeliveryReorder:
 		d.mu.Lock()
 		d.held = append(d.held, dl)
@@ -244,6 +281,21 @@ func (d *dispatcher) route(dl *delivery) {
 			d.send(h)
 		}
 	}
+}
+
+// sendAgain sends dl, then the same delivery once more: at once (a duplicate), or as a retry after the delay.
+func (d *dispatcher) sendAgain(dl *delivery, after time.Duration) {
+	d.mu.Lock()
+	d.pending++
+	d.mu.Unlock()
+	d.send(dl)
+	again := *dl
+	if after <= 0 {
+		d.send(&again)
+		return
+	}
+	again.attempt++
+	time.AfterFunc(after, func() { d.enqueueRetry(&again) })
 }
 
 // send makes one attempt; a failure schedules a retry or, after the last one, counts against the webhook.
@@ -262,7 +314,15 @@ func (d *dispatcher) send(dl *delivery) {
 		return
 	}
 	now := s.now()
-	body := s.body(dl, now)
+	s.mu.Lock()
+	identical := s.retries == RetryIdentical
+	s.mu.Unlock()
+	body, signature := dl.body, dl.signature
+	if body == nil || !identical {
+		body = s.body(dl, now)
+		signature = linear.Sign([]byte(secret), body)
+		dl.body, dl.signature = body, signature
+	}
 	rec := Delivery{ID: dl.ID, WebhookID: dl.WebhookID, URL: url, Event: dl.ev.typ, Action: dl.ev.action, Body: body, Attempt: dl.attempt + 1, Time: now}
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(body))
 	if err == nil {
@@ -271,7 +331,7 @@ func (d *dispatcher) send(dl *delivery) {
 		req.Header.Set("User-Agent", "Linear-Webhook")
 		req.Header.Set(linear.HeaderDelivery, dl.ID)
 		req.Header.Set(linear.HeaderEvent, dl.ev.typ)
-		req.Header.Set(linear.HeaderSignature, linear.Sign([]byte(secret), body))
+		req.Header.Set(linear.HeaderSignature, signature)
 		req.Header.Set("Linear-Timestamp", itoa64(now.UnixMilli()))
 		var resp *http.Response
 		if resp, err = d.client.Do(req); err == nil {
