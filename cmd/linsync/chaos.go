@@ -340,11 +340,11 @@ func (c *chaosStack) runWithInput(ctx context.Context, stdin string, args ...str
 type proc struct {
 	// addr is the process's HTTP listener (the API's, for an api); ops its operations listener (health, readiness).
 	name, addr, ops string
-	args, env  []string
-	bin, log   string
-	mu         sync.Mutex
-	cmd        *exec.Cmd
-	done       chan struct{}
+	args, env       []string
+	bin, log        string
+	mu              sync.Mutex
+	cmd             *exec.Cmd
+	done            chan struct{}
 }
 
 func (c *chaosStack) process(name string, args ...string) (*proc, error) {
