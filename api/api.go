@@ -181,7 +181,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	s.secrets = newVerifierCache(db, cfg.SecretCacheTTL, s.now)
 	s.writer = newGroupWriter(db.PutInboxBatch, cfg.InboxWriters)
 	s.dispatch = newDispatcher(s.start.StartInbox, db.MarkInboxStarted, db.ReleaseInbox, cfg.DispatchWorkers, cfg.DispatchQueue,
-		cfg.StartTimeout, log, m.dispatched)
+		cfg.StartTimeout, log, m.dispatched, s.writer.busy)
 	// An API request waits on Linear for at most 10 s per call.
 	s.linear = &linear.Clients{Store: db, Endpoint: cfg.LinearEndpoint, HTTPClient: cfg.LinearHTTPClient,
 		Timeout: 10 * time.Second, Metrics: cfg.LinearMetrics, OAuth: cfg.OAuth, TracerProvider: cfg.TracerProvider}

@@ -3,11 +3,14 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/linsync/linsync"
@@ -72,4 +75,43 @@ func TestGroupWriterAnswersEachRequestItsOwnResult(t *testing.T) {
 	defer blocked.close()
 	_, err := blocked.put(ctx, &linsync.InboxItem{Key: "x"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// While the ingress is busy only busyWorkers start workflows at once; the rest join in when it is not.
+func TestDispatcherYieldsToABusyIngress(t *testing.T) {
+	var busy atomic.Bool
+	busy.Store(true)
+	var running, most atomic.Int64
+	release := make(chan struct{})
+	start := func(ctx context.Context, it linsync.InboxItem) (bool, error) {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		running.Add(-1)
+		return true, nil
+	}
+	noop := func(context.Context, []int64) error { return nil }
+	counts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "t"}, []string{"result"})
+	d := newDispatcher(start, noop, noop, 8, 64, time.Second, slog.New(slog.DiscardHandler), counts, busy.Load)
+	defer d.close()
+	for i := range 8 {
+		d.offer(linsync.InboxItem{ID: int64(i + 1)})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for running.Load() < busyWorkers && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the other workers had time to take items, had they not yielded
+	if got := most.Load(); got != busyWorkers {
+		t.Fatalf("%d starts ran at once while the ingress was busy, want %d", got, busyWorkers)
+	}
+	busy.Store(false)
+	for running.Load() < 8 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := running.Load(); got != 8 {
+		t.Fatalf("%d starts ran at once after the burst, want all 8 workers", got)
+	}
+	close(release)
 }
