@@ -249,9 +249,9 @@ type groupWriter struct {
 	write func(context.Context, []*linsync.InboxItem) ([]bool, error)
 	// inflight counts the requests waiting on their write (the dispatcher's measure of a busy ingress).
 	inflight atomic.Int64
-	reqs  chan *groupReq
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	reqs     chan *groupReq
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 type groupReq struct {

@@ -95,6 +95,7 @@ func TestDispatcherYieldsToABusyIngress(t *testing.T) {
 	counts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "t"}, []string{"result"})
 	d := newDispatcher(start, noop, noop, 8, 64, time.Second, slog.New(slog.DiscardHandler), counts, busy.Load)
 	defer d.close()
+	defer close(release) // before close, which waits for the starts in flight
 	for i := range 8 {
 		d.offer(linsync.InboxItem{ID: int64(i + 1)})
 	}
@@ -113,5 +114,4 @@ func TestDispatcherYieldsToABusyIngress(t *testing.T) {
 	if got := running.Load(); got != 8 {
 		t.Fatalf("%d starts ran at once after the burst, want all 8 workers", got)
 	}
-	close(release)
 }
