@@ -263,7 +263,7 @@ func TestWebhookMatchedByOrganizationAndUnknownTypeRecorded(t *testing.T) {
 func TestWebhookSecretRotationGrace(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, api.Config{SecretCacheTTL: time.Second}, nil, false)
-	_, err := h.db.RotateLinearWebhookSecretWith(t.Context(), h.wsID, h.hookID, "new-secret", time.Hour, nil)
+	_, err := h.db.RotateLinearWebhookSecret(t.Context(), h.wsID, h.hookID, "new-secret", time.Hour)
 	require.NoError(t, err)
 	time.Sleep(1100 * time.Millisecond) // let the API's cached secrets age past the refresh floor
 
@@ -275,7 +275,7 @@ func TestWebhookSecretRotationGrace(t *testing.T) {
 	status, resp = h.post(h.signed(issueBody(testOrg, time.Now())))
 	require.Equal(t, 200, status, "the previous secret is accepted during the grace window: %v", resp)
 
-	_, err = h.db.RotateLinearWebhookSecretWith(t.Context(), h.wsID, h.hookID, "newer-secret", time.Millisecond, nil)
+	_, err = h.db.RotateLinearWebhookSecret(t.Context(), h.wsID, h.hookID, "newer-secret", time.Millisecond)
 	require.NoError(t, err)
 	time.Sleep(1100 * time.Millisecond)
 	stale := h.signed(issueBody(testOrg, time.Now()))
