@@ -10,7 +10,6 @@ WHERE linear_webhook_id IS NOT NULL AND EXISTS (
       AND (o.created_at, o.id) < (h.created_at, h.id));
 CREATE UNIQUE INDEX linear_webhooks_linear_id_idx ON linear_webhooks (workspace_id, linear_webhook_id)
     WHERE linear_webhook_id IS NOT NULL;
-CREATE INDEX linear_webhooks_org_linear_id_idx ON linear_webhooks (organization_id, linear_webhook_id);
 
 -- A rotation of a managed webhook stores its new secret here (committed) before Linear is asked to sign with it;
 -- once Linear answered, the pending secret becomes the current one. While it is pending, deliveries signed with it
