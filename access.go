@@ -70,9 +70,16 @@ type WebhookRecord struct {
 	ResourceTypes           []string   `json:"resource_types"`
 	SecretLast4             string     `json:"secret_last4"`
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
-	CreatedAt               time.Time  `json:"created_at"`
-	UpdatedAt               time.Time  `json:"updated_at"`
+	// RotationPending: a new secret is stored and accepted but Linear has not confirmed signing with it; rotating
+	// again completes the rotation with that same secret.
+	RotationPending bool      `json:"rotation_pending,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
+
+// MaxWebhooksPerWorkspace bounds the Linear webhooks one workspace may register, and so the secrets stored per
+// tenant that ingress could be asked to check.
+const MaxWebhooksPerWorkspace = 20
 
 // WebhookRegistration is a Linear webhook to store: one linsync created in Linear (Managed) or one an admin created
 // and whose secret they pasted.

@@ -127,14 +127,19 @@ type LinearWebhook struct {
 	CreatedAt       time.Time `json:"created_at"`
 }
 
-// WebhookVerifier is what ingress needs to check one Linear webhook's deliveries: the workspace it belongs to and
-// the secrets currently accepted for it (the current one and, during a rotation's grace window, the previous one).
+// WebhookVerifier is what ingress needs to check one Linear webhook's deliveries: the workspace it belongs to, the
+// webhook's id in Linear (when known), and the secrets currently accepted for it (the current one; during a
+// rotation's grace window the previous one; while a rotation waits for Linear's answer the pending one). The store
+// hands them out Sealed; ingress opens (Secrets) only those of the webhooks it chose to check.
 type WebhookVerifier struct {
-	WorkspaceID    string
-	WorkspaceSlug  string
-	OrganizationID string
-	TeamID         string
-	Secrets        [][]byte
+	ID              string
+	WorkspaceID     string
+	WorkspaceSlug   string
+	OrganizationID  string
+	TeamID          string
+	LinearWebhookID string
+	Sealed          [][]byte
+	Secrets         [][]byte
 }
 
 // Delivery outcomes recorded for a Linear webhook delivery.

@@ -37,25 +37,39 @@ func (s *Server) ensureManagedWebhook(ctx context.Context, ws *linsync.Workspace
 			return h, nil
 		}
 	}
-	return s.createManagedWebhook(ctx, ws, conn, lc, "")
+	rec, _, err := s.createManagedWebhook(ctx, ws, conn, lc, "")
+	return rec, err
 }
 
-// createManagedWebhook registers linsync's webhook in Linear with a secret linsync generates. The secret is stored
+// createManagedWebhook registers linsync's webhook in Linear with a secret linsync generates, for teamID ("" is all
+// public teams), unless the workspace has one for that scope already: then that one is returned and created is
+// false, since a second webhook in Linear would deliver every event twice. The database holds one managed webhook
+// per scope, so of two concurrent requests one creates and the other returns its webhook. The secret is stored
 // (encrypted) before Linear is asked, so the first delivery already verifies; if Linear refuses, the row goes again.
-// teamID "" subscribes all public teams.
-func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client, teamID string) (*linsync.WebhookRecord, error) {
+func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace, conn *linsync.LinearConnection, lc *linear.Client, teamID string) (rec *linsync.WebhookRecord, created bool, err error) {
 	if s.cfg.PublicURL == "" {
-		return nil, linsync.Errorf(linsync.ECONFLICT,
+		return nil, false, linsync.Errorf(linsync.ECONFLICT,
 			"linsync has no public URL (LINSYNC_PUBLIC_URL), so Linear cannot reach it; create the webhook in Linear and register its secret instead")
+	}
+	if rec, err := s.db.FindManagedWebhook(ctx, ws.ID, conn.OrganizationID, teamID); err == nil {
+		return rec, false, nil
+	} else if linsync.ErrorCode(err) != linsync.ENOTFOUND {
+		return nil, false, err
 	}
 	id := uuid.NewString()
 	secret := newWebhookSecret()
 	url := s.webhookURL(ws)
-	rec, err := s.db.RegisterLinearWebhook(ctx, linsync.WebhookRegistration{ID: id, WorkspaceID: ws.ID,
+	rec, err = s.db.RegisterLinearWebhook(ctx, linsync.WebhookRegistration{ID: id, WorkspaceID: ws.ID,
 		ConnectionID: conn.ID, OrganizationID: conn.OrganizationID, TeamID: teamID, LinearWebhookID: id, Managed: true,
 		URL: url, ResourceTypes: webhookResourceTypes, Secret: secret})
+	if linsync.ErrorCode(err) == linsync.ECONFLICT {
+		// Another request registered the scope's webhook between the look-up and the insert.
+		if existing, ferr := s.db.FindManagedWebhook(ctx, ws.ID, conn.OrganizationID, teamID); ferr == nil {
+			return existing, false, nil
+		}
+	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	in := linear.WebhookCreateInput{ID: id, URL: url, ResourceTypes: webhookResourceTypes, Secret: secret,
 		Label: "linsync " + ws.Slug, TeamID: teamID, AllPublicTeams: teamID == ""}
@@ -68,26 +82,29 @@ func (s *Server) createManagedWebhook(ctx context.Context, ws *linsync.Workspace
 		s.recordAccess(ctx, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookCreated,
 			Outcome: linsync.AccessOutcomeFailed, Detail: linear.Classify(err).Error()})
 		s.log.WarnContext(ctx, "create linear webhook failed", "workspace_id", ws.ID, "err", err)
-		return nil, linearRefusal("create the webhook in Linear", err)
+		return nil, false, linearRefusal("create the webhook in Linear", err)
 	}
 	s.recordAccess(ctx, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookCreated,
 		Outcome: linsync.AccessOutcomeOK, Detail: "managed webhook " + id + " → " + url})
 	s.log.InfoContext(ctx, "linear webhook registered", "workspace_id", ws.ID, "webhook_id", id, "linear_webhook_id", id,
 		"secret", rec.SecretLast4)
-	return rec, nil
+	return rec, true, nil
 }
 
 type createWebhookRequest struct {
 	// Secret is Linear's signing secret, pasted by an admin who created the webhook in Linear (manual mode). Without
 	// it, linsync creates the webhook in Linear itself (managed mode).
-	Secret          string `json:"secret"`
-	OrganizationID  string `json:"organization_id"`
-	TeamID          string `json:"team_id"`
+	Secret         string `json:"secret"`
+	OrganizationID string `json:"organization_id"`
+	TeamID         string `json:"team_id"`
+	// LinearWebhookID is the webhook's id in Linear (the webhookId of its deliveries), optional in manual mode: with
+	// it, ingress checks the webhook's deliveries against its secret alone.
 	LinearWebhookID string `json:"linear_webhook_id"`
 }
 
 // handleCreateWebhook registers a webhook: manual mode stores the secret the admin pasted from Linear; managed mode
-// (no secret) creates linsync's webhook in Linear.
+// (no secret) creates linsync's webhook in Linear, or answers 200 with the one the team scope already has. Either
+// needs a Linear connection: it is what proves the organization a webhook may speak for.
 func (s *Server) handleCreateWebhook(c *gin.Context) {
 	var req createWebhookRequest
 	if err := bindJSON(c, &req); err != nil {
@@ -106,37 +123,45 @@ func (s *Server) handleCreateWebhook(c *gin.Context) {
 			s.writeError(c, err)
 			return
 		}
-		rec, err := s.createManagedWebhook(c, ws, conn, lc, req.TeamID)
+		rec, created, err := s.createManagedWebhook(c, ws, conn, lc, req.TeamID)
 		if err != nil {
 			s.writeError(c, err)
 			return
 		}
-		c.JSON(http.StatusCreated, gin.H{"webhook": rec})
+		status := http.StatusCreated
+		if !created {
+			status = http.StatusOK
+		}
+		c.JSON(status, gin.H{"webhook": rec})
 		return
 	}
-	var connID string
-	if conn, err := s.db.FindConnection(c, ws.ID); err == nil {
-		connID = conn.ID
-		switch {
-		case req.OrganizationID == "":
-			req.OrganizationID = conn.OrganizationID
-		case req.OrganizationID != conn.OrganizationID:
-			// The connection proved which organization this workspace is; a webhook may not claim another.
-			s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "organization_id",
-				Message: "organization_id must be the connected Linear organization " + conn.OrganizationID})
-			return
-		}
-	} else if linsync.ErrorCode(err) != linsync.ENOTFOUND {
+	conn, err := s.db.FindConnection(c, ws.ID)
+	switch {
+	case linsync.ErrorCode(err) == linsync.ENOTFOUND || err == nil && (conn.Status == linsync.ConnectionDisconnected || conn.OrganizationID == ""):
+		// An organization id anyone could type proves nothing: only one linsync learned from Linear by connecting
+		// (key or OAuth) may have webhooks, so no workspace registers secrets for another tenant's organization.
+		s.writeError(c, &linsync.Error{Code: linsync.ECONFLICT, Field: "organization_id",
+			Message: "connect the workspace to Linear first: webhooks are registered only for the organization_id of its connection"})
+		return
+	case err != nil:
 		s.writeError(c, err)
 		return
+	case req.OrganizationID == "":
+		req.OrganizationID = conn.OrganizationID
+	case req.OrganizationID != conn.OrganizationID:
+		// The connection proved which organization this workspace is; a webhook may not claim another.
+		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "organization_id",
+			Message: "organization_id must be the connected Linear organization " + conn.OrganizationID})
+		return
 	}
-	rec, err := s.db.RegisterLinearWebhook(c, linsync.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: connID,
-		OrganizationID: req.OrganizationID, TeamID: req.TeamID, LinearWebhookID: req.LinearWebhookID, Secret: req.Secret})
+	rec, err := s.db.RegisterLinearWebhook(c, linsync.WebhookRegistration{WorkspaceID: ws.ID, ConnectionID: conn.ID,
+		OrganizationID: req.OrganizationID, TeamID: req.TeamID, LinearWebhookID: strings.TrimSpace(req.LinearWebhookID),
+		Secret: req.Secret})
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: connID, Kind: linsync.AccessWebhookCreated,
+	s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: conn.ID, Kind: linsync.AccessWebhookCreated,
 		Outcome: linsync.AccessOutcomeOK, Detail: "manual webhook " + rec.ID})
 	s.log.InfoContext(c, "linear webhook registered", "workspace_id", ws.ID, "webhook_id", rec.ID, "managed", false,
 		"secret", rec.SecretLast4)
@@ -198,9 +223,11 @@ type rotateWebhookRequest struct {
 	Secret string `json:"secret"`
 }
 
-// handleRotateWebhook replaces a webhook's signing secret. The new secret is accepted at once and the previous one
-// until the grace window ends. For a managed webhook linsync generates the secret and sets it in Linear within the
-// same database transaction, so either both sides change or neither does.
+// handleRotateWebhook replaces a webhook's signing secret; the previous one is still accepted until the grace
+// window ends. A manual webhook's new secret (the admin rotated it in Linear) is current at once. A managed one
+// rotates in two phases, since Linear's answer can be lost after it switched: the new secret is stored as pending
+// (accepted beside the current one) and committed, then set in Linear, then promoted to current. A failure in
+// between leaves both accepted, never neither, and rotating again finishes with the pending secret.
 func (s *Server) handleRotateWebhook(c *gin.Context) {
 	var req rotateWebhookRequest
 	if c.Request.ContentLength != 0 {
@@ -216,35 +243,22 @@ func (s *Server) handleRotateWebhook(c *gin.Context) {
 		return
 	}
 	req.Secret = strings.TrimSpace(req.Secret)
-	var apply func(context.Context) error
+	var out *linsync.WebhookRecord
 	switch {
 	case rec.Managed && req.Secret != "":
 		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "secret",
 			Message: "linsync generates the secrets of webhooks it manages; send no secret"})
 		return
 	case rec.Managed:
-		lc, _, err := s.linearFor(c, ws.ID)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		req.Secret = newWebhookSecret()
-		secret := req.Secret
-		apply = func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			_, err := linear.WebhookUpdate(ctx, lc.GQL(), rec.LinearWebhookID, linear.WebhookUpdateInput{Secret: linear.Value(secret)})
-			if err != nil {
-				return linearRefusal("set the new secret in Linear", err)
-			}
-			return nil
-		}
+		out, err = s.rotateManaged(c, ws.ID, rec)
 	case req.Secret == "":
 		s.writeError(c, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "secret",
 			Message: "secret is required: rotate the secret in Linear and paste the new one"})
 		return
+	default:
+		out, err = s.db.RotateLinearWebhookSecret(c, ws.ID, rec.ID, req.Secret, s.cfg.WebhookSecretGrace)
 	}
-	out, err := s.db.RotateLinearWebhookSecretWith(c, ws.ID, rec.ID, req.Secret, s.cfg.WebhookSecretGrace, apply)
+	s.secrets.forget()
 	if err != nil {
 		s.recordAccess(c, linsync.AccessEvent{WorkspaceID: ws.ID, ConnectionID: rec.ConnectionID, Kind: linsync.AccessWebhookRotated,
 			Outcome: linsync.AccessOutcomeFailed, Detail: "webhook " + rec.ID + ": " + linsync.ErrorMessage(err)})
@@ -256,6 +270,32 @@ func (s *Server) handleRotateWebhook(c *gin.Context) {
 	s.log.InfoContext(c, "linear webhook secret rotated", "workspace_id", ws.ID, "webhook_id", rec.ID, "secret", out.SecretLast4,
 		"grace", s.cfg.WebhookSecretGrace.String())
 	c.JSON(http.StatusOK, gin.H{"webhook": out})
+}
+
+// rotateManaged runs a managed webhook's two-phase rotation (handleRotateWebhook).
+func (s *Server) rotateManaged(ctx context.Context, workspaceID string, rec *linsync.WebhookRecord) (*linsync.WebhookRecord, error) {
+	lc, _, err := s.linearFor(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.db.StageWebhookSecret(ctx, workspaceID, rec.ID, newWebhookSecret())
+	if err != nil {
+		return nil, err
+	}
+	// Deliveries signed with the pending secret verify here from now on, before Linear signs with it.
+	s.secrets.forget()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := linear.WebhookUpdate(cctx, lc.GQL(), rec.LinearWebhookID, linear.WebhookUpdateInput{Secret: linear.Value(secret)}); err != nil {
+		return nil, linearRefusal("set the new secret in Linear (it stays accepted beside the current one; rotate again to finish)", err)
+	}
+	// Linear signs with the new secret: promote it even if the caller has gone meanwhile.
+	out, err := s.db.PromoteWebhookSecret(context.WithoutCancel(ctx), workspaceID, rec.ID, s.cfg.WebhookSecretGrace)
+	if linsync.ErrorCode(err) == linsync.ECONFLICT {
+		// A concurrent rotation promoted the same pending secret first.
+		return s.db.FindLinearWebhook(ctx, workspaceID, rec.ID)
+	}
+	return out, err
 }
 
 // handleDisconnectLinear disconnects a workspace from Linear: linsync's webhooks are deleted in Linear (best effort,

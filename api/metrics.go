@@ -13,6 +13,10 @@ type metrics struct {
 	gatewayRequests *prometheus.CounterVec
 	gatewayOverhead prometheus.Histogram
 	dispatched      *prometheus.CounterVec
+	// What checking webhook signatures costs: HMACs computed and webhook secrets decrypted, so that a test (and an
+	// operator) can see that one delivery costs one of each, not one per stored webhook.
+	webhookHMACs         prometheus.Counter
+	webhookSecretsOpened prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,8 +43,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "linsync_inbox_dispatch_total",
 			Help: "Inbox items the API's dispatcher handed to their workflows right after the 200, by result (started, already_started, failed and queue_full leave the item to the drainer).",
 		}, []string{"result"}),
+		webhookHMACs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linsync_webhook_hmacs_total",
+			Help: "HMAC-SHA256 signatures computed to verify Linear webhook deliveries (one per secret checked).",
+		}),
+		webhookSecretsOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linsync_webhook_secrets_opened_total",
+			Help: "Webhook signing secrets decrypted for ingress (then kept in memory for a short while).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.webhooks, m.startDuration, m.gatewayRequests, m.gatewayOverhead, m.dispatched} {
+	for _, c := range []prometheus.Collector{m.webhooks, m.startDuration, m.gatewayRequests, m.gatewayOverhead, m.dispatched,
+		m.webhookHMACs, m.webhookSecretsOpened} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register api metrics: %w", err)
 		}

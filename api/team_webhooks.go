@@ -141,11 +141,13 @@ func (s *Server) syncTeamWebhooks(ctx context.Context, ws *linsync.Workspace, co
 		if !private[id] || have[id] {
 			continue
 		}
-		rec, err := s.createManagedWebhook(ctx, ws, conn, lc, id)
+		rec, created, err := s.createManagedWebhook(ctx, ws, conn, lc, id)
 		if err != nil {
 			return out, err
 		}
-		out.Created = append(out.Created, rec)
+		if created {
+			out.Created = append(out.Created, rec)
+		}
 	}
 	return out, nil
 }

@@ -9,11 +9,13 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/linsync/linsync"
@@ -23,24 +25,39 @@ import (
 )
 
 // handleLinearWebhook is Linear's webhook ingress. The checks run in a fixed order, cheapest and least revealing
-// first: size, workspace, signature, timestamp, delivery id, sender address. Only then is the delivery persisted
-// (acceptDelivery), and only a persisted delivery is answered with 200, so Linear retries anything not persisted.
+// first, so that no unauthenticated request costs more than one bounded read and a few HMACs:
+//
+//  1. sender address (403), before anything is read, decrypted or looked up;
+//  2. size (413), then the body's webhookId and organizationId (400 for JSON that is not an object);
+//  3. signature (401), checked against the webhook the body's webhookId names, else against at most
+//     maxVerifyCandidates webhooks of the path's workspace or the body's organization (verify). An unknown
+//     workspace or organization is answered exactly as a bad signature;
+//  4. the body's shape (400/422) and organization (404: a secret speaks only for its own organization);
+//  5. timestamp (400), the organization's team claims, delivery id (400).
+//
+// Only then is the delivery persisted (acceptDelivery), and only a persisted delivery is answered with 200, so Linear
+// retries anything not persisted.
 func (s *Server) handleLinearWebhook(c *gin.Context) {
 	received := s.now()
+	if !s.senderAllowed(c) {
+		s.reject(c, linsync.Errorf(linsync.EFORBIDDEN, "sender address not allowed"))
+		return
+	}
 	body, err := s.readBody(c)
 	if err != nil {
 		s.reject(c, err)
 		return
 	}
-
-	verifiers, err := s.findVerifiers(c, c.Param("workspace"), body)
+	names, err := namesOf(body)
 	if err != nil {
 		s.reject(c, err)
 		return
 	}
-	v, ok := s.verify(c, c.Param("workspace"), body, c.GetHeader(linear.HeaderSignature), verifiers)
-	if !ok {
-		s.reject(c, linsync.Errorf(linsync.EUNAUTHORIZED, "invalid webhook signature"))
+
+	sig := c.GetHeader(linear.HeaderSignature)
+	v, chosen, err := s.verify(c, c.Param("workspace"), names, body, sig)
+	if err != nil {
+		s.reject(c, err)
 		return
 	}
 
@@ -49,9 +66,9 @@ func (s *Server) handleLinearWebhook(c *gin.Context) {
 		s.reject(c, err)
 		return
 	}
-	if v, ok = s.matchOrganization(body, c.GetHeader(linear.HeaderSignature), hook.OrganizationID, v, verifiers); !ok {
+	if v, err = s.matchOrganization(c, body, sig, hook.OrganizationID, v, chosen); err != nil {
 		// A secret is only good for its own organization: a workspace cannot speak for another tenant's Linear.
-		s.reject(c, linsync.Errorf(linsync.ENOTFOUND, "organization %s has no Linear webhook here", hook.OrganizationID))
+		s.reject(c, err)
 		return
 	}
 	// A body may be as old as Linear's retry horizon (its retries keep the first attempt's timestamp): replay
@@ -62,7 +79,7 @@ func (s *Server) handleLinearWebhook(c *gin.Context) {
 		return
 	}
 	// Workspaces sharing an organization split it by team (webhooks_teams.go).
-	v, unclaimed, err := s.claimedBy(c, body, c.GetHeader(linear.HeaderSignature), hook.OrganizationID, v)
+	v, unclaimed, err := s.claimedBy(c, body, sig, hook.OrganizationID, hook.WebhookID, v)
 	if err != nil {
 		s.reject(c, err)
 		return
@@ -71,10 +88,6 @@ func (s *Server) handleLinearWebhook(c *gin.Context) {
 	if err != nil {
 		s.reject(c, &linsync.Error{Code: linsync.EINVALID, Field: linear.HeaderDelivery,
 			Message: "the Linear-Delivery header must be the delivery's UUID"})
-		return
-	}
-	if !s.senderAllowed(c) {
-		s.reject(c, linsync.Errorf(linsync.EFORBIDDEN, "sender address not allowed"))
 		return
 	}
 
@@ -192,66 +205,120 @@ func (s *Server) readBody(c *gin.Context) ([]byte, error) {
 	return body, nil
 }
 
-// findVerifiers returns the candidate webhooks for a delivery: the path's workspace, else the body's organization.
-func (s *Server) findVerifiers(ctx context.Context, workspace string, body []byte) ([]linsync.WebhookVerifier, error) {
-	if workspace != "" {
-		return s.secrets.forWorkspace(ctx, workspace, false)
-	}
-	var probe struct {
-		OrganizationID string `json:"organizationId"`
-	}
-	if err := json.Unmarshal(body, &probe); err != nil {
-		return nil, linsync.Errorf(linsync.EINVALID, "malformed JSON: %v", err)
-	}
-	if probe.OrganizationID == "" {
-		return nil, linsync.Errorf(linsync.ENOTFOUND, "no workspace in the path and no organizationId in the body")
-	}
-	return s.secrets.forOrganization(ctx, probe.OrganizationID, false)
+// maxVerifyCandidates bounds the webhooks one delivery's signature is checked against when its body's webhookId
+// names none of the stored ones (a webhook registered by hand without its Linear id): at most this many secrets
+// (each with its previous and pending one during a rotation) are decrypted and HMACed per request. A scope with more
+// such webhooks than this is refused unchecked (401): their admin gives linsync their Linear webhook ids. A body that
+// names a stored webhook is checked against that webhook alone.
+const maxVerifyCandidates = 3
+
+// webhookNames is what a delivery's body says about its sender, read before the signature is checked: only to
+// choose which secret to check it with, never trusted beyond that.
+type webhookNames struct {
+	WebhookID      string `json:"webhookId"`
+	OrganizationID string `json:"organizationId"`
 }
 
-// verify finds the webhook whose secret signed body. Several webhooks may share an organization (one per team);
-// the signature picks the one. A miss on cached secrets is retried once on fresh ones, so a rotation made a moment
-// ago is honoured at once.
-func (s *Server) verify(ctx context.Context, workspace string, body []byte, sig string, vs []linsync.WebhookVerifier) (linsync.WebhookVerifier, bool) {
+func namesOf(body []byte) (webhookNames, error) {
+	var n webhookNames
+	if err := json.Unmarshal(body, &n); err != nil {
+		return n, linsync.Errorf(linsync.EINVALID, "malformed JSON: %v", err)
+	}
+	return n, nil
+}
+
+// errBadSignature answers a bad signature and an unknown workspace or organization alike, so that the webhook
+// route does not tell which workspaces exist.
+var errBadSignature = linsync.Errorf(linsync.EUNAUTHORIZED, "invalid webhook signature")
+
+// verify finds the webhook whose secret signed body among the candidates of the path's workspace or, without one,
+// of the body's organization, chosen by the body's names (chooseCandidates); chosen are the candidates it checked.
+// A miss on cached secrets is retried once on fresh ones, so a rotation made a moment ago is honoured at once.
+func (s *Server) verify(ctx context.Context, workspace string, names webhookNames, body []byte, sig string) (linsync.WebhookVerifier, []*candidate, error) {
+	key := "ws:" + workspace
+	if workspace == "" {
+		if names.OrganizationID == "" {
+			return linsync.WebhookVerifier{}, nil, errBadSignature
+		}
+		key = "org:" + names.OrganizationID
+	}
 	for attempt := 0; attempt < 2; attempt++ {
-		for _, v := range vs {
-			if linear.VerifySignature(body, sig, v.Secrets...) {
-				return v, true
+		all, err := s.secrets.get(ctx, key, attempt > 0)
+		if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+			return linsync.WebhookVerifier{}, nil, errBadSignature
+		}
+		if err != nil {
+			return linsync.WebhookVerifier{}, nil, err
+		}
+		chosen := chooseCandidates(all, names.WebhookID, names.OrganizationID)
+		for _, c := range chosen {
+			ok, err := s.signedBy(ctx, c, body, sig)
+			if err != nil {
+				return linsync.WebhookVerifier{}, nil, err
+			}
+			if ok {
+				return c.verifier(), chosen, nil
 			}
 		}
-		if attempt == 0 {
-			fresh, err := s.refreshVerifiers(ctx, workspace, vs)
-			if err != nil || fresh == nil {
-				break
-			}
-			vs = fresh
+		if !s.secrets.stale(key) {
+			break
 		}
 	}
-	return linsync.WebhookVerifier{}, false
+	return linsync.WebhookVerifier{}, nil, errBadSignature
 }
 
-func (s *Server) refreshVerifiers(ctx context.Context, workspace string, vs []linsync.WebhookVerifier) ([]linsync.WebhookVerifier, error) {
-	if !s.secrets.stale(workspace, vs) {
-		return nil, nil
+// chooseCandidates picks the webhooks a delivery's signature is checked against: the one its webhookId names when
+// it is stored; otherwise those stored without a Linear id (a stored id other than the body's cannot be the sender)
+// for the body's organization, if there are no more than maxVerifyCandidates of them; otherwise none.
+func chooseCandidates(all []*candidate, webhookID, org string) []*candidate {
+	var named, unnamed []*candidate
+	for _, c := range all {
+		switch {
+		case webhookID != "" && c.v.LinearWebhookID == webhookID:
+			named = append(named, c)
+		case c.v.LinearWebhookID == "" && (org == "" || c.v.OrganizationID == org):
+			unnamed = append(unnamed, c)
+		}
 	}
-	if workspace != "" {
-		return s.secrets.forWorkspace(ctx, workspace, true)
+	if len(named) == 0 {
+		named = unnamed
 	}
-	return s.secrets.forOrganization(ctx, vs[0].OrganizationID, true)
+	if len(named) > maxVerifyCandidates {
+		return nil
+	}
+	return named
+}
+
+// signedBy reports whether one of c's accepted secrets signed body, opening them (once per cache entry) first.
+func (s *Server) signedBy(ctx context.Context, c *candidate, body []byte, sig string) (bool, error) {
+	secrets, err := s.secrets.open(ctx, c, s.metrics.webhookSecretsOpened)
+	if err != nil {
+		return false, err
+	}
+	s.metrics.webhookHMACs.Add(float64(len(secrets)))
+	return linear.VerifySignature(body, sig, secrets...), nil
 }
 
 // matchOrganization returns the verifying webhook registered for the body's organization: v when it is (or the body
-// names none, as IssueSLA payloads may not), else another of the candidates that also verifies.
-func (s *Server) matchOrganization(body []byte, sig, org string, v linsync.WebhookVerifier, vs []linsync.WebhookVerifier) (linsync.WebhookVerifier, bool) {
+// names none, as IssueSLA payloads may not), else another of the checked candidates that also verifies; ENOTFOUND
+// when none does.
+func (s *Server) matchOrganization(ctx context.Context, body []byte, sig, org string, v linsync.WebhookVerifier, chosen []*candidate) (linsync.WebhookVerifier, error) {
 	if org == "" || v.OrganizationID == org {
-		return v, true
+		return v, nil
 	}
-	for _, o := range vs {
-		if o.OrganizationID == org && linear.VerifySignature(body, sig, o.Secrets...) {
-			return o, true
+	for _, c := range chosen {
+		if c.v.OrganizationID != org {
+			continue
+		}
+		ok, err := s.signedBy(ctx, c, body, sig)
+		if err != nil {
+			return v, err
+		}
+		if ok {
+			return c.verifier(), nil
 		}
 	}
-	return v, false
+	return v, linsync.Errorf(linsync.ENOTFOUND, "organization %s has no Linear webhook here", org)
 }
 
 // senderAllowed checks the sender's address against the allowlist. X-Forwarded-For is believed only from trusted
@@ -273,7 +340,8 @@ func (s *Server) senderAllowed(c *gin.Context) bool {
 	return false
 }
 
-// verifierCache keeps decrypted webhook secrets briefly, so a KMS-backed key is not asked on every delivery.
+// verifierCache keeps webhooks' sealed secrets briefly, and each one's secrets once opened, so a KMS-backed key is
+// not asked on every delivery, and only the secrets of the webhooks a delivery is checked against are decrypted.
 type verifierCache struct {
 	db  *postgres.DB
 	ttl time.Duration
@@ -284,8 +352,25 @@ type verifierCache struct {
 }
 
 type cacheEntry struct {
-	vs      []linsync.WebhookVerifier
+	cands   []*candidate
 	fetched time.Time
+}
+
+// candidate is one stored webhook as ingress checks it: sealed until a delivery is checked against it.
+type candidate struct {
+	v linsync.WebhookVerifier
+
+	mu      sync.Mutex
+	secrets [][]byte
+}
+
+// verifier returns the webhook with its opened secrets.
+func (c *candidate) verifier() linsync.WebhookVerifier {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.v
+	v.Secrets = c.secrets
+	return v
 }
 
 // minRefresh is how old a cache entry must be before a signature miss refreshes it, so bad signatures cannot turn
@@ -300,27 +385,23 @@ func newVerifierCache(db *postgres.DB, ttl time.Duration, now func() time.Time) 
 	return &verifierCache{db: db, ttl: ttl, now: now, entries: map[string]cacheEntry{}}
 }
 
-func (vc *verifierCache) forWorkspace(ctx context.Context, key string, fresh bool) ([]linsync.WebhookVerifier, error) {
-	return vc.get(ctx, "ws:"+key, fresh, func() ([]linsync.WebhookVerifier, error) {
-		return vc.db.WebhookVerifiersForWorkspace(ctx, key)
-	})
-}
-
-func (vc *verifierCache) forOrganization(ctx context.Context, org string, fresh bool) ([]linsync.WebhookVerifier, error) {
-	return vc.get(ctx, "org:"+org, fresh, func() ([]linsync.WebhookVerifier, error) {
-		return vc.db.WebhookVerifiersForOrganization(ctx, org)
-	})
-}
-
-func (vc *verifierCache) get(ctx context.Context, key string, fresh bool, load func() ([]linsync.WebhookVerifier, error)) ([]linsync.WebhookVerifier, error) {
+// get returns the webhooks of key ("ws:" and a workspace's slug or id, or "org:" and a Linear organization id),
+// sealed; fresh skips the cache.
+func (vc *verifierCache) get(ctx context.Context, key string, fresh bool) ([]*candidate, error) {
 	now := vc.now()
 	vc.mu.Lock()
 	e, ok := vc.entries[key]
 	vc.mu.Unlock()
 	if ok && !fresh && now.Sub(e.fetched) < vc.ttl {
-		return e.vs, nil
+		return e.cands, nil
 	}
-	vs, err := load()
+	var vs []linsync.WebhookVerifier
+	var err error
+	if org, byOrg := strings.CutPrefix(key, "org:"); byOrg {
+		vs, err = vc.db.WebhookVerifiersForOrganization(ctx, org)
+	} else {
+		vs, err = vc.db.WebhookVerifiersForWorkspace(ctx, strings.TrimPrefix(key, "ws:"))
+	}
 	if err != nil {
 		if linsync.ErrorCode(err) == linsync.ENOTFOUND {
 			return nil, err
@@ -328,27 +409,47 @@ func (vc *verifierCache) get(ctx context.Context, key string, fresh bool, load f
 		if ok && now.Sub(e.fetched) < maxStale {
 			// Postgres is away: the secrets known a moment ago still verify, so that a delivery can be accepted by
 			// starting its workflow directly rather than refused.
-			return e.vs, nil
+			return e.cands, nil
 		}
 		return nil, linsync.Errorf(linsync.EUNAVAILABLE, "workspace store unavailable; retry later")
 	}
+	cands := make([]*candidate, len(vs))
+	for i, v := range vs {
+		cands[i] = &candidate{v: v}
+	}
 	vc.mu.Lock()
-	vc.entries[key] = cacheEntry{vs: vs, fetched: now}
+	vc.entries[key] = cacheEntry{cands: cands, fetched: now}
 	vc.mu.Unlock()
-	return vs, nil
+	return cands, nil
 }
 
-// stale reports whether the cached entry behind vs is old enough to be worth refreshing after a signature miss.
-func (vc *verifierCache) stale(workspace string, vs []linsync.WebhookVerifier) bool {
-	key := "ws:" + workspace
-	if workspace == "" {
-		if len(vs) == 0 {
-			return false
-		}
-		key = "org:" + vs[0].OrganizationID
+// open returns c's secrets, decrypting them the first time.
+func (vc *verifierCache) open(ctx context.Context, c *candidate, opened prometheus.Counter) ([][]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.secrets != nil {
+		return c.secrets, nil
 	}
+	secrets, err := vc.db.OpenWebhookSecrets(ctx, c.v.Sealed)
+	if err != nil {
+		return nil, linsync.Errorf(linsync.EUNAVAILABLE, "webhook secrets cannot be opened; retry later")
+	}
+	opened.Add(float64(len(secrets)))
+	c.secrets = secrets
+	return secrets, nil
+}
+
+// stale reports whether the cached entry of key is old enough to be worth refreshing after a signature miss.
+func (vc *verifierCache) stale(key string) bool {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	e, ok := vc.entries[key]
 	return ok && vc.now().Sub(e.fetched) >= minRefresh
+}
+
+// forget drops every cached entry, so that this process reads a secret it just stored at once.
+func (vc *verifierCache) forget() {
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	clear(vc.entries)
 }

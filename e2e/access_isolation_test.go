@@ -154,7 +154,7 @@ func rawStatus(t *testing.T, base, method, path, token string, body []byte) int 
 }
 
 // TestSecretsNeverInLogsOrResponses captures every log line of a full API-key connect with webhook registration, a
-// manual webhook, rotations of both, an OAuth callback refused in another browser, an OAuth connect (with its own
+// manual webhook, rotations of both (the managed one also with Linear's answer lost, then retried), an OAuth callback refused in another browser, an OAuth connect (with its own
 // webhook) and a disconnect, codec requests with a wrong and the right token, and every response body, then searches
 // them for each secret involved: the API key, the OAuth tokens, the OAuth browser binding, the webhook secrets, the
 // workspace tokens, the codec token, the OAuth code.
@@ -175,6 +175,16 @@ func TestSecretsNeverInLogsOrResponses(t *testing.T) {
 	secrets["manual webhook secret"] = "lin_wh_manual_pasted_secret_abcdef"
 	status, _ = e.call(http.MethodPost, "/v1/workspaces/alpha/integrations/linear/webhooks/"+managed+"/rotate", aTok, nil)
 	require.Equal(t, http.StatusOK, status)
+	secrets["managed rotated secret"] = e.fake.Webhooks()[0].Secret
+	// A rotation whose answer from Linear is lost leaves a pending secret, which the retry sends again: neither the
+	// failure nor the retry logs or answers it.
+	e.fake.LoseAnswers("WebhookUpdate", 1)
+	status, _ = e.call(http.MethodPost, "/v1/workspaces/alpha/integrations/linear/webhooks/"+managed+"/rotate", aTok, nil)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	secrets["managed pending secret"] = e.fake.Webhooks()[0].Secret
+	status, _ = e.call(http.MethodPost, "/v1/workspaces/alpha/integrations/linear/webhooks/"+managed+"/rotate", aTok, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, secrets["managed pending secret"], e.fake.Webhooks()[0].Secret)
 	status, _ = e.call(http.MethodPost, "/v1/workspaces/alpha/integrations/linear/webhooks/"+manual+"/rotate", aTok,
 		map[string]any{"secret": "lin_wh_manual_rotated_secret_ghijkl"})
 	require.Equal(t, http.StatusOK, status)

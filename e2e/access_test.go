@@ -146,13 +146,14 @@ func TestManagedWebhookRotateAndDelete(t *testing.T) {
 	hook := e.connectAPIKey(ws, tok)["webhook"].(map[string]any)
 	id := hook["id"].(string)
 	old := e.fake.Webhooks()[0].Secret
+	lwh := e.fake.Webhooks()[0].ID
 
 	status, body := e.call(http.MethodPost, "/v1/workspaces/acme/integrations/linear/webhooks/"+id+"/rotate", tok, nil)
 	require.Equal(t, http.StatusOK, status, "body: %v", body)
 	fresh := e.fake.Webhooks()[0].Secret
 	require.NotEqual(t, old, fresh, "the new secret was set in Linear")
 	require.Equal(t, "…"+fresh[len(fresh)-4:], body["webhook"].(map[string]any)["secret_last4"])
-	require.Equal(t, http.StatusOK, e.postSigned("/webhooks/linear/acme", issueBody(e.sd.OrganizationID, time.Now()), old), "old secret in grace")
+	require.Equal(t, http.StatusOK, e.postSigned("/webhooks/linear/acme", bodyFrom(e.sd.OrganizationID, lwh), old), "old secret in grace")
 
 	_, err := e.fake.Human(e.sd.Alice.Email).CreateIssue(e.sd.Plain.ID, "After rotation")
 	require.NoError(t, err)
@@ -166,7 +167,8 @@ func TestManagedWebhookRotateAndDelete(t *testing.T) {
 	status, _ = e.call(http.MethodDelete, "/v1/workspaces/acme/integrations/linear/webhooks/"+id, tok, nil)
 	require.Equal(t, http.StatusNoContent, status)
 	require.Empty(t, e.fake.Webhooks(), "deleted in Linear")
-	require.Equal(t, http.StatusNotFound, e.postSigned("/webhooks/linear/acme", issueBody(e.sd.OrganizationID, time.Now()), fresh))
+	require.Equal(t, http.StatusUnauthorized, e.postSigned("/webhooks/linear/acme", bodyFrom(e.sd.OrganizationID, lwh), fresh),
+		"a workspace without webhooks answers as a bad signature")
 }
 
 // TestOAuthConnectAndDisconnect runs the authorization code flow with PKCE against the fake authorization server,
@@ -322,10 +324,10 @@ func TestOAuthAppRevokedMarksConnectionRevoked(t *testing.T) {
 	e := newAccessEnv(t, accessOptions{worker: true})
 	ws, tok := e.workspace("acme")
 	e.connectOAuth(ws, tok)
-	secret := e.fake.Webhooks()[0].Secret
+	secret, lwh := e.fake.Webhooks()[0].Secret, e.fake.Webhooks()[0].ID
 
 	body := []byte(`{"action":"revoked","type":"OAuthApp","oauthClientId":"` + oauthClientID + `","organizationId":"` +
-		e.sd.OrganizationID + `","createdAt":"` + time.Now().UTC().Format(time.RFC3339) + `","webhookId":"wh","webhookTimestamp":` +
+		e.sd.OrganizationID + `","createdAt":"` + time.Now().UTC().Format(time.RFC3339) + `","webhookId":"` + lwh + `","webhookTimestamp":` +
 		strconv.FormatInt(time.Now().UnixMilli(), 10) + `}`)
 	require.Equal(t, http.StatusOK, e.postSigned("/webhooks/linear/acme", body, secret))
 	require.Eventually(t, func() bool { return e.connection(ws.ID).Status == linsync.ConnectionRevoked },

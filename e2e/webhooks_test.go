@@ -62,8 +62,21 @@ func TestWebhookBadInputStartsNothing(t *testing.T) {
 		{"data missing", func(d *delivery) {
 			*d = h.signed([]byte(`{"action":"create","type":"Issue","organizationId":"` + testOrg + `","webhookTimestamp":` + strconv.FormatInt(now.UnixMilli(), 10) + `}`))
 		}, 422, "unprocessable", "data", "unprocessable"},
-		{"unknown workspace", func(d *delivery) { d.path = "/webhooks/linear/nope" }, 404, "not_found", "", "not_found"},
-		{"unknown organization", func(d *delivery) { *d = h.signed(issueBody("other-org", now)) }, 404, "not_found", "", "not_found"},
+		// An unknown workspace or organization is answered as a bad signature: the route does not tell which exist.
+		{"unknown workspace", func(d *delivery) { d.path = "/webhooks/linear/nope" }, 401, "unauthorized", "", "unauthorized"},
+		{"unknown workspace, bad signature", func(d *delivery) { d.path = "/webhooks/linear/nope"; d.signature = strings.Repeat("ab", 32) }, 401, "unauthorized", "", "unauthorized"},
+		{"known workspace, bad signature", func(d *delivery) { d.path = "/webhooks/linear/acme"; d.signature = strings.Repeat("ab", 32) }, 401, "unauthorized", "", "unauthorized"},
+		{"unknown organization", func(d *delivery) { *d = h.signed(issueBody("other-org", now)) }, 401, "unauthorized", "", "unauthorized"},
+		{"no organization and no workspace", func(d *delivery) {
+			*d = h.signed([]byte(`{"action":"create","type":"Issue","webhookTimestamp":` + strconv.FormatInt(now.UnixMilli(), 10) + `,"data":{"id":"x","title":"t","priority":0}}`))
+		}, 401, "unauthorized", "", "unauthorized"},
+		// The body's names are read before its signature is checked (they choose the secret): JSON that is not an
+		// object is refused first, on either route.
+		{"JSON not an object", func(d *delivery) { *d = h.signed([]byte(`["a"]`)) }, 400, "invalid", "", "invalid"},
+		{"JSON not an object, unknown workspace", func(d *delivery) { *d = h.signedAt("/webhooks/linear/nope", []byte(`"x"`)) }, 400, "invalid", "", "invalid"},
+		{"webhookId of a webhook not stored, signed by the stored one", func(d *delivery) {
+			*d = h.signed(bytes.Replace(issueBody(testOrg, now), []byte(`"wh-1"`), []byte(`"wh-not-stored"`), 1))
+		}, 200, "", "", "accepted"},
 		{"missing delivery id", func(d *delivery) { d.id = "" }, 400, "invalid", "Linear-Delivery", "invalid"},
 		{"delivery id not a uuid", func(d *delivery) { d.id = "123" }, 400, "invalid", "Linear-Delivery", "invalid"},
 	}
@@ -174,17 +187,31 @@ func TestSharedPayloadsRunAndRecordOnce(t *testing.T) {
 	files = append(files, derived...)
 	// The payloads come from several Linear organizations; the workspace has a webhook for each, as it would if
 	// it had connected them all (a webhook only speaks for its own organization).
-	orgs := map[string]bool{testOrg: true}
+	// Each is stored with its Linear webhook id where the organization's payloads name one webhook, as an admin
+	// registering them would: a body naming no stored webhook and no organization (the redacted IssueSLA) is checked
+	// against at most three webhooks stored without an id.
+	ids := map[string]map[string]bool{}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		require.NoError(t, err)
 		hook, err := linear.DecodeWebhook(raw)
 		require.NoError(t, err)
-		if org := hook.OrganizationID; org != "" && !orgs[org] {
-			orgs[org] = true
-			_, err = h.db.AddLinearWebhook(t.Context(), linsync.LinearWebhookInput{WorkspaceID: h.wsID, OrganizationID: org, Secret: testSecret})
-			require.NoError(t, err)
+		if org := hook.OrganizationID; org != "" && org != testOrg {
+			if ids[org] == nil {
+				ids[org] = map[string]bool{}
+			}
+			ids[org][hook.WebhookID] = true
 		}
+	}
+	for org, named := range ids {
+		in := linsync.WebhookRegistration{WorkspaceID: h.wsID, OrganizationID: org, Secret: testSecret}
+		if len(named) == 1 {
+			for id := range named {
+				in.LinearWebhookID = id
+			}
+		}
+		_, err := h.db.RegisterLinearWebhook(t.Context(), in)
+		require.NoError(t, err)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
@@ -263,7 +290,7 @@ func TestWebhookMatchedByOrganizationAndUnknownTypeRecorded(t *testing.T) {
 func TestWebhookSecretRotationGrace(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, api.Config{SecretCacheTTL: time.Second}, nil, false)
-	_, err := h.db.RotateLinearWebhookSecretWith(t.Context(), h.wsID, h.hookID, "new-secret", time.Hour, nil)
+	_, err := h.db.RotateLinearWebhookSecret(t.Context(), h.wsID, h.hookID, "new-secret", time.Hour)
 	require.NoError(t, err)
 	time.Sleep(1100 * time.Millisecond) // let the API's cached secrets age past the refresh floor
 
@@ -275,7 +302,7 @@ func TestWebhookSecretRotationGrace(t *testing.T) {
 	status, resp = h.post(h.signed(issueBody(testOrg, time.Now())))
 	require.Equal(t, 200, status, "the previous secret is accepted during the grace window: %v", resp)
 
-	_, err = h.db.RotateLinearWebhookSecretWith(t.Context(), h.wsID, h.hookID, "newer-secret", time.Millisecond, nil)
+	_, err = h.db.RotateLinearWebhookSecret(t.Context(), h.wsID, h.hookID, "newer-secret", time.Millisecond)
 	require.NoError(t, err)
 	time.Sleep(1100 * time.Millisecond)
 	stale := h.signed(issueBody(testOrg, time.Now()))
@@ -313,22 +340,34 @@ func (quiet) Warn(string, ...any)  {}
 func (quiet) Error(string, ...any) {}
 
 // TestWebhookOnlySpeaksForItsOrganization: a workspace's secret cannot sign for another Linear organization, on
-// either route, so one tenant cannot act on another's data (e.g. an OAuthApp revocation).
+// either route, so one tenant cannot act on another's data (e.g. an OAuthApp revocation). A body naming an
+// organization is checked only against that organization's webhooks (401 when there are none), and one whose named
+// webhook belongs to another organization is refused as not found.
 func TestWebhookOnlySpeaksForItsOrganization(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, api.Config{}, nil, false)
 	other := "0b7c1a52-0000-4000-8000-00000000beef"
+	_, err := h.db.RegisterLinearWebhook(t.Context(), linsync.WebhookRegistration{WorkspaceID: h.wsID, OrganizationID: testOrg,
+		LinearWebhookID: "lwh-own", Secret: "own-secret"})
+	require.NoError(t, err)
 	for _, path := range []string{"/webhooks/linear/" + h.ws, "/webhooks/linear"} {
 		body := []byte(`{"type":"OAuthApp","action":"revoked","organizationId":"` + other + `","oauthClientId":"c1","webhookTimestamp":` +
 			strconv.FormatInt(time.Now().UnixMilli(), 10) + `}`)
 		d := h.signedAt(path, body)
 		status, resp := h.post(d)
-		require.Equal(t, http.StatusNotFound, status, "%s: %v", path, resp)
+		require.Equal(t, http.StatusUnauthorized, status, "%s: %v", path, resp)
 		h.requireNotStarted(d.id)
 	}
+	named := []byte(`{"type":"OAuthApp","action":"revoked","organizationId":"` + other + `","oauthClientId":"c1","webhookId":"lwh-own","webhookTimestamp":` +
+		strconv.FormatInt(time.Now().UnixMilli(), 10) + `}`)
+	d := h.signedAt("/webhooks/linear/"+h.ws, named)
+	d.signature = linear.Sign([]byte("own-secret"), named)
+	status, resp := h.post(d)
+	require.Equal(t, http.StatusNotFound, status, "signed by the named webhook, which speaks for another organization: %v", resp)
+	h.requireNotStarted(d.id)
 	// The same body for the workspace's own organization is accepted.
 	body := []byte(`{"type":"OAuthApp","action":"revoked","organizationId":"` + testOrg + `","oauthClientId":"c1","webhookTimestamp":` +
 		strconv.FormatInt(time.Now().UnixMilli(), 10) + `}`)
-	status, resp := h.post(h.signedAt("/webhooks/linear/"+h.ws, body))
+	status, resp = h.post(h.signedAt("/webhooks/linear/"+h.ws, body))
 	require.Equal(t, http.StatusOK, status, "%v", resp)
 }

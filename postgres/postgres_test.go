@@ -56,7 +56,8 @@ func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	byWS, err := db.WebhookVerifiersForWorkspace(ctx, "acme")
 	require.NoError(t, err)
 	require.Len(t, byWS, 1)
-	require.Equal(t, [][]byte{[]byte("lin_wh_supersecret1234")}, byWS[0].Secrets)
+	require.Nil(t, byWS[0].Secrets, "handed out sealed")
+	require.Equal(t, [][]byte{[]byte("lin_wh_supersecret1234")}, openSecrets(t, db, byWS[0]))
 	byOrg, err := db.WebhookVerifiersForOrganization(ctx, "org-1")
 	require.NoError(t, err)
 	require.Equal(t, byWS, byOrg)
@@ -66,17 +67,106 @@ func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	_, err = db.AddLinearWebhook(ctx, linsync.LinearWebhookInput{WorkspaceID: ws.ID, OrganizationID: "org-1"})
 	require.Equal(t, linsync.EUNPROCESSABLE, linsync.ErrorCode(err), "a webhook needs a secret")
 
-	_, err = db.RotateLinearWebhookSecretWith(ctx, ws.ID, hook.ID, "lin_wh_next", time.Hour, nil)
+	_, err = db.RotateLinearWebhookSecret(ctx, ws.ID, hook.ID, "lin_wh_next", time.Hour)
 	require.NoError(t, err)
 	byWS, err = db.WebhookVerifiersForWorkspace(ctx, ws.ID)
 	require.NoError(t, err)
-	require.Equal(t, [][]byte{[]byte("lin_wh_next"), []byte("lin_wh_supersecret1234")}, byWS[0].Secrets, "current first, previous during grace")
-	_, err = db.RotateLinearWebhookSecretWith(ctx, ws.ID, uuid.NewString(), "x", time.Hour, nil)
+	require.Equal(t, [][]byte{[]byte("lin_wh_next"), []byte("lin_wh_supersecret1234")}, openSecrets(t, db, byWS[0]), "current first, previous during grace")
+	_, err = db.RotateLinearWebhookSecret(ctx, ws.ID, uuid.NewString(), "x", time.Hour)
 	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err))
 	other, err := db.CreateWorkspace(ctx, "other", "Other")
 	require.NoError(t, err)
-	_, err = db.RotateLinearWebhookSecretWith(ctx, other.ID, hook.ID, "x", time.Hour, nil)
+	_, err = db.RotateLinearWebhookSecret(ctx, other.ID, hook.ID, "x", time.Hour)
 	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err), "another workspace cannot rotate it")
+}
+
+func openSecrets(t *testing.T, db *postgres.DB, v linsync.WebhookVerifier) [][]byte {
+	t.Helper()
+	out, err := db.OpenWebhookSecrets(t.Context(), v.Sealed)
+	require.NoError(t, err)
+	return out
+}
+
+// TestWebhookTwoPhaseRotation: a staged secret is accepted beside the current one until promoted; staging again
+// keeps the pending secret; promoting makes it current with the old one as previous; nothing pending is ECONFLICT.
+func TestWebhookTwoPhaseRotation(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	hook, err := db.RegisterLinearWebhook(ctx, linsync.WebhookRegistration{WorkspaceID: ws.ID, OrganizationID: "org-1",
+		LinearWebhookID: "lwh-1", Managed: true, Secret: "lsw_old"})
+	require.NoError(t, err)
+
+	pending, err := db.StageWebhookSecret(ctx, ws.ID, hook.ID, "lsw_new")
+	require.NoError(t, err)
+	require.Equal(t, "lsw_new", pending)
+	again, err := db.StageWebhookSecret(ctx, ws.ID, hook.ID, "lsw_third")
+	require.NoError(t, err)
+	require.Equal(t, "lsw_new", again, "a retried rotation reuses the pending secret")
+	vs, err := db.WebhookVerifiersForWorkspace(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, "lwh-1", vs[0].LinearWebhookID)
+	require.Equal(t, [][]byte{[]byte("lsw_old"), []byte("lsw_new")}, openSecrets(t, db, vs[0]), "both accepted while pending")
+	rec, err := db.FindLinearWebhook(ctx, ws.ID, hook.ID)
+	require.NoError(t, err)
+	require.True(t, rec.RotationPending)
+
+	rec, err = db.PromoteWebhookSecret(ctx, ws.ID, hook.ID, time.Hour)
+	require.NoError(t, err)
+	require.False(t, rec.RotationPending)
+	require.Equal(t, "…_new", rec.SecretLast4)
+	vs, err = db.WebhookVerifiersForWorkspace(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{[]byte("lsw_new"), []byte("lsw_old")}, openSecrets(t, db, vs[0]), "new current, old in grace")
+	_, err = db.PromoteWebhookSecret(ctx, ws.ID, hook.ID, time.Hour)
+	require.Equal(t, linsync.ECONFLICT, linsync.ErrorCode(err))
+	_, err = db.StageWebhookSecret(ctx, ws.ID, uuid.NewString(), "x")
+	require.Equal(t, linsync.ENOTFOUND, linsync.ErrorCode(err))
+}
+
+// TestWebhookRegistrationLimits: one managed webhook per workspace, organization and team scope; a Linear webhook id
+// once per workspace; at most MaxWebhooksPerWorkspace webhooks, even when registered concurrently.
+func TestWebhookRegistrationLimits(t *testing.T) {
+	t.Parallel()
+	db := linsynctest.DB(t)
+	ctx := t.Context()
+	ws, err := db.CreateWorkspace(ctx, "acme", "Acme")
+	require.NoError(t, err)
+	reg := func(r linsync.WebhookRegistration) error {
+		r.WorkspaceID, r.OrganizationID, r.Secret = ws.ID, "org-1", "lsw_x"
+		_, err := db.RegisterLinearWebhook(ctx, r)
+		return err
+	}
+	require.NoError(t, reg(linsync.WebhookRegistration{Managed: true, LinearWebhookID: "m-all"}))
+	require.Equal(t, linsync.ECONFLICT, linsync.ErrorCode(reg(linsync.WebhookRegistration{Managed: true, LinearWebhookID: "m-all-2"})))
+	require.NoError(t, reg(linsync.WebhookRegistration{Managed: true, TeamID: "team-1", LinearWebhookID: "m-t1"}))
+	found, err := db.FindManagedWebhook(ctx, ws.ID, "org-1", "team-1")
+	require.NoError(t, err)
+	require.Equal(t, "m-t1", found.LinearWebhookID)
+	err = reg(linsync.WebhookRegistration{LinearWebhookID: "m-t1"})
+	require.Equal(t, linsync.ECONFLICT, linsync.ErrorCode(err))
+	var le *linsync.Error
+	require.ErrorAs(t, err, &le)
+	require.Equal(t, "linear_webhook_id", le.Field)
+
+	errs := make(chan error, linsync.MaxWebhooksPerWorkspace)
+	for range linsync.MaxWebhooksPerWorkspace {
+		go func() { errs <- reg(linsync.WebhookRegistration{}) }()
+	}
+	refused := 0
+	for range linsync.MaxWebhooksPerWorkspace {
+		if err := <-errs; err != nil {
+			require.Equal(t, linsync.EUNPROCESSABLE, linsync.ErrorCode(err))
+			require.Contains(t, err.Error(), "at most 20")
+			refused++
+		}
+	}
+	require.Equal(t, 2, refused, "two were there already")
+	hooks, err := db.ListLinearWebhooks(ctx, ws.ID)
+	require.NoError(t, err)
+	require.Len(t, hooks, linsync.MaxWebhooksPerWorkspace)
 }
 
 func TestRecordDeliveryOnce(t *testing.T) {

@@ -109,41 +109,45 @@ func (db *DB) WebhookVerifiersForOrganization(ctx context.Context, organizationI
 
 func (db *DB) webhookVerifiers(ctx context.Context, where, arg, what string) ([]linsync.WebhookVerifier, error) {
 	rows, err := db.pool.Query(ctx, `
-		SELECT w.id, w.slug, h.organization_id, coalesce(h.team_id, ''), h.secret_ciphertext,
-		       CASE WHEN h.previous_secret_expires_at > now() THEN h.previous_secret_ciphertext END
+		SELECT h.id, w.id, w.slug, h.organization_id, coalesce(h.team_id, ''), coalesce(h.linear_webhook_id, ''),
+		       h.secret_ciphertext, CASE WHEN h.previous_secret_expires_at > now() THEN h.previous_secret_ciphertext END,
+		       h.pending_secret_ciphertext
 		FROM linear_webhooks h JOIN workspaces w ON w.id = h.workspace_id
-		WHERE `+where+` ORDER BY h.created_at`, arg)
+		WHERE `+where+` ORDER BY h.created_at, h.id`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("query webhook secrets by %s: %w", what, err)
 	}
-	type row struct {
-		v              linsync.WebhookVerifier
-		current, prior []byte
-	}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-		var x row
-		err := r.Scan(&x.v.WorkspaceID, &x.v.WorkspaceSlug, &x.v.OrganizationID, &x.v.TeamID, &x.current, &x.prior)
-		return x, err
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (linsync.WebhookVerifier, error) {
+		var v linsync.WebhookVerifier
+		var current, prior, pending []byte
+		err := r.Scan(&v.ID, &v.WorkspaceID, &v.WorkspaceSlug, &v.OrganizationID, &v.TeamID, &v.LinearWebhookID,
+			&current, &prior, &pending)
+		for _, ct := range [][]byte{current, prior, pending} {
+			if ct != nil {
+				v.Sealed = append(v.Sealed, ct)
+			}
+		}
+		return v, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan webhook secrets by %s: %w", what, err)
 	}
-	if len(found) == 0 {
+	if len(out) == 0 {
 		return nil, linsync.Errorf(linsync.ENOTFOUND, "%s not found", what)
 	}
-	out := make([]linsync.WebhookVerifier, 0, len(found))
-	for _, x := range found {
-		for _, ct := range [][]byte{x.current, x.prior} {
-			if ct == nil {
-				continue
-			}
-			s, err := db.cipher.Decrypt(ctx, ct)
-			if err != nil {
-				return nil, fmt.Errorf("decrypt webhook secret of workspace %s: %w", x.v.WorkspaceID, err)
-			}
-			x.v.Secrets = append(x.v.Secrets, s)
+	return out, nil
+}
+
+// OpenWebhookSecrets decrypts a verifier's sealed secrets (WebhookVerifier.Sealed), in their order: current,
+// previous during its grace window, pending during a rotation.
+func (db *DB) OpenWebhookSecrets(ctx context.Context, sealed [][]byte) ([][]byte, error) {
+	out := make([][]byte, 0, len(sealed))
+	for _, ct := range sealed {
+		s, err := db.cipher.Decrypt(ctx, ct)
+		if err != nil {
+			return nil, fmt.Errorf("decrypt webhook secret: %w", err)
 		}
-		out = append(out, x.v)
+		out = append(out, s)
 	}
 	return out, nil
 }

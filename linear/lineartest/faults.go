@@ -45,6 +45,8 @@ type faults struct {
 	statuses   []int
 	latency    time.Duration
 	delivery   []DeliveryFault
+	// lostAnswers counts, per operation name, the requests still to be applied whose answer is then lost.
+	lostAnswers map[string]int
 }
 
 type takenFault struct {
@@ -108,6 +110,26 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	s.faults.latency = d
 	s.mu.Unlock()
+}
+
+// LoseAnswers applies the next count requests of the named GraphQL operation (e.g. "WebhookUpdate") and then loses
+// their answers: the connection is cut after the change was made, as when Linear's answer never reaches the client.
+func (s *Server) LoseAnswers(operation string, count int) {
+	s.mu.Lock()
+	if s.faults.lostAnswers == nil {
+		s.faults.lostAnswers = map[string]int{}
+	}
+	s.faults.lostAnswers[operation] += max(count, 1)
+	s.mu.Unlock()
+}
+
+// takeLostAnswer reports whether the answer to an applied request of operation is to be lost. Callers hold s.mu.
+func (f *faults) takeLostAnswer(operation string) bool {
+	if f.lostAnswers[operation] <= 0 {
+		return false
+	}
+	f.lostAnswers[operation]--
+	return true
 }
 
 // InjectDeliveryFault applies f to the next f.Count webhook deliveries.

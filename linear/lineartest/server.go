@@ -303,6 +303,17 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, &rec, http.StatusBadRequest, nil, gerr)
 		return
 	}
+	s.mu.Lock()
+	lost := s.faults.takeLostAnswer(rec.OperationName)
+	if lost {
+		rec.Fault, rec.Status = "answer lost", http.StatusOK
+		s.requests = append(s.requests, rec)
+	}
+	s.mu.Unlock()
+	if lost {
+		// Applied, and the connection is cut before the answer: net/http closes it without a response.
+		panic(http.ErrAbortHandler)
+	}
 	s.answer(w, &rec, http.StatusOK, data)
 }
 
