@@ -154,7 +154,19 @@ func newBench(ctx context.Context, cfg Config, o benchOptions, out io.Writer) (*
 	if b.stopTemp, err = startDevTemporal(ctx, o.cli, b.dir, b.hostPort, 0, ""); err != nil {
 		return nil, err
 	}
-	if b.tc, err = client.Dial(client.Options{HostPort: b.hostPort, Logger: linsynctest.QuietLogger()}); err != nil {
+	// Payloads are sealed as production seals them (main.go), the bare starts' as much as the webhooks'.
+	keyURL, err := envelope.NewLocalKeyURL()
+	if err != nil {
+		return nil, err
+	}
+	keeper, err := envelope.Open(ctx, keyURL)
+	if err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, func() { _ = keeper.Close() })
+	topts := client.Options{HostPort: b.hostPort, Logger: linsynctest.QuietLogger()}
+	worker.EncryptPayloads(&topts, envelope.NewCodec(keeper))
+	if b.tc, err = client.Dial(topts); err != nil {
 		return nil, fmt.Errorf("dial temporal: %w", err)
 	}
 	b.closers = append(b.closers, b.tc.Close)
