@@ -73,20 +73,21 @@ func (c *Console) readSession(r *http.Request) *session {
 	return &s
 }
 
-// csrfFrom is the CSRF token a request carries: htmx's header, or the form's hidden field.
-func csrfFrom(r *http.Request) string {
+// csrfFrom is the CSRF token a request carries: htmx's header, or the form's hidden field. It parses a form body
+// (urlencoded or multipart, at most 1 MiB) for the handler too; the token is never read from the URL.
+func csrfFrom(w http.ResponseWriter, r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	var form string
+	if strings.HasPrefix(ct, "application/x-www-form-urlencoded") || strings.HasPrefix(ct, "multipart/form-data") {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		if err := r.ParseForm(); err == nil {
+			form = r.PostForm.Get(csrfField)
+		}
+	}
 	if v := r.Header.Get(csrfHeader); v != "" {
 		return v
 	}
-	// Only a urlencoded or multipart body is parsed; the token is read from the body, never the URL.
-	ct := r.Header.Get("Content-Type")
-	if strings.HasPrefix(ct, "application/x-www-form-urlencoded") || strings.HasPrefix(ct, "multipart/form-data") {
-		r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)
-		if err := r.ParseForm(); err == nil {
-			return r.PostForm.Get(csrfField)
-		}
-	}
-	return ""
+	return form
 }
 
 // withSession requires a live session; a POST must also carry the session's CSRF token, or it is refused with 403
@@ -105,7 +106,7 @@ func (c *Console) withSession(next func(http.ResponseWriter, *http.Request, *ses
 			http.Redirect(w, r, Prefix+"/signin", http.StatusSeeOther)
 			return
 		}
-		if r.Method != http.MethodGet && !equalSecret(s.CSRF, csrfFrom(r)) {
+		if r.Method != http.MethodGet && !equalSecret(s.CSRF, csrfFrom(w, r)) {
 			c.render(w, http.StatusForbidden, "error", page{Title: "Refused", Workspace: s.Workspace, CSRF: s.CSRF,
 				Error: "This form was refused: its CSRF token is missing or wrong. Reload the page and try again."})
 			return
@@ -141,7 +142,7 @@ func (c *Console) signinForm(w http.ResponseWriter, r *http.Request, status int,
 // admin scope) and starts a session.
 func (c *Console) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	pre, err := r.Cookie(signinCookie)
-	if err != nil || !equalSecret(pre.Value, csrfFrom(r)) {
+	if err != nil || !equalSecret(pre.Value, csrfFrom(w, r)) {
 		c.signinForm(w, r, http.StatusForbidden, "", "", "The sign-in form expired or its CSRF token is wrong; try again.")
 		return
 	}

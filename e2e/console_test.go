@@ -50,7 +50,20 @@ func newBrowser(t *testing.T, s *stack) *browser {
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
 	require.NoError(t, chromedp.Do(ctx), "start chromium")
-	return &browser{t: t, ctx: ctx, base: s.srv.URL}
+	b := &browser{t: t, ctx: ctx, base: s.srv.URL}
+	// A failing test leaves the page it failed on (its HTML in the log, a screenshot beside the others).
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if html, err := chromedp.Run(c, chromedp.OuterHTML(chromedp.CSS("body"))); err == nil {
+			t.Logf("page at failure:\n%s", html)
+		}
+		b.screenshot("failure-" + strings.ReplaceAll(t.Name(), "/", "-"))
+	})
+	return b
 }
 
 // do runs steps within a minute.
@@ -147,8 +160,7 @@ func TestConsoleConnectByKeyThroughTeamPicker(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#validate")))
 	b.waitText("#page-error", "Linear rejected the credential")
 
-	b.do(chromedp.SetValue(chromedp.CSS("#api_key"), ""),
-		chromedp.SendKeys(chromedp.CSS("#api_key"), s.sd.APIKey),
+	b.do(chromedp.SendKeys(chromedp.CSS("#api_key"), s.sd.APIKey),
 		chromedp.Click(chromedp.CSS("#validate")),
 		chromedp.WaitVisible(chromedp.CSS("#connect-form")))
 	require.Contains(t, b.text("#default_team_id"), s.sd.Plain.Key, "the picker lists Linear's teams")
@@ -158,8 +170,8 @@ func TestConsoleConnectByKeyThroughTeamPicker(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#labels"), "linsync, auto-filed"),
 		chromedp.Click(chromedp.CSS("#connect")))
 	b.waitText("#conn-status", "connected")
-	require.Equal(t, s.sd.APIKey[len(s.sd.APIKey)-4:], b.text("#key-last4"))
-	require.Contains(t, b.text("#integration-card"), "Connected.")
+	require.Equal(t, "…"+s.sd.APIKey[len(s.sd.APIKey)-4:], b.text("#key-last4"), "only the key's last 4")
+	require.Contains(t, b.text("main"), "Linear is connected.")
 	b.screenshot("console-card")
 
 	// The API holds exactly what the card shows.
