@@ -132,7 +132,11 @@ func (c *Console) handleSignInPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) signinForm(w http.ResponseWriter, r *http.Request, status int, ws, notice, msg string) {
+	// A page loaded twice (a second tab, a prefetch) keeps the token the first one has, so either form signs in.
 	tok := randomToken()
+	if ck, err := r.Cookie(signinCookie); err == nil && len(ck.Value) == len(tok) {
+		tok = ck.Value
+	}
 	http.SetCookie(w, &http.Cookie{Name: signinCookie, Value: tok, Path: Prefix, MaxAge: 3600, HttpOnly: true,
 		Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 	c.render(w, status, "signin", page{Title: "Sign in", CSRF: tok, Notice: notice, Error: msg, Data: signinData{Workspace: ws}})

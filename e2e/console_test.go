@@ -114,6 +114,14 @@ func (b *browser) signIn(workspace, token string) {
 		chromedp.SendKeys(chromedp.CSS("#token"), token),
 		chromedp.Submit(chromedp.CSS("#signin-form")),
 	)
+	// The form's navigation ends on a signed-in page (its sign-out button) or on the refusal.
+	require.Eventually(b.t, func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer cancel()
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" &&
+			!!(document.querySelector("form.signout") || document.querySelector("#page-error"))`))
+		return err == nil && done
+	}, 30*time.Second, 100*time.Millisecond, "sign in")
 }
 
 // screenshot saves a full-page PNG under $LINSYNC_SCREENSHOTS (kept) or the test's temporary folder.
