@@ -18,7 +18,9 @@ import (
 // console's handling of the cookie, not its cryptography (the keeper's own tests cover that).
 type plainSealer struct{}
 
-func (plainSealer) Encrypt(_ context.Context, p []byte) ([]byte, error) { return append([]byte("sealed:"), p...), nil }
+func (plainSealer) Encrypt(_ context.Context, p []byte) ([]byte, error) {
+	return append([]byte("sealed:"), p...), nil
+}
 func (plainSealer) Decrypt(_ context.Context, c []byte) ([]byte, error) {
 	if !strings.HasPrefix(string(c), "sealed:") {
 		return nil, errors.New("not sealed here")
@@ -66,16 +68,16 @@ func sessionCookieFor(t *testing.T, c *Console, s session) *http.Cookie {
 func TestEveryPageRenders(t *testing.T) {
 	t.Parallel()
 	api := &fakeAPI{answers: map[string]string{
-		"/routing-rules":               `{"rules":[{"name":"paid","tag_glob":"paid*","team_id":"t1","labels":["x"],"priority":1},{"default":true}],"version":2}`,
-		"/integrations/linear/teams":   `{"teams":[{"id":"t1","key":"ENG","name":"Engineering"}]}`,
-		"/integrations/linear":         `{"connection":{"organization_name":"Org","status":"needs_reconnect","status_reason":"Linear refused the key","auth_kind":"api_key","api_key_last4":"…abcd","default_labels":["a"]},"paused_work":[]}`,
+		"/routing-rules":                `{"rules":[{"name":"paid","tag_glob":"paid*","team_id":"t1","labels":["x"],"priority":1},{"default":true}],"version":2}`,
+		"/integrations/linear/teams":    `{"teams":[{"id":"t1","key":"ENG","name":"Engineering"}]}`,
+		"/integrations/linear":          `{"connection":{"organization_name":"Org","status":"needs_reconnect","status_reason":"Linear refused the key","auth_kind":"api_key","api_key_last4":"…abcd","default_labels":["a"]},"paused_work":[]}`,
 		"/integrations/linear/webhooks": `{"webhooks":[{"scope":"all_public_teams","health":"ok"}]}`,
-		"/failed-events":               `{"failed_events":[{"id":"d1","kind":"FileEvent","error_class":"LinearForbidden","attempts":1,"status":"open","temporal_ui_url":"http://ui/x","first_failed_at":"2026-01-01T00:00:00Z"}],"next_cursor":""}`,
-		"/sync-status":                 `{"items":[],"inbox":{}}`,
-		"/questions":                   `{"questions":[]}`,
-		"/filed-issues":                `{"filed_issues":[]}`,
-		"/gateway/approvals":           `{"approvals":[{"id":"a1","actions":[{"action":"issue.delete"}],"risk":"high","request_hash":"h","expires_at":"2026-01-01T00:00:00Z"}]}`,
-		"/gateway/audit":               `{"entries":[{"seq":1,"actions":["read"],"decision":"allowed"}]}`,
+		"/failed-events":                `{"failed_events":[{"id":"d1","kind":"FileEvent","error_class":"LinearForbidden","attempts":1,"status":"open","temporal_ui_url":"http://ui/x","first_failed_at":"2026-01-01T00:00:00Z"}],"next_cursor":""}`,
+		"/sync-status":                  `{"items":[],"inbox":{}}`,
+		"/questions":                    `{"questions":[]}`,
+		"/filed-issues":                 `{"filed_issues":[]}`,
+		"/gateway/approvals":            `{"approvals":[{"id":"a1","actions":[{"action":"issue.delete"}],"risk":"high","request_hash":"h","expires_at":"2026-01-01T00:00:00Z"}]}`,
+		"/gateway/audit":                `{"entries":[{"seq":1,"actions":["read"],"decision":"allowed"}]}`,
 	}}
 	c := newTestConsole(t, api)
 	ck := sessionCookieFor(t, c, session{Workspace: "ws", Token: "tok", CSRF: "csrf-token", Expires: time.Now().Add(time.Hour).Unix()})

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -49,7 +50,8 @@ type integrationData struct {
 	Webhooks   []webhook
 	HooksError string
 	// Validated is the second step of connecting: the key checked, its organization and teams listed.
-	Validated  *validated
+	Validated *validated
+	// APIKey is the validated key sealed (by the session's Sealer) for the connect form: never the key itself.
 	APIKey     string
 	Priorities []priorityOption
 	Reconnect  bool
@@ -129,13 +131,40 @@ func (c *Console) handleValidate(w http.ResponseWriter, r *http.Request, s *sess
 		c.integrationPage(w, r, s, statusOf(err), integrationData{Reconnect: r.PostForm.Get("reconnect") == "1"}, errorText(err))
 		return
 	}
-	c.integrationPage(w, r, s, http.StatusOK, integrationData{Validated: &v, APIKey: key}, "")
+	pending, err := c.sealKey(r, key)
+	if err != nil {
+		c.integrationPage(w, r, s, http.StatusInternalServerError, integrationData{}, "internal error")
+		return
+	}
+	c.integrationPage(w, r, s, http.StatusOK, integrationData{Validated: &v, APIKey: pending}, "")
+}
+
+// sealKey seals a pasted Linear key for the connect step's form, so the page never carries the key itself.
+func (c *Console) sealKey(r *http.Request, key string) (string, error) {
+	b, err := c.opts.Sealer.Encrypt(r.Context(), []byte(key))
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// openKey opens what sealKey sealed; "" when it was not sealed by linsync.
+func (c *Console) openKey(r *http.Request, pending string) string {
+	b, err := base64.RawURLEncoding.DecodeString(pending)
+	if err != nil {
+		return ""
+	}
+	key, err := c.opts.Sealer.Decrypt(r.Context(), b)
+	if err != nil {
+		return ""
+	}
+	return string(key)
 }
 
 // handleConnect is the card's second step: connect with the key, the team picked and the defaults.
 func (c *Console) handleConnect(w http.ResponseWriter, r *http.Request, s *session) {
 	f := r.PostForm
-	key := strings.TrimSpace(f.Get("api_key"))
+	key := c.openKey(r, f.Get("pending_key"))
 	body := map[string]any{"api_key": key, "default_team_id": f.Get("default_team_id"), "labels": splitLabels(f.Get("labels"))}
 	prio, perr := strconv.Atoi(f.Get("default_priority"))
 	if perr == nil {
@@ -148,7 +177,7 @@ func (c *Console) handleConnect(w http.ResponseWriter, r *http.Request, s *sessi
 			c.integrationPage(w, r, s, statusOf(err), integrationData{}, errorText(err))
 			return
 		}
-		c.integrationPage(w, r, s, statusOf(err), integrationData{Validated: &v, APIKey: key, Priorities: priorities(prio)}, errorText(err))
+		c.integrationPage(w, r, s, statusOf(err), integrationData{Validated: &v, APIKey: f.Get("pending_key"), Priorities: priorities(prio)}, errorText(err))
 		return
 	}
 	http.Redirect(w, r, Prefix+"/integration?done=connected", http.StatusSeeOther)

@@ -172,6 +172,9 @@ func TestConsoleConnectByKeyThroughTeamPicker(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#validate")),
 		chromedp.WaitVisible(chromedp.CSS("#connect-form")))
 	require.Contains(t, b.text("#default_team_id"), s.sd.Plain.Key, "the picker lists Linear's teams")
+	html, err := chromedp.Run(b.ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	require.NoError(t, err)
+	require.NotContains(t, html, s.sd.APIKey, "the page carries the key only sealed")
 	require.Contains(t, b.text("#default_team_id"), s.sd.Triage.Key)
 	b.do(chromedp.SetValue(chromedp.CSS("#default_team_id"), s.sd.Plain.ID),
 		chromedp.SetValue(chromedp.CSS("#default_priority"), "2"),
@@ -181,6 +184,10 @@ func TestConsoleConnectByKeyThroughTeamPicker(t *testing.T) {
 	require.Equal(t, "…"+s.sd.APIKey[len(s.sd.APIKey)-4:], b.text("#key-last4"), "only the key's last 4")
 	require.Contains(t, b.text("main"), "Linear is connected.")
 	b.screenshot("console-card")
+	// Readable on a phone too.
+	b.do(chromedp.EmulateViewport(390, 844))
+	b.screenshot("console-card-phone")
+	b.do(chromedp.EmulateViewport(1280, 800))
 
 	// The API holds exactly what the card shows.
 	conn, err := s.db.FindConnection(t.Context(), s.wsID)
@@ -259,7 +266,9 @@ func TestConsoleFailedEventReplayedOnce(t *testing.T) {
 
 	b.do(chromedp.Click(chromedp.CSS("#replay-" + id)))
 	b.waitText("#dry-run", "would replay")
+	require.Contains(t, b.text("#dry-run"), "issueCreate", "the diff: what the replay writes to Linear, field by field")
 	require.Empty(t, h.fakeIssues(), "showing the dry run changes nothing")
+	b.screenshot("console-failed-dry-run")
 	b.do(chromedp.Click(chromedp.CSS("#replay-now")))
 	b.waitText("#replay-outcome", "started")
 	require.Eventually(t, func() bool { return len(h.fakeIssues()) == 1 }, 30*time.Second, 200*time.Millisecond)
