@@ -462,9 +462,15 @@ func (c *Console) handleSync(w http.ResponseWriter, r *http.Request, s *session)
 // ---- gateway: approvals and audit ----
 
 type gatewayData struct {
-	Approvals []linsync.GatewayApproval
+	Approvals []approval
 	Audit     []linsync.GatewayAuditEntry
 	Errors    []string
+}
+
+// approval is a held request with the readable summary of what it does.
+type approval struct {
+	linsync.GatewayApproval
+	Summary string `json:"summary"`
 }
 
 func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request, s *session, status int, errMsg string) {
@@ -477,7 +483,14 @@ func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request, s *session
 	if _, err := c.call(r, s, http.MethodGet, "/gateway/approvals?status=pending", nil, &ap); err != nil {
 		d.Errors = append(d.Errors, "approvals: "+errorText(err))
 	}
-	d.Approvals = ap.Approvals
+	// Each held request as its approver must see it: what it does, argument by argument, besides its hash.
+	for _, a := range ap.Approvals {
+		one := approval{GatewayApproval: a}
+		if _, err := c.call(r, s, http.MethodGet, "/gateway/approvals/"+url.PathEscape(a.ID), nil, &one); err != nil {
+			one.Summary = "(its summary could not be read: " + errorText(err) + ")"
+		}
+		d.Approvals = append(d.Approvals, one)
+	}
 	var au struct {
 		Entries []linsync.GatewayAuditEntry `json:"entries"`
 	}

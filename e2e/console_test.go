@@ -342,3 +342,74 @@ func TestConsoleOtherWorkspaceSeesNothing(t *testing.T) {
 	b2.do(chromedp.Navigate(b2.base + "/console/routing"))
 	b2.waitText("#rules", "alpha-secret-rule")
 }
+
+// TestConsoleGatewayApproveAndDeny: two deletes an agent sent are held; from the console an admin denies one and
+// approves the other (by the hash the page carries): Linear gets one delete, and the audit lists both decisions.
+func TestConsoleGatewayApproveAndDeny(t *testing.T) {
+	g := newGatewayEnv(t, nil)
+	first, second := g.createIssue("Console keep"), g.createIssue("Console drop")
+	held := map[string]string{}
+	for _, id := range []string{first, second} {
+		resp, body := g.agent(deleteIssue("IssueDelete", id))
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, "%v", body)
+		held[id] = body["approval_id"].(string)
+	}
+
+	b := newBrowser(t, g.stack)
+	b.signIn(g.ws, g.admin)
+	b.do(chromedp.Navigate(b.base+"/console/gateway"), chromedp.WaitVisible(chromedp.CSS("#audit")))
+	b.waitText("#approval-"+held[first], "issue.delete")
+	b.waitText("#approval-"+held[second], "issue.delete")
+	require.Contains(t, b.text("#approval-"+held[second]), second, "the summary names the issue the delete is for")
+	b.screenshot("console-gateway")
+
+	b.do(chromedp.SendKeys(chromedp.CSS("#reason-"+held[first]), "keep this one"),
+		chromedp.Click(chromedp.CSS("#approval-"+held[first]+" button.danger")))
+	b.waitText("main", "Denied.")
+	b.do(chromedp.Click(chromedp.CSS("#approval-" + held[second] + " button[type=submit]:not(.danger)")))
+	b.waitText("main", "Approved.")
+
+	g.waitStatus(held[second], linsync.ApprovalForwarded)
+	_, denied := g.agentStatus(held[first])
+	require.Equal(t, linsync.ApprovalDenied, denied["status"])
+	require.Equal(t, 1, g.forwardedDeletes(), "only the approved delete reached Linear")
+	b.do(chromedp.Navigate(b.base+"/console/gateway"), chromedp.WaitVisible(chromedp.CSS("#audit")))
+	audit := b.text("#audit")
+	for _, want := range []string{linsync.DecisionRejected, linsync.DecisionApproved, linsync.DecisionApprovalRequired, linsync.DecisionAllowed} {
+		require.Contains(t, audit, want)
+	}
+	require.Contains(t, b.text("#approvals"), "Nothing is waiting.")
+}
+
+// TestConsoleBulkReplayShowsProgress: two events fail for good; a bulk replay by kind, previewed first, replays both
+// while the page follows its progress to the end; Linear gets one issue each.
+func TestConsoleBulkReplayShowsProgress(t *testing.T) {
+	h := newFailureHarness(t, fOptions{forbiddenKey: true})
+	for _, k := range []string{"bulk-1", "bulk-2"} {
+		h.waitFailed(h.postEvent(takeoverEvent(k, k+".example.com")))
+	}
+	h.waitDeadLetters(workflows.TypeFileEvent, 2)
+	h.fake.AllowKey(h.apiKey)
+
+	b := newBrowser(t, h.stack)
+	b.signIn(h.ws, h.admin)
+	b.do(chromedp.Navigate(b.base+"/console/failed"), chromedp.WaitVisible(chromedp.CSS("#bulk-form")),
+		chromedp.SendKeys(chromedp.CSS("#b-kind"), workflows.TypeFileEvent),
+		chromedp.Click(chromedp.CSS(`#bulk-form button[value="preview"]`)))
+	b.waitText("#bulk-plan", "would replay")
+	require.Empty(t, h.fakeIssues(), "the preview changes nothing")
+	b.do(chromedp.Click(chromedp.CSS(`#bulk-form button[value="replay"]`)))
+	b.waitText("#progress", "2 of 2 done, finished")
+	require.Eventually(t, func() bool { return len(h.fakeIssues()) == 2 }, 30*time.Second, 200*time.Millisecond)
+	require.Equal(t, 2, h.fake.CountRequests("IssueCreate"))
+}
+
+// TestConsoleSignOut: signing out ends the session; the console asks to sign in again.
+func TestConsoleSignOut(t *testing.T) {
+	s, admin := consoleStack(t, "outco", false, stackWorker{})
+	b := newBrowser(t, s)
+	b.signIn("outco", admin)
+	b.do(chromedp.Click(chromedp.CSS("form.signout button")))
+	b.waitText("main", "Signed out.")
+	b.do(chromedp.Navigate(b.base+"/console/failed"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+}
