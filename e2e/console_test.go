@@ -275,6 +275,15 @@ func TestConsoleFailedEventReplayedOnce(t *testing.T) {
 	b.waitText(`#failed-events tr[data-id="`+id+`"]`, "replayed")
 	require.Len(t, h.fakeIssues(), 1, "exactly one issue in Linear")
 	require.Equal(t, 1, h.fake.CountRequests("IssueCreate"))
+
+	// Sync status lists the filed issue with its link into Linear.
+	identifier := h.fakeIssues()[0]["identifier"].(string)
+	b.do(chromedp.Navigate(b.base+"/console/sync"), chromedp.WaitVisible(chromedp.CSS("#filed-issues")))
+	b.waitText("#filed-issues", identifier)
+	link, err := chromedp.Run(b.ctx, chromedp.AttributeValue(chromedp.CSS("#filed-issues a"), "href"))
+	require.NoError(t, err)
+	require.Contains(t, link.Value, identifier)
+	b.screenshot("console-sync")
 }
 
 // TestConsoleRefusesAFormWithoutItsCSRFToken: a signed-in browser posting a console form without the session's
