@@ -234,6 +234,9 @@ func TestConsoleRoutingRuleWinsInTheSimulator(t *testing.T) {
 	require.Contains(t, res, s.sd.Plain.Key)
 	require.Contains(t, res, "revenue")
 	require.Contains(t, res, "Urgent")
+	// htmx ran from the binary under the CSP (script-src 'self'), and nothing on the page needs an inline style.
+	require.True(t, evalIn[bool](b, `Promise.resolve(typeof htmx === "object" && htmx.version.startsWith("2.") &&
+		document.querySelectorAll("style, [style], script:not([src])").length === 0)`))
 	b.screenshot("console-routing")
 
 	// An event the rule does not match falls to the default rule.
