@@ -247,6 +247,14 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	return s, nil
 }
 
+// Mount serves h at prefix and every path below it, behind the API's own middleware (request log, traces, recovery).
+// cmd/linsync mounts the operator console (package console) here; the console calls the API back in-process.
+// Call it before serving.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	s.engine.Any(prefix, gin.WrapH(h))
+	s.engine.Any(prefix+"/*path", gin.WrapH(h))
+}
+
 // Routes lists every route the server serves, so tests can walk them all.
 func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/console"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/linear/lineartest"
@@ -215,6 +216,10 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	a, err := api.New(cfg, apiDB, s.temporal, log, s.reg)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
+	// The operator console, mounted as cmd/linsync mounts it: on the API's own handler, sessions sealed by the keeper.
+	con, err := console.New(console.Options{API: a.Handler(), Sealer: keeper, TemporalUIURL: "http://temporal-ui.test"})
+	require.NoError(t, err)
+	a.Mount(console.Prefix, con)
 	s.server, handler = a, a.Handler()
 	// The operations listener reads Postgres as the API does (through stack.pg when a test can take it down).
 	s.ops = httptest.NewServer(api.OpsHandler(apiDB, s.temporal, s.reg))

@@ -126,6 +126,7 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 		"api", "http://"+cfg.HTTPAddr, "ops", "http://"+cfg.OpsAddr,
 		"dev_workspace", devWorkspace, "dev_organization", devOrganization)
 	fmt.Fprintf(stdout, "\nAdmin token of workspace %q (kept in %s): %s\n", devWorkspace, filepath.Join(*dir, "admin.token"), token)
+	fmt.Fprintf(stdout, "Console: %s (sign in with workspace %q and the admin token above)\n", consoleURL(cfg.HTTPAddr), devWorkspace)
 	fmt.Fprintf(stdout, "Bootstrap token for POST /v1/workspaces (kept in %s): %s\n", filepath.Join(*dir, "bootstrap.token"), cfg.BootstrapToken)
 	fmt.Fprintf(stdout, "\nlinsync dev stack: API on %s, Temporal UI on http://localhost:%d\n"+
 		"Workspace %q (organization %q) verifies webhooks signed with %q; see the README for a signed curl.\n\n",
@@ -388,4 +389,16 @@ func mustAbs(p string) string {
 		return p
 	}
 	return a
+}
+
+// consoleURL is where the operator console of an API listening on addr opens in a browser.
+func consoleURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/console"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/console"
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/linsync/linsync/api"
+	"github.com/linsync/linsync/console"
 	"github.com/linsync/linsync/envelope"
 	"github.com/linsync/linsync/linear"
 	"github.com/linsync/linsync/postgres"
@@ -116,7 +118,9 @@ type deps struct {
 	tracer trace.TracerProvider
 	// codec seals the Temporal payloads of the shared client; the API serves it to operators at /codec.
 	codec *envelope.Codec
-	close func()
+	// keeper seals the console's session cookies.
+	keeper *envelope.Keeper
+	close  func()
 }
 
 // openStore opens the key keeper of cfg's key URLs and, with it, the database; closeStore releases both.
@@ -176,7 +180,7 @@ func openDeps(ctx context.Context, cfg Config, role string) (*deps, error) {
 		closeStore()
 		return nil, fmt.Errorf("create temporal client: %w", err)
 	}
-	return &deps{log: log, db: db, temporal: tc, registry: reg, linearMetrics: lm, tracer: tp, codec: codec, close: func() {
+	return &deps{log: log, db: db, temporal: tc, registry: reg, linearMetrics: lm, tracer: tp, codec: codec, keeper: keeper, close: func() {
 		tc.Close()
 		closeStore()
 		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -242,6 +246,15 @@ func serve(ctx context.Context, cfg Config, role string) error {
 		if err != nil {
 			return err
 		}
+		// The operator console at /console, on the same API: it calls srv's handler in-process with the signed-in
+		// admin's token, and seals its session cookie with the envelope key.
+		con, err := console.New(console.Options{API: srv.Handler(), Sealer: d.keeper, OAuthEnabled: oauth != nil,
+			SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"), TemporalUIURL: cfg.TemporalUIURL,
+			Log: d.log.With("component", "console")})
+		if err != nil {
+			return err
+		}
+		srv.Mount(console.Prefix, con)
 		g.Go(func() error { return srv.ListenAndServe(ctx, cfg.HTTPAddr, cfg.ShutdownGrace) })
 	}
 	// Every role serves health, readiness and metrics on the operations listener, never on the public one.

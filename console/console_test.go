@@ -1,0 +1,136 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// plainSealer stands in for the envelope keeper: it "seals" by prefixing a marker, which is enough to test the
+// console's handling of the cookie, not its cryptography (the keeper's own tests cover that).
+type plainSealer struct{}
+
+func (plainSealer) Encrypt(_ context.Context, p []byte) ([]byte, error) {
+	return append([]byte("sealed:"), p...), nil
+}
+func (plainSealer) Decrypt(_ context.Context, c []byte) ([]byte, error) {
+	if !strings.HasPrefix(string(c), "sealed:") {
+		return nil, errors.New("not sealed here")
+	}
+	return c[len("sealed:"):], nil
+}
+
+// fakeAPI answers the console's calls with canned bodies by path, and records them.
+type fakeAPI struct {
+	answers map[string]string
+	calls   []string
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
+	if r.Header.Get("Authorization") != "Bearer tok" {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"code":"unauthorized","message":"a valid API token is required"}}`))
+		return
+	}
+	for p, body := range f.answers {
+		if strings.HasSuffix(r.URL.Path, p) {
+			_, _ = w.Write([]byte(body))
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte(`{"error":{"code":"not_found","message":"no route for ` + r.URL.Path + `"}}`))
+}
+
+func newTestConsole(t *testing.T, api http.Handler) *Console {
+	t.Helper()
+	c, err := New(Options{API: api, Sealer: plainSealer{}})
+	require.NoError(t, err)
+	return c
+}
+
+func sessionCookieFor(t *testing.T, c *Console, s session) *http.Cookie {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	require.NoError(t, c.writeSession(context.Background(), rec, httptest.NewRequest(http.MethodGet, "/", nil), &s))
+	return rec.Result().Cookies()[0]
+}
+
+func TestEveryPageRenders(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{answers: map[string]string{
+		"/routing-rules":                `{"rules":[{"name":"paid","tag_glob":"paid*","team_id":"t1","labels":["x"],"priority":1},{"default":true}],"version":2}`,
+		"/integrations/linear/teams":    `{"teams":[{"id":"t1","key":"ENG","name":"Engineering"}]}`,
+		"/integrations/linear":          `{"connection":{"organization_name":"Org","status":"needs_reconnect","status_reason":"Linear refused the key","auth_kind":"api_key","api_key_last4":"…abcd","default_labels":["a"]},"paused_work":[]}`,
+		"/integrations/linear/webhooks": `{"webhooks":[{"scope":"all_public_teams","health":"ok"}]}`,
+		"/failed-events":                `{"failed_events":[{"id":"d1","kind":"FileEvent","error_class":"LinearForbidden","attempts":1,"status":"open","temporal_ui_url":"http://ui/x","first_failed_at":"2026-01-01T00:00:00Z"}],"next_cursor":""}`,
+		"/sync-status":                  `{"items":[],"inbox":{}}`,
+		"/questions":                    `{"questions":[]}`,
+		"/filed-issues":                 `{"filed_issues":[]}`,
+		"/gateway/approvals":            `{"approvals":[{"id":"a1","actions":[{"action":"issue.delete"}],"risk":"high","request_hash":"h","expires_at":"2026-01-01T00:00:00Z"}]}`,
+		"/gateway/audit":                `{"entries":[{"seq":1,"actions":["read"],"decision":"allowed"}]}`,
+	}}
+	c := newTestConsole(t, api)
+	ck := sessionCookieFor(t, c, session{Workspace: "ws", Token: "tok", CSRF: "csrf-token", Expires: time.Now().Add(time.Hour).Unix()})
+	for _, path := range []string{"/console/integration", "/console/routing", "/console/routing?edit=0", "/console/failed",
+		"/console/sync", "/console/gateway", "/console/notifications"} {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.AddCookie(ck)
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() { defer close(done); c.ServeHTTP(rec, req) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not answer", path)
+		}
+		require.Equal(t, http.StatusOK, rec.Code, "%s: %s", path, rec.Body.String())
+		require.Contains(t, rec.Header().Get("Content-Security-Policy"), "default-src 'self'")
+		require.NotContains(t, rec.Body.String(), "tok\"", "the token never reaches a page")
+	}
+}
+
+func TestPostWithoutCSRFTokenIsRefusedAndSendsNothing(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{answers: map[string]string{}}
+	c := newTestConsole(t, api)
+	ck := sessionCookieFor(t, c, session{Workspace: "ws", Token: "tok", CSRF: "csrf-token", Expires: time.Now().Add(time.Hour).Unix()})
+	for _, body := range []string{"index=0", "index=0&csrf=wrong"} {
+		req := httptest.NewRequest(http.MethodPost, "/console/routing/delete", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(ck)
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusForbidden, rec.Code)
+	}
+	require.Empty(t, api.calls, "a refused form reaches no API")
+}
+
+func TestSessionCookieRefusedWhenForgedOrExpired(t *testing.T) {
+	t.Parallel()
+	c := newTestConsole(t, &fakeAPI{})
+	expired := sessionCookieFor(t, c, session{Workspace: "ws", Token: "tok", CSRF: "x", Expires: time.Now().Add(-time.Minute).Unix()})
+	raw, _ := json.Marshal(session{Workspace: "ws", Token: "tok", CSRF: "x", Expires: time.Now().Add(time.Hour).Unix()})
+	forged := &http.Cookie{Name: sessionCookie, Value: url.QueryEscape(string(raw))}
+	for _, ck := range []*http.Cookie{expired, forged} {
+		req := httptest.NewRequest(http.MethodGet, "/console/routing", nil)
+		req.AddCookie(ck)
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusSeeOther, rec.Code)
+		require.Equal(t, "/console/signin", rec.Header().Get("Location"))
+	}
+	live := sessionCookieFor(t, c, session{Workspace: "ws", Token: "tok", CSRF: "x", Expires: time.Now().Add(time.Hour).Unix()})
+	require.True(t, live.HttpOnly)
+	require.Equal(t, http.SameSiteLaxMode, live.SameSite)
+	require.Equal(t, "/console", live.Path)
+}
