@@ -5,6 +5,7 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -48,13 +49,17 @@ type LinearDeliveryInput struct {
 	KeepUntil    time.Time `json:"keep_until,omitempty"`
 }
 
+// notificationsChange is the GetVersion change id of the notification step.
+const notificationsChange = "notifications"
+
 // DeliveryHandler applies one kind of Linear event. It returns the outcome to record (linsync.Outcome*) and a
 // short detail; an error fails the delivery.
 type DeliveryHandler func(ctx workflow.Context, in LinearDeliveryInput) (outcome, detail string, err error)
 
 // deliveryRoutes is where every Linear event goes, the one table of linsync's webhook handling: "Type/action", or
 // "Type" for every action of the type, to its handler; the more specific key wins. An event without a row is
-// recorded and otherwise ignored. A new handler (a notification for Project, Cycle, IssueSLA, …) is a new row.
+// recorded and otherwise ignored (notification rules see every delivery after its handler, notifications.go). A new
+// handler is a new row.
 func deliveryRoutes() map[string]DeliveryHandler {
 	return map[string]DeliveryHandler{
 		// Question sync (questions.go): Linear's changes to linked issues and their comments.
@@ -108,6 +113,13 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 		outcome, detail, handlerErr = h(ctx, in)
 		if handlerErr != nil {
 			outcome, detail = linsync.OutcomeFailed, handlerErr.Error()
+		}
+	}
+
+	// Notifications came after the first recorded histories of LinearDelivery: runs from before replay without them.
+	if notifiable(outcome) && workflow.GetVersion(ctx, notificationsChange, workflow.DefaultVersion, 1) == 1 {
+		if note := notifyDelivery(ctx, in); note != "" {
+			detail = strings.TrimPrefix(detail+"; "+note, "; ")
 		}
 	}
 
