@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -586,4 +587,31 @@ func StandardWebhookHeaders(secret []byte, id string, at time.Time, body []byte)
 	ts := strconv.FormatInt(at.Unix(), 10)
 	return map[string]string{"webhook-id": id, "webhook-timestamp": ts,
 		"webhook-signature": SignStandardWebhook(secret, id, ts, body)}
+}
+
+// PublicAddr reports whether a is an address on the public internet: not loopback, private, link-local, multicast,
+// unspecified, or one of the ranges that lead back inside (carrier-grade NAT, NAT64, benchmarking, reserved). The
+// outbound client checks it on the address it dials; the API checks a target's host with it when it is created.
+func PublicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	if !a.IsValid() || !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+		return false
+	}
+	for _, p := range notPublic {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// notPublic are ranges that IsGlobalUnicast counts as global but that do not lead to the public internet, or lead
+// back inside: a NAT64 prefix reaches any IPv4 address, private ones included, through the local translator.
+var notPublic = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT shared space (RFC 6598)
+	netip.MustParsePrefix("0.0.0.0/8"),      // "this network" (RFC 791); 0.x.y.z reaches the local host on some stacks
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking (RFC 2544), used inside data centres
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved (RFC 1112), and the broadcast address
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64 well-known prefix (RFC 6052)
+	netip.MustParsePrefix("64:ff9b:1::/48"), // NAT64 local-use prefix (RFC 8215)
 }
