@@ -263,9 +263,9 @@ func FindNotificationTemplate(name string) (NotificationTemplate, bool) {
 // Limits of rules and messages.
 const (
 	MaxNotificationTemplateBytes = 2000
-	// MaxNotificationText bounds a rendered message (Slack shows up to 40 000 characters, but reads badly past a
-	// few thousand); a longer one is cut.
-	MaxNotificationText = 3000
+	// MaxNotificationText bounds a rendered message (Slack takes up to 40 000 characters, but reads badly past a
+	// few thousand); a longer one is cut, a digest at a whole line.
+	MaxNotificationText = 6000
 	// MaxDigestLines is how many matches a digest lists by name; the rest are counted.
 	MaxDigestLines = 50
 )
@@ -425,26 +425,28 @@ func RenderNotificationDigest(kind string, rule NotificationRule, window string,
 	fmt.Fprintf(&b, "%d matches of %s:", len(evs), esc(rule.Name))
 	link := linkFunc(kind)
 	for i, ev := range evs {
-		if i == MaxDigestLines {
-			fmt.Fprintf(&b, "\n… and %d more", len(evs)-MaxDigestLines)
-			break
-		}
-		b.WriteString("\n• ")
+		var line string
 		switch v := viewOf(ev, esc); {
 		case ev.Issue != nil:
-			b.WriteString(link(v.Issue.URL, v.Issue.Identifier) + " " + v.Issue.Title)
+			line = link(v.Issue.URL, v.Issue.Identifier) + " " + v.Issue.Title
 			if v.Issue.State != "" {
-				b.WriteString(" · " + v.Issue.State)
+				line += " · " + v.Issue.State
 			}
 		case ev.Project != nil:
-			b.WriteString(link(v.Project.URL, v.Project.Name) + " " + v.Project.State)
+			line = link(v.Project.URL, v.Project.Name) + " " + v.Project.State
 		case ev.Cycle != nil:
-			b.WriteString("cycle " + strconv.Itoa(v.Cycle.Number) + " " + v.Action)
+			line = "cycle " + strconv.Itoa(v.Cycle.Number) + " " + v.Action
 		case ev.ProjectUpdate != nil:
-			b.WriteString("update on " + link(v.ProjectUpdate.URL, v.ProjectUpdate.ProjectName))
+			line = "update on " + link(v.ProjectUpdate.URL, v.ProjectUpdate.ProjectName)
 		default:
-			b.WriteString(v.Type + " " + v.Action)
+			line = v.Type + " " + v.Action
 		}
+		line = "\n• " + truncate(line, 300)
+		if i == MaxDigestLines || b.Len()+len(line) > MaxNotificationText-40 {
+			fmt.Fprintf(&b, "\n… and %d more", len(evs)-i)
+			break
+		}
+		b.WriteString(line)
 	}
 	return notificationBody(kind, rule, truncate(b.String(), MaxNotificationText), window, evs)
 }

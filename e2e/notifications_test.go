@@ -165,7 +165,7 @@ func (n *notifyStack) identifier(issueID string) string {
 	var snap struct {
 		Issues []struct{ ID, Identifier string } `json:"issues"`
 	}
-	resp, err := http.Get(n.fake.URL() + "/_fake/state")
+	resp, err := http.Get(n.fake.BaseURL() + "/_fake/state")
 	require.NoError(n.t, err)
 	defer resp.Body.Close()
 	require.NoError(n.t, json.NewDecoder(resp.Body).Decode(&snap))
