@@ -1,0 +1,93 @@
+package workflows
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
+)
+
+func TestSendNotificationsWorkflowID(t *testing.T) {
+	require.Equal(t, "notify:ws-1:d-1", SendNotificationsWorkflowID("ws-1", "d-1"))
+	require.Equal(t, "notification-digest:ws-1:r-1", activities.DigestWorkflowID("ws-1", "r-1"))
+}
+
+// TestDeliveryStartsItsNotifications: what the rules matched is sent by a child workflow of its own, and the
+// delivery is recorded without waiting for it.
+func TestDeliveryStartsItsNotifications(t *testing.T) {
+	t.Parallel()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Deliveries{})
+	env.RegisterActivity(&activities.Notifications{})
+	env.RegisterWorkflowWithOptions(SendNotifications, workflow.RegisterOptions{Name: TypeSendNotifications})
+	var d *activities.Deliveries
+	var n *activities.Notifications
+	var rec linsync.Delivery
+	env.OnActivity(d.RecordDelivery, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, got linsync.Delivery) (bool, error) { rec = got; return true, nil })
+	env.OnActivity(n.EvaluateNotifications, mock.Anything, mock.Anything).Return(activities.NotifyPlan{
+		Sends: []activities.NotifyPair{{RuleID: "r1", TargetID: "t1"}, {RuleID: "r1", TargetID: "t2"}}}, nil)
+	var mu sync.Mutex
+	var sent []string
+	env.OnActivity(n.SendNotification, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SendNotification) (activities.SendResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			sent = append(sent, in.TargetID)
+			return activities.SendResult{Outcome: activities.SendOutcomeSent}, nil
+		})
+	in := LinearDeliveryInput{DeliveryID: "d1", WorkspaceID: "ws", EventType: "Project", Action: "update", KnownType: true,
+		Body: []byte(`{}`)}
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: LinearDeliveryWorkflowID(in.WorkspaceID, in.DeliveryID)})
+	env.ExecuteWorkflow(LinearDelivery, in)
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, linsync.OutcomeProcessed, rec.Outcome)
+	require.Contains(t, rec.Detail, "2 notification(s) started")
+	require.ElementsMatch(t, []string{"t1", "t2"}, sent)
+}
+
+// TestNotificationDigestCollectsItsWindow: matches signalled within the window go out in one message, a repeated
+// delivery once; signals that arrive with the timer still belong to the window.
+func TestNotificationDigestCollectsItsWindow(t *testing.T) {
+	t.Parallel()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Notifications{})
+	var n *activities.Notifications
+	var calls []activities.SendDigest
+	env.OnActivity(n.SendNotificationDigest, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SendDigest) (activities.SendResult, error) {
+			calls = append(calls, in)
+			return activities.SendResult{Outcome: activities.SendOutcomeSent}, nil
+		})
+	for i, id := range []string{"d1", "d2", "d1", "d3"} {
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(NotificationDigestSignal, id) }, time.Duration(i)*10*time.Second)
+	}
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(NotificationDigestSignal, "d4") }, time.Minute)
+	env.ExecuteWorkflow(NotificationDigest, activities.DigestStart{WorkspaceID: "ws", RuleID: "r", Window: time.Minute})
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, calls, 1, "one message per window")
+	require.Equal(t, "r", calls[0].RuleID)
+	require.Subset(t, calls[0].DeliveryIDs, []string{"d1", "d2", "d3"})
+	require.Len(t, calls[0].DeliveryIDs, len(calls[0].DeliveryIDs))
+	seen := map[string]int{}
+	for _, id := range calls[0].DeliveryIDs {
+		seen[id]++
+	}
+	require.Equal(t, 1, seen["d1"], "a repeated match is listed once")
+}
