@@ -95,8 +95,8 @@ func TestRecordWorkflowHistories(t *testing.T) {
 	record(workflows.TypeQuestionSync, workflows.QuestionWorkflowID(s.wsID, qid))
 	record(workflows.TypeQuestionPush, workflows.QuestionPushWorkflowID(s.wsID, qid))
 
-	// Notifications: the issue completed in Linear goes to a signed webhook (SendNotifications); its assignment to
-	// a rule with a digest window (NotificationDigest).
+	// Notifications: the issue completed in Linear goes to a signed webhook (the LinearDelivery recorded is this
+	// one, which sends); its assignment to a rule with a digest window (NotificationDigest).
 	code, out = h.call(http.MethodPost, "/notification-targets", h.admin, map[string]any{"name": "hist", "kind": "webhook", "url": app.URL})
 	require.Equal(t, http.StatusCreated, code, "%v", out)
 	target := out["target"].(map[string]any)["id"].(string)
@@ -122,7 +122,7 @@ func TestRecordWorkflowHistories(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, completed)
-	record(workflows.TypeSendNotifications, workflows.SendNotificationsWorkflowID(s.wsID, completed))
+	record(workflows.TypeLinearDelivery, workflows.LinearDeliveryWorkflowID(s.wsID, completed))
 	record(workflows.TypeNotificationDigest, activities.DigestWorkflowID(s.wsID, digestRule))
 
 	// An event filed as an issue (FileEvent), and a broken link handed to its host's aggregator (IssueAggregator).

@@ -178,12 +178,12 @@ func (n *notifyStack) identifier(issueID string) string {
 	return ""
 }
 
-// waitNotificationsDone waits for the sending workflow of a delivery to end and returns its status.
-func (n *notifyStack) waitNotificationsDone(deliveryID string) enumspb.WorkflowExecutionStatus {
+// waitDeliveryClosed waits for a delivery's workflow (which sends its notifications) to close and returns how.
+func (n *notifyStack) waitDeliveryClosed(deliveryID string) enumspb.WorkflowExecutionStatus {
 	n.t.Helper()
 	var status enumspb.WorkflowExecutionStatus
 	require.Eventually(n.t, func() bool {
-		desc, err := n.temporal.DescribeWorkflowExecution(n.t.Context(), workflows.SendNotificationsWorkflowID(n.wsID, deliveryID), "")
+		desc, err := n.temporal.DescribeWorkflowExecution(n.t.Context(), workflows.LinearDeliveryWorkflowID(n.wsID, deliveryID), "")
 		if err != nil {
 			return false
 		}
@@ -195,8 +195,8 @@ func (n *notifyStack) waitNotificationsDone(deliveryID string) enumspb.WorkflowE
 
 // TestNotificationIssueCompletedToSlack: a human moves an issue to Done in Linear → exactly one Slack message with
 // the identifier (as a link) and the title; the simulator, given the recorded delivery, shows that very message; a
-// redelivery of the same body, a reset (replayed) delivery workflow and a second run of the sending workflow send
-// nothing more.
+// redelivery of the same body, a reset (replayed) delivery workflow and a second run of the delivery under another
+// workflow ID (as after Temporal's retention) send nothing more.
 func TestNotificationIssueCompletedToSlack(t *testing.T) {
 	t.Parallel()
 	n := newNotifyStack(t, true, 0)
@@ -207,7 +207,7 @@ func TestNotificationIssueCompletedToSlack(t *testing.T) {
 	ident := n.completeIssue("Export job stuck <!channel>")
 	require.Eventually(t, func() bool { return len(n.sends("sent")) == 1 }, 60*time.Second, 50*time.Millisecond)
 	delivery := n.sends("sent")[0]
-	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, n.waitNotificationsDone(delivery))
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, n.waitDeliveryClosed(delivery))
 	require.NoError(t, n.fake.Flush(t.Context()))
 	got := slack.all()
 	require.Len(t, got, 1, "exactly one message")
@@ -253,11 +253,11 @@ func TestNotificationIssueCompletedToSlack(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, n.temporal.GetWorkflow(t.Context(), wid, reset.GetRunId()).Get(t.Context(), nil))
-	// The sending workflow run again by hand (as a replayed dead letter would): the send record stops it.
-	run, err := n.temporal.ExecuteWorkflow(t.Context(), client.StartWorkflowOptions{ID: "notify-again-" + uuid.NewString(),
-		TaskQueue: n.taskQueue}, workflows.TypeSendNotifications, workflows.SendNotificationsInput{WorkspaceID: n.wsID,
-		DeliveryID: delivery, Sends: []activities.NotifyPair{{RuleID: n.ruleIDs()[0], TargetID: target}},
-		Delivery: activities.NotifyDelivery{WorkspaceID: n.wsID, DeliveryID: delivery, Body: body}})
+	// The delivery run again under another workflow ID, as Linear's event replayed once Temporal forgot the first
+	// run: the send record stops it.
+	run, err := n.temporal.ExecuteWorkflow(t.Context(), client.StartWorkflowOptions{ID: "delivery-again-" + uuid.NewString(),
+		TaskQueue: n.taskQueue}, workflows.TypeLinearDelivery, workflows.LinearDeliveryInput{DeliveryID: delivery,
+		WorkspaceID: n.wsID, OrganizationID: n.sd.OrganizationID, EventType: "Issue", Action: "update", KnownType: true, Body: body})
 	require.NoError(t, err)
 	require.NoError(t, run.Get(t.Context(), nil))
 	require.Len(t, slack.all(), 1, "no second message after a redelivery and two replays")
@@ -348,7 +348,7 @@ func TestNotificationSLABreachedSignedWebhook(t *testing.T) {
 	d := delivery2(body)
 	code, out := h.post(d)
 	require.Equal(t, http.StatusOK, code, out)
-	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, n.waitNotificationsDone(d.id))
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, n.waitDeliveryClosed(d.id))
 
 	got := hook.all()
 	require.Len(t, got, 2, "one failure, one retry")
@@ -448,8 +448,8 @@ func TestNotificationRateLimitStorm(t *testing.T) {
 	}
 }
 
-// TestNotificationRefusedBecomesDeadLetter: a target that answers 404 is not retried; the sending workflow becomes a
-// dead letter, whose replay (once the target is fixed) sends the message once.
+// TestNotificationRefusedBecomesDeadLetter: a target that answers 404 is not retried; the delivery's run ends Failed
+// and becomes a dead letter, whose replay (once the target is fixed) sends the message once.
 func TestNotificationRefusedBecomesDeadLetter(t *testing.T) {
 	t.Parallel()
 	n := newNotifyStack(t, true, 0)
@@ -469,7 +469,7 @@ func TestNotificationRefusedBecomesDeadLetter(t *testing.T) {
 	n.completeIssue("Refused")
 	var dl map[string]any
 	require.Eventually(t, func() bool {
-		_, out := n.call(http.MethodGet, "/failed-events?kind="+workflows.TypeSendNotifications, nil)
+		_, out := n.call(http.MethodGet, "/failed-events?kind="+workflows.TypeLinearDelivery, nil)
 		evs, _ := out["failed_events"].([]any)
 		if len(evs) == 0 {
 			return false

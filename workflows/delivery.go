@@ -5,7 +5,6 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -116,13 +115,6 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 		}
 	}
 
-	// Notifications came after the first recorded histories of LinearDelivery: runs from before replay without them.
-	if notifiable(outcome) && workflow.GetVersion(ctx, notificationsChange, workflow.DefaultVersion, 1) == 1 {
-		if note := notifyDelivery(ctx, in); note != "" {
-			detail = strings.TrimPrefix(detail+"; "+note, "; ")
-		}
-	}
-
 	info := workflow.GetInfo(ctx)
 	ts := in.WebhookTimestamp
 	rec := linsync.Delivery{
@@ -141,6 +133,13 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 	if handlerErr != nil {
 		// The run ends Failed so it shows in the Temporal UI; the recorded row says why.
 		return fmt.Errorf("handle %s/%s delivery %s: %w", in.EventType, in.Action, in.DeliveryID, handlerErr)
+	}
+	// Notifications, once the delivery is recorded (a slow target must not hold its record back). They came after the
+	// first recorded histories of LinearDelivery: runs from before replay without them.
+	if notifiable(outcome) && workflow.GetVersion(ctx, notificationsChange, workflow.DefaultVersion, 1) == 1 {
+		if err := notifyDelivery(ctx, in); err != nil {
+			return fmt.Errorf("notify for delivery %s: %w", in.DeliveryID, err)
+		}
 	}
 	return nil
 }

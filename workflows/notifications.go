@@ -1,11 +1,9 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -15,20 +13,6 @@ import (
 
 // NotificationDigestSignal carries a delivery id into a rule's open digest window.
 const NotificationDigestSignal = "notification-digest-match"
-
-// SendNotificationsWorkflowID is the workflow ID of a delivery's notifications: one per delivery, so a replayed
-// delivery finds it taken (or completed) and sends nothing twice.
-func SendNotificationsWorkflowID(workspaceID, deliveryID string) string {
-	return "notify:" + workspaceID + ":" + deliveryID
-}
-
-// SendNotificationsInput is a delivery's messages to send.
-type SendNotificationsInput struct {
-	WorkspaceID string                    `json:"workspace_id"`
-	DeliveryID  string                    `json:"delivery_id"`
-	Sends       []activities.NotifyPair   `json:"sends"`
-	Delivery    activities.NotifyDelivery `json:"delivery"`
-}
 
 // notificationContext is the activity context of a message: a rate-limited target is waited out (Retry-After) and
 // a failing one retried with jitter for up to an hour, then given up.
@@ -46,25 +30,22 @@ func notificationContext(ctx workflow.Context) workflow.Context {
 	})
 }
 
-// SendNotifications sends a delivery's messages, every one at once; it fails (and so becomes a dead letter, whose
-// replay sends only what was not sent) when any message fails for good.
-func SendNotifications(ctx workflow.Context, in SendNotificationsInput) error {
+// sendNotifications sends a delivery's messages, all at once, and returns the first failure for good once every
+// message has been tried (its application error keeps its class for the dead letter).
+func sendNotifications(ctx workflow.Context, nd activities.NotifyDelivery, sends []activities.NotifyPair) error {
 	var a *activities.Notifications
-	futures := make([]workflow.Future, len(in.Sends))
-	for i, p := range in.Sends {
+	futures := make([]workflow.Future, len(sends))
+	for i, p := range sends {
 		futures[i] = workflow.ExecuteActivity(notificationContext(ctx), a.SendNotification, activities.SendNotification{
-			WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, RuleID: p.RuleID, TargetID: p.TargetID, Body: in.Delivery.Body})
+			WorkspaceID: nd.WorkspaceID, DeliveryID: nd.DeliveryID, RuleID: p.RuleID, TargetID: p.TargetID, Body: nd.Body})
 	}
-	var errs []error
+	var first error
 	for i, f := range futures {
-		if err := f.Get(ctx, nil); err != nil {
-			errs = append(errs, fmt.Errorf("send rule %s to target %s: %w", in.Sends[i].RuleID, in.Sends[i].TargetID, err))
+		if err := f.Get(ctx, nil); err != nil && first == nil {
+			first = fmt.Errorf("send rule %s to target %s: %w", sends[i].RuleID, sends[i].TargetID, err)
 		}
 	}
-	if len(errs) > 0 {
-		return errs[0] // the first keeps its application error, so the dead letter shows its class
-	}
-	return nil
+	return first
 }
 
 // NotificationDigest is a rule's digest window: it collects the deliveries the rule matched (each a signal), and
@@ -111,34 +92,21 @@ func NotificationDigest(ctx workflow.Context, in activities.DigestStart) error {
 		activities.SendDigest{WorkspaceID: in.WorkspaceID, RuleID: in.RuleID, DeliveryIDs: ids}).Get(ctx, nil)
 }
 
-// notifyDelivery evaluates the workspace's notification rules for a delivery and starts the sending of what they
-// matched; it returns a note for the delivery's record. A notification never fails the delivery: sending runs as a
-// workflow of its own (a slow or rate-limiting target must not hold the delivery), whose failure is a dead letter.
-func notifyDelivery(ctx workflow.Context, in LinearDeliveryInput) string {
+// notifyDelivery evaluates the workspace's notification rules for a recorded delivery and sends what they matched,
+// one SendNotification activity per (rule, target), in the delivery's own run: a child workflow per delivery cost
+// the dev server about as much again as the delivery itself (make bench). A message that fails for good fails the
+// run, which becomes a LinearDelivery dead letter; its replay sends only what was not sent (notification_sends).
+func notifyDelivery(ctx workflow.Context, in LinearDeliveryInput) error {
 	var a *activities.Notifications
 	nd := activities.NotifyDelivery{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, Body: in.Body}
 	var plan activities.NotifyPlan
 	if err := workflow.ExecuteActivity(storeContext(ctx), a.EvaluateNotifications, nd).Get(ctx, &plan); err != nil {
-		return "notifications not evaluated: " + err.Error()
+		return fmt.Errorf("evaluate notification rules: %w", err)
 	}
 	if len(plan.Sends) == 0 {
-		return ""
+		return nil
 	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:            SendNotificationsWorkflowID(in.WorkspaceID, in.DeliveryID),
-		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-	})
-	child := workflow.ExecuteChildWorkflow(cctx, SendNotifications, SendNotificationsInput{WorkspaceID: in.WorkspaceID,
-		DeliveryID: in.DeliveryID, Sends: plan.Sends, Delivery: nd})
-	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-		var started *temporal.ChildWorkflowExecutionAlreadyStartedError
-		if errors.As(err, &started) {
-			return "" // a replay of the delivery: its notifications were started before
-		}
-		return "notifications not started: " + err.Error()
-	}
-	return fmt.Sprintf("%d notification(s) started", len(plan.Sends))
+	return sendNotifications(ctx, nd, plan.Sends)
 }
 
 // notifiable reports whether a delivery with this outcome is one its rules should see.

@@ -12,28 +12,26 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/linsync/linsync"
 	"github.com/linsync/linsync/activities"
 )
 
-func TestSendNotificationsWorkflowID(t *testing.T) {
-	require.Equal(t, "notify:ws-1:d-1", SendNotificationsWorkflowID("ws-1", "d-1"))
+func TestDigestWorkflowID(t *testing.T) {
 	require.Equal(t, "notification-digest:ws-1:r-1", activities.DigestWorkflowID("ws-1", "r-1"))
 }
 
-// TestDeliveryStartsItsNotifications: what the rules matched is sent by a child workflow of its own, and the
-// delivery is recorded without waiting for it.
-func TestDeliveryStartsItsNotifications(t *testing.T) {
+// TestDeliverySendsItsNotifications: what the rules matched is sent, every message at once, after the delivery is
+// recorded; a message refused for good fails the run (a dead letter) once the others are sent.
+func TestDeliverySendsItsNotifications(t *testing.T) {
 	t.Parallel()
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Deliveries{})
 	env.RegisterActivity(&activities.Notifications{})
-	env.RegisterWorkflowWithOptions(SendNotifications, workflow.RegisterOptions{Name: TypeSendNotifications})
 	var d *activities.Deliveries
 	var n *activities.Notifications
 	var rec linsync.Delivery
@@ -48,15 +46,19 @@ func TestDeliveryStartsItsNotifications(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			sent = append(sent, in.TargetID)
+			if in.TargetID == "t2" {
+				return activities.SendResult{}, temporal.NewNonRetryableApplicationError("target answered 404", activities.ErrTypeNotificationRefused, nil)
+			}
 			return activities.SendResult{Outcome: activities.SendOutcomeSent}, nil
 		})
 	in := LinearDeliveryInput{DeliveryID: "d1", WorkspaceID: "ws", EventType: "Project", Action: "update", KnownType: true,
 		Body: []byte(`{}`)}
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: LinearDeliveryWorkflowID(in.WorkspaceID, in.DeliveryID)})
 	env.ExecuteWorkflow(LinearDelivery, in)
-	require.NoError(t, env.GetWorkflowError())
+	err := env.GetWorkflowError()
+	require.Error(t, err, "a message refused for good fails the run")
+	require.ErrorContains(t, err, "target answered 404")
 	require.Equal(t, linsync.OutcomeProcessed, rec.Outcome)
-	require.Contains(t, rec.Detail, "2 notification(s) started")
 	require.ElementsMatch(t, []string{"t1", "t2"}, sent)
 }
 

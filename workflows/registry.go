@@ -12,7 +12,6 @@ const (
 	TypeReconcile          = "Reconcile"
 	TypeNotifyQuestionApp  = "NotifyQuestionApp"
 	TypeGatewayApproval    = "GatewayApproval"
-	TypeSendNotifications  = "SendNotifications"
 	TypeNotificationDigest = "NotificationDigest"
 )
 
@@ -29,7 +28,6 @@ func All() map[string]any {
 		TypeReconcile:          Reconcile,
 		TypeNotifyQuestionApp:  NotifyQuestionApp,
 		TypeGatewayApproval:    GatewayApproval,
-		TypeSendNotifications:  SendNotifications,
 		TypeNotificationDigest: NotificationDigest,
 	}
 }
