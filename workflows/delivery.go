@@ -126,6 +126,13 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 	if !ts.IsZero() {
 		rec.WebhookTimestamp = &ts
 	}
+	// Notification rules are evaluated while the delivery is recorded (one round trip less per delivery); what they
+	// matched is sent once the record is in. They came after the first recorded histories of LinearDelivery: runs
+	// from before replay without them.
+	var evaluation workflow.Future
+	if handlerErr == nil && notifiable(outcome) && workflow.GetVersion(ctx, notificationsChange, workflow.DefaultVersion, 1) == 1 {
+		evaluation = evaluateNotifications(ctx, in)
+	}
 	var inserted bool
 	if err := workflow.ExecuteActivity(ingestContext(ctx), d.RecordDelivery, rec).Get(ctx, &inserted); err != nil {
 		return fmt.Errorf("record delivery %s: %w", in.DeliveryID, err)
@@ -134,10 +141,8 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 		// The run ends Failed so it shows in the Temporal UI; the recorded row says why.
 		return fmt.Errorf("handle %s/%s delivery %s: %w", in.EventType, in.Action, in.DeliveryID, handlerErr)
 	}
-	// Notifications, once the delivery is recorded (a slow target must not hold its record back). They came after the
-	// first recorded histories of LinearDelivery: runs from before replay without them.
-	if notifiable(outcome) && workflow.GetVersion(ctx, notificationsChange, workflow.DefaultVersion, 1) == 1 {
-		if err := notifyDelivery(ctx, in); err != nil {
+	if evaluation != nil {
+		if err := notifyDelivery(ctx, in, evaluation); err != nil {
 			return fmt.Errorf("notify for delivery %s: %w", in.DeliveryID, err)
 		}
 	}

@@ -92,20 +92,26 @@ func NotificationDigest(ctx workflow.Context, in activities.DigestStart) error {
 		activities.SendDigest{WorkspaceID: in.WorkspaceID, RuleID: in.RuleID, DeliveryIDs: ids}).Get(ctx, nil)
 }
 
-// notifyDelivery evaluates the workspace's notification rules for a recorded delivery and sends what they matched,
-// one SendNotification activity per (rule, target), in the delivery's own run: a child workflow per delivery cost
-// the dev server about as much again as the delivery itself (make bench). A message that fails for good fails the
-// run, which becomes a LinearDelivery dead letter; its replay sends only what was not sent (notification_sends).
-func notifyDelivery(ctx workflow.Context, in LinearDeliveryInput) error {
+// evaluateNotifications starts the evaluation of the workspace's notification rules for a delivery.
+func evaluateNotifications(ctx workflow.Context, in LinearDeliveryInput) workflow.Future {
 	var a *activities.Notifications
-	nd := activities.NotifyDelivery{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, Body: in.Body}
+	return workflow.ExecuteActivity(storeContext(ctx), a.EvaluateNotifications,
+		activities.NotifyDelivery{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, Body: in.Body})
+}
+
+// notifyDelivery sends what the evaluation of a recorded delivery matched, one SendNotification activity per (rule,
+// target), in the delivery's own run: a child workflow per delivery cost the dev server about as much again as the
+// delivery itself (make bench). A message that fails for good fails the run, which becomes a LinearDelivery dead
+// letter; its replay sends only what was not sent (notification_sends).
+func notifyDelivery(ctx workflow.Context, in LinearDeliveryInput, evaluation workflow.Future) error {
 	var plan activities.NotifyPlan
-	if err := workflow.ExecuteActivity(storeContext(ctx), a.EvaluateNotifications, nd).Get(ctx, &plan); err != nil {
+	if err := evaluation.Get(ctx, &plan); err != nil {
 		return fmt.Errorf("evaluate notification rules: %w", err)
 	}
 	if len(plan.Sends) == 0 {
 		return nil
 	}
+	nd := activities.NotifyDelivery{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, Body: in.Body}
 	return sendNotifications(ctx, nd, plan.Sends)
 }
 
