@@ -344,6 +344,14 @@ func TestNotificationSLABreachedSignedWebhook(t *testing.T) {
 	iss["identifier"], iss["title"], iss["url"] = "SUP-77", "Checkout is down", "https://linear.app/acme/issue/SUP-77"
 	body, err := json.Marshal(p)
 	require.NoError(t, err)
+	// Simulated first, from the pasted body: the SLA rule fires, the completion rule does not.
+	st, sim := n.call(http.MethodPost, "/notification-rules:simulate", map[string]any{"delivery": json.RawMessage(body)})
+	require.Equal(t, http.StatusOK, st, sim)
+	require.Equal(t, float64(2), sim["rules_evaluated"])
+	fired := sim["rules"].([]any)
+	require.Len(t, fired, 1)
+	require.Equal(t, "sla-at-risk", fired[0].(map[string]any)["rule_name"])
+	simText := fired[0].(map[string]any)["messages"].([]any)[0].(map[string]any)["text"]
 	h := &harness{stack: n.stack}
 	d := delivery2(body)
 	code, out := h.post(d)
@@ -367,6 +375,7 @@ func TestNotificationSLABreachedSignedWebhook(t *testing.T) {
 	require.Equal(t, "IssueSLA", ev.Event.Type)
 	require.Equal(t, "breached", ev.Event.Action)
 	require.Contains(t, ev.Text, "SLA breached: SUP-77 (https://linear.app/acme/issue/SUP-77) *Checkout is down*")
+	require.Equal(t, simText, ev.Text, "the simulated message is the one sent")
 }
 
 // TestNotificationDigestBulkMove: 50 issues moved to Done together, with a one-minute digest → one message listing
@@ -547,4 +556,75 @@ func TestNotificationBadInput(t *testing.T) {
 	raw, _ := json.Marshal(out)
 	require.NotContains(t, string(raw), "abcdefgh")
 	require.Contains(t, string(raw), "efgh")
+}
+
+// TestNotificationEchoOfOwnWrite: the issue linsync itself creates in Linear for a question comes back as a webhook
+// whose actor is linsync's Linear user: a rule notifies of it only when it asks for linsync's own changes.
+func TestNotificationEchoOfOwnWrite(t *testing.T) {
+	t.Parallel()
+	n := newNotifyStack(t, true, 0)
+	slack := newReceiver(t)
+	target, _ := n.target("created", linsync.NotifySlack, slack.URL)
+	quiet := n.rule(map[string]any{"name": "issues created", "match": map[string]any{"types": []string{"Issue"}, "actions": []string{"create"}},
+		"target_ids": []string{target}})
+	loud := n.rule(map[string]any{"name": "issues created, ours too", "match": map[string]any{"types": []string{"Issue"}, "actions": []string{"create"}},
+		"target_ids": []string{target}, "notify_on_own_changes": true})
+	st, out := n.call(http.MethodPost, "/questions", map[string]any{"title": "Who owns billing?", "body": "…",
+		"asker_email": n.sd.Alice.Email, "external_id": "echo-1"})
+	require.Equal(t, http.StatusCreated, st, out)
+	require.Eventually(t, func() bool { return len(n.sends("sent")) == 1 }, 60*time.Second, 50*time.Millisecond)
+	delivery := n.sends("sent")[0]
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, n.waitDeliveryClosed(delivery))
+	var rules []string
+	rows, err := n.db.Pool().Query(t.Context(), `SELECT rule_id::text FROM notification_sends WHERE workspace_id = $1`, n.wsID)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		rules = append(rules, id)
+	}
+	rows.Close()
+	require.Equal(t, []string{loud}, rules, "only the rule that asks for linsync's own changes; not %s", quiet)
+	require.Len(t, slack.all(), 1)
+	require.Contains(t, slack.all()[0].body, "Who owns billing?")
+}
+
+// TestNotificationTestMessage: a test message goes out once, signed for a webhook target, and the answer says what the
+// target said.
+func TestNotificationTestMessage(t *testing.T) {
+	t.Parallel()
+	n := newNotifyStack(t, true, 0)
+	hook := newReceiver(t)
+	failing := false
+	var mu sync.Mutex
+	hook.respond = func(received, int) (int, map[string]string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return http.StatusInternalServerError, nil
+		}
+		return http.StatusAccepted, nil
+	}
+	target, secret := n.target("test", linsync.NotifyWebhook, hook.URL)
+	st, out := n.call(http.MethodPost, "/notification-targets/"+target+":test", nil)
+	require.Equal(t, http.StatusOK, st, out)
+	require.Equal(t, "delivered", out["status"])
+	require.Equal(t, float64(http.StatusAccepted), out["http_status"])
+	got := hook.all()
+	require.Len(t, got, 1)
+	require.Contains(t, got[0].body, "Test message from linsync to test")
+	require.Equal(t, linsync.SignStandardWebhook([]byte(secret), got[0].header.Get("webhook-id"), got[0].header.Get("webhook-timestamp"),
+		[]byte(got[0].body)), got[0].header.Get("webhook-signature"))
+
+	mu.Lock()
+	failing = true
+	mu.Unlock()
+	st, out = n.call(http.MethodPost, "/notification-targets/"+target+":test", nil)
+	require.Equal(t, http.StatusOK, st, out)
+	require.Equal(t, "failed", out["status"])
+	require.Equal(t, float64(http.StatusInternalServerError), out["http_status"])
+	require.Len(t, hook.all(), 2, "sent once, not retried")
+
+	st, _ = n.call(http.MethodPost, "/notification-targets/"+target+":nope", nil)
+	require.Equal(t, http.StatusNotFound, st)
 }
