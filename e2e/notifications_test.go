@@ -264,19 +264,6 @@ func TestNotificationIssueCompletedToSlack(t *testing.T) {
 	require.Equal(t, float64(1), n.workerCounter("linsync_notifications_sent_total", "kind", "slack"))
 }
 
-func (n *notifyStack) ruleIDs() []string {
-	rows, err := n.db.Pool().Query(n.t.Context(), `SELECT id::text FROM notification_rules WHERE workspace_id = $1 ORDER BY created_at`, n.wsID)
-	require.NoError(n.t, err)
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		require.NoError(n.t, rows.Scan(&id))
-		ids = append(ids, id)
-	}
-	return ids
-}
-
 // workerCounter sums a counter of the worker's registry over the series whose label has value.
 func (n *notifyStack) workerCounter(name, label, value string) float64 {
 	n.t.Helper()
