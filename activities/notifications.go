@@ -72,6 +72,8 @@ type DigestStart struct {
 	WorkspaceID string        `json:"workspace_id"`
 	RuleID      string        `json:"rule_id"`
 	Window      time.Duration `json:"window"`
+	// Pending are matches a run carried over when it continued as new.
+	Pending []string `json:"pending,omitempty"`
 }
 
 // DigestWorkflowID is the workflow ID of a rule's open digest window.

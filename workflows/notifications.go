@@ -48,8 +48,13 @@ func sendNotifications(ctx workflow.Context, nd activities.NotifyDelivery, sends
 	return first
 }
 
+// digestWindowsPerRun is how many windows one run of a digest collects before it continues as new, keeping its
+// history short when a rule matches without pause.
+const digestWindowsPerRun = 20
+
 // NotificationDigest is a rule's digest window: it collects the deliveries the rule matched (each a signal), and
-// once the window has passed sends them as one message. A match after the window ends starts the next window.
+// once the window has passed sends them as one message. Matches that arrive while the message is sent open the next
+// window in the same run; a match after the run ends starts the next run (signal-with-start).
 func NotificationDigest(ctx workflow.Context, in activities.DigestStart) error {
 	ch := workflow.GetSignalChannel(ctx, NotificationDigestSignal)
 	seen := map[string]bool{}
@@ -60,36 +65,55 @@ func NotificationDigest(ctx workflow.Context, in activities.DigestStart) error {
 			ids = append(ids, id)
 		}
 	}
+	drain := func() {
+		for {
+			var id string
+			if !ch.ReceiveAsync(&id) {
+				return
+			}
+			add(id)
+		}
+	}
+	for _, id := range in.Pending {
+		add(id)
+	}
 	window := in.Window
 	if window <= 0 {
 		window = time.Minute
 	}
-	timer := workflow.NewTimer(ctx, window)
-	open := true
-	for open {
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
-			var id string
-			c.Receive(ctx, &id)
-			add(id)
-		})
-		sel.AddFuture(timer, func(workflow.Future) { open = false })
-		sel.Select(ctx)
-	}
-	// Signals that came with the timer belong to this window: the run may not end with any unread.
-	for {
-		var id string
-		if !ch.ReceiveAsync(&id) {
-			break
-		}
-		add(id)
-	}
-	if len(ids) == 0 {
-		return nil // a replayed window: SendNotificationDigest takes every match the rule kept
-	}
 	var a *activities.Notifications
-	return workflow.ExecuteActivity(notificationContext(ctx), a.SendNotificationDigest,
-		activities.SendDigest{WorkspaceID: in.WorkspaceID, RuleID: in.RuleID, DeliveryIDs: ids}).Get(ctx, nil)
+	for n := 0; ; n++ {
+		if n == digestWindowsPerRun {
+			drain()
+			next := in
+			next.Pending = ids
+			return workflow.NewContinueAsNewError(ctx, NotificationDigest, next)
+		}
+		timer := workflow.NewTimer(ctx, window)
+		for open := true; open; {
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+				var id string
+				c.Receive(ctx, &id)
+				add(id)
+			})
+			sel.AddFuture(timer, func(workflow.Future) { open = false })
+			sel.Select(ctx)
+		}
+		drain() // signals that came with the timer belong to this window
+		if len(ids) > 0 {
+			if err := workflow.ExecuteActivity(notificationContext(ctx), a.SendNotificationDigest,
+				activities.SendDigest{WorkspaceID: in.WorkspaceID, RuleID: in.RuleID, DeliveryIDs: ids}).Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		// A run may not end with a signal unread: what came during the send opens the next window.
+		ids, seen = nil, map[string]bool{}
+		drain()
+		if len(ids) == 0 {
+			return nil
+		}
+	}
 }
 
 // evaluateNotifications starts the evaluation of the workspace's notification rules for a delivery.
