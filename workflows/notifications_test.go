@@ -72,7 +72,7 @@ func TestNotificationDigestCollectsItsWindow(t *testing.T) {
 	env.RegisterActivity(&activities.Notifications{})
 	var n *activities.Notifications
 	var calls []activities.SendDigest
-	env.OnActivity(n.SendNotificationDigest, mock.Anything, mock.Anything).After(30*time.Second).Return(
+	env.OnActivity(n.SendNotificationDigest, mock.Anything, mock.Anything).After(30 * time.Second).Return(
 		func(_ context.Context, in activities.SendDigest) (activities.SendResult, error) {
 			calls = append(calls, in)
 			return activities.SendResult{Outcome: activities.SendOutcomeSent}, nil
