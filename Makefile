@@ -34,9 +34,10 @@ lint: ## gofmt, go vet, staticcheck, and workflowcheck (workflows are determinis
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) tool workflowcheck ./workflows/...
 
-bench: postgres temporal ## ingest (durable acks vs the Express peer, start rate, 10k burst, Temporal outage), gateway (proxy vs direct Linear), the classifier, then a host of 20,000 broken links
+bench: postgres temporal ## ingest (durable acks vs the Express peer, start rate, 10k burst, Temporal outage), gateway (proxy vs direct Linear), notifications (accepted→received at 50 deliveries/s, 3 rules each), the classifier, then a host of 20,000 broken links
 	$(GO) run ./cmd/linsync bench ingest
 	$(GO) run ./cmd/linsync bench gateway
+	$(GO) run ./cmd/linsync bench notify
 	$(GO) test ./linear/ -run '^$$' -bench BenchmarkClassifyOperation -benchmem
 	$(GO) run ./cmd/linsync bench host -n 20000
 

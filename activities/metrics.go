@@ -19,6 +19,8 @@ type Metrics struct {
 	// ingestRetries counts the retries of the activities that record what linsync acknowledged, which retry until
 	// they succeed: a rising count is an outage linsync is riding out, not a loss.
 	ingestRetries *prometheus.CounterVec
+	// notifySent and notifyFailed count notification messages by target kind and rule id.
+	notifySent, notifyFailed *prometheus.CounterVec
 }
 
 // NewMetrics registers the activities' metrics with reg.
@@ -48,8 +50,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "linsync_ingest_retries_total",
 			Help: "Retries of the ingestion-path activities (ClaimContent, RecordDelivery, RecordDeadLetter), which retry until Postgres takes them.",
 		}, []string{"activity"}),
+		notifySent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linsync_notifications_sent_total",
+			Help: "Notification messages a target accepted, by target kind (slack, webhook) and rule id.",
+		}, []string{"kind", "rule"}),
+		notifyFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linsync_notifications_failed_total",
+			Help: "Notification messages given up on (refused, or out of retries), by target kind and rule id.",
+		}, []string{"kind", "rule"}),
 	}
-	for _, c := range []prometheus.Collector{m.retries, m.deadLetters, m.drift, m.reenabled, m.gateway, m.ingestRetries} {
+	for _, c := range []prometheus.Collector{m.retries, m.deadLetters, m.drift, m.reenabled, m.gateway, m.ingestRetries,
+		m.notifySent, m.notifyFailed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register activity metrics: %w", err)
 		}
@@ -91,5 +102,15 @@ func (m *Metrics) gatewayForward(outcome string) {
 func (m *Metrics) ingestAttempt(ctx context.Context, name string) {
 	if m != nil && activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1 {
 		m.ingestRetries.WithLabelValues(name).Inc()
+	}
+}
+
+func (m *Metrics) notification(kind, rule string, sent bool) {
+	switch {
+	case m == nil:
+	case sent:
+		m.notifySent.WithLabelValues(kind, rule).Inc()
+	default:
+		m.notifyFailed.WithLabelValues(kind, rule).Inc()
 	}
 }

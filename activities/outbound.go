@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"github.com/linsync/linsync"
 )
 
 // errNotPublic refuses a dial to an address that is not on the public internet. It names no address: the resolved
@@ -43,30 +45,8 @@ func PublicHTTPClient(allowPrivate bool, timeout time.Duration) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// publicAddr reports whether a is an address on the public internet.
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.IsValid() || !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() {
-		return false
-	}
-	for _, p := range notPublic {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
-}
-
-// notPublic are ranges that IsGlobalUnicast counts as global but that do not lead to the public internet, or lead
-// back inside: a NAT64 prefix reaches any IPv4 address, private ones included, through the local translator.
-var notPublic = []netip.Prefix{
-	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT shared space (RFC 6598)
-	netip.MustParsePrefix("0.0.0.0/8"),      // "this network" (RFC 791); 0.x.y.z reaches the local host on some stacks
-	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking (RFC 2544), used inside data centres
-	netip.MustParsePrefix("240.0.0.0/4"),    // reserved (RFC 1112), and the broadcast address
-	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64 well-known prefix (RFC 6052)
-	netip.MustParsePrefix("64:ff9b:1::/48"), // NAT64 local-use prefix (RFC 8215)
-}
+// publicAddr reports whether a is an address on the public internet (linsync.PublicAddr).
+func publicAddr(a netip.Addr) bool { return linsync.PublicAddr(a) }
 
 // RedactURLError strips the query string, fragment and credentials from the URL an HTTP client error names, so an
 // outbound failure recorded in a workflow history or a dead letter never carries a token a user put in a URL.

@@ -3,9 +3,6 @@ package activities
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -286,15 +283,14 @@ func (a *Questions) NotifyApp(ctx context.Context, n Notification) error {
 	if err != nil {
 		return fmt.Errorf("encode callback: %w", err)
 	}
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return temporal.NewNonRetryableApplicationError("build callback request", ErrTypeCallbackRefused, RedactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("webhook-id", msgID)
-	req.Header.Set("webhook-timestamp", ts)
-	req.Header.Set("webhook-signature", SignCallback(secret, msgID, ts, body))
+	for k, v := range linsync.StandardWebhookHeaders(secret, msgID, time.Now(), body) {
+		req.Header.Set(k, v)
+	}
 	hc := a.CallbackClient
 	if hc == nil {
 		hc = PublicHTTPClient(false, 10*time.Second)
@@ -310,17 +306,8 @@ func (a *Questions) NotifyApp(ctx context.Context, n Notification) error {
 	return nil
 }
 
-// SignCallback is the Standard Webhooks signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>". A secret written
-// as "whsec_<base64>" signs with the decoded bytes, as Standard Webhooks libraries do.
+// SignCallback is the Standard Webhooks signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>"
+// (linsync.SignStandardWebhook, the signer of every outbound message).
 func SignCallback(secret []byte, id, timestamp string, body []byte) string {
-	key := secret
-	if rest, ok := strings.CutPrefix(string(secret), "whsec_"); ok {
-		if k, err := base64.StdEncoding.DecodeString(rest); err == nil {
-			key = k
-		}
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(id + "." + timestamp + "."))
-	mac.Write(body)
-	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	return linsync.SignStandardWebhook(secret, id, timestamp, body)
 }

@@ -99,6 +99,10 @@ type Config struct {
 	GatewayForwardTimeout time.Duration
 	// GatewayMaxWait bounds how long an agent may wait for a held request's outcome (Prefer: wait=N). Default 60 s.
 	GatewayMaxWait time.Duration
+	// AllowPrivateNotifications lets notification targets be private or loopback addresses, and plain http.
+	AllowPrivateNotifications bool
+	// NotificationPoster sends a target's test message; nil answers test requests 501.
+	NotificationPoster NotificationPoster
 	// TracerProvider, when set, makes every request a server span (continuing a caller's W3C trace context) whose
 	// workflow starts and calls to Linear are its children.
 	TracerProvider trace.TracerProvider
@@ -243,6 +247,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 	s.registerDeadLetterRoutes(ws)
 	s.registerSyncStatusRoutes(ws)
 	s.registerGatewayRoutes(ws)
+	s.registerNotificationRoutes(ws)
 	s.engine = e
 	return s, nil
 }

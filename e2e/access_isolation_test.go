@@ -233,8 +233,25 @@ func TestSecretsNeverInLogsOrResponses(t *testing.T) {
 		require.NotContains(t, string(raw), accessCodecToken)
 	}
 
+	// Notification targets: a Slack URL is its own credential; a webhook target's signing secret is shown once, in
+	// the answer that creates it, and nowhere else.
+	slackURL := "https://hooks.slack.com/services/T0LINSYNC/B0LINSYNC/sl4ckS3cretPathValue"
+	status, body = e.call(http.MethodPost, "/v1/workspaces/bravo/notification-targets", bTok,
+		map[string]any{"name": "slack", "kind": "slack", "url": slackURL})
+	require.Equal(t, http.StatusCreated, status, "body: %v", body)
+	secrets["slack webhook url"], secrets["slack webhook url path"] = slackURL, "sl4ckS3cretPathValue"
+	status, body = e.call(http.MethodPost, "/v1/workspaces/bravo/notification-targets", bTok,
+		map[string]any{"name": "hook", "kind": "webhook", "url": "https://hooks.example.com/linsync?token=q5eCr3tQueryValue"})
+	require.Equal(t, http.StatusCreated, status, "body: %v", body)
+	hookSecret := body["secret"].(string)
+	secrets["webhook target query token"] = "q5eCr3tQueryValue"
+	status, _ = e.call(http.MethodGet, "/v1/workspaces/bravo/notification-targets", bTok, nil)
+	require.Equal(t, http.StatusOK, status)
+
 	logs := e.logs.String()
 	require.Contains(t, logs, "linear webhook registered", "the logs were captured")
+	require.Contains(t, logs, "notification target created")
+	require.NotContains(t, logs, hookSecret, "a webhook target's signing secret leaked into the logs")
 	responses := string(joinBodies(e.apiWire.Bodies()))
 	require.Contains(t, responses, "secret_last4")
 	for name, s := range secrets {

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/linear/lineartest"
 	"github.com/linsync/linsync/linsynctest"
@@ -49,7 +50,8 @@ func TestRecordWorkflowHistories(t *testing.T) {
 	dir := filepath.Join(linsynctest.RepoRoot(t), "workflows", "testdata", "histories")
 	keyURL, err := os.ReadFile(filepath.Join(dir, "codec.keyurl"))
 	require.NoError(t, err)
-	s := newStack(t, stackOptions{cfg: api.Config{StartTimeout: 5 * time.Second}, worker: all, workspace: "ops",
+	s := newStack(t, stackOptions{cfg: api.Config{StartTimeout: 5 * time.Second, AllowPrivateNotifications: true},
+		worker: all, workspace: "ops", digestUnit: 2 * time.Second,
 		codecKeyURL: strings.TrimSpace(string(keyURL)),
 		webhook:     webhookStored, connect: &stackConnection{orgName: "Fake"}, deliver: true,
 		tokens: []stackToken{{"admin", []string{linsync.ScopeAdmin}}}})
@@ -92,6 +94,36 @@ func TestRecordWorkflowHistories(t *testing.T) {
 	record(workflows.TypeNotifyQuestionApp, workflows.QuestionCallbackWorkflowID(s.wsID, delivery.ID))
 	record(workflows.TypeQuestionSync, workflows.QuestionWorkflowID(s.wsID, qid))
 	record(workflows.TypeQuestionPush, workflows.QuestionPushWorkflowID(s.wsID, qid))
+
+	// Notifications: the issue completed in Linear goes to a signed webhook (the LinearDelivery recorded is this
+	// one, which sends); its assignment to a rule with a digest window (NotificationDigest).
+	code, out = h.call(http.MethodPost, "/notification-targets", h.admin, map[string]any{"name": "hist", "kind": "webhook", "url": app.URL})
+	require.Equal(t, http.StatusCreated, code, "%v", out)
+	target := out["target"].(map[string]any)["id"].(string)
+	code, out = h.call(http.MethodPost, "/notification-rules", h.admin, map[string]any{"from_template": "issue-completed",
+		"target_ids": []string{target}})
+	require.Equal(t, http.StatusCreated, code, "%v", out)
+	code, out = h.call(http.MethodPost, "/notification-rules", h.admin, map[string]any{"from_template": "issue-assigned",
+		"target_ids": []string{target}, "digest_minutes": 1})
+	require.Equal(t, http.StatusCreated, code, "%v", out)
+	digestRule := out["rule"].(map[string]any)["id"].(string)
+	before = len(s.fake.Deliveries())
+	require.NoError(t, s.fake.Human(s.sd.Alice.Email).SetState(issueID, "completed"))
+	require.NoError(t, s.fake.Human(s.sd.Alice.Email).SetAssignee(issueID, s.sd.Bob.Email))
+	require.NoError(t, s.fake.Flush(ctx))
+	var completed string
+	for _, d := range s.fake.Deliveries()[before:] {
+		var b struct {
+			UpdatedFrom map[string]any `json:"updatedFrom"`
+		}
+		_ = json.Unmarshal(d.Body, &b)
+		if _, ok := b.UpdatedFrom["stateId"]; ok && d.Status == http.StatusOK {
+			completed = d.ID
+		}
+	}
+	require.NotEmpty(t, completed)
+	record(workflows.TypeLinearDelivery, workflows.LinearDeliveryWorkflowID(s.wsID, completed))
+	record(workflows.TypeNotificationDigest, activities.DigestWorkflowID(s.wsID, digestRule))
 
 	// An event filed as an issue (FileEvent), and a broken link handed to its host's aggregator (IssueAggregator).
 	code, out = h.call(http.MethodPut, "/event-settings", h.admin, map[string]any{"debounce_ms": 200})

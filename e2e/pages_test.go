@@ -36,6 +36,12 @@ func TestListsAreBoundedAndPaged(t *testing.T) {
 		require.NoError(t, s.db.AddAudit(ctx, q.ID, linsync.AuditEntry{Kind: "conflict", Field: "title", Detail: map[string]any{"n": i}}))
 		require.NoError(t, s.db.RecordAccessEvent(ctx, linsync.AccessEvent{WorkspaceID: s.wsID, Kind: linsync.AccessConnected,
 			Outcome: linsync.AccessOutcomeOK, Detail: fmt.Sprintf("event %d", i)}))
+		target, err := s.db.CreateNotificationTarget(ctx, s.wsID, linsync.NotificationTargetInput{Name: fmt.Sprintf("target-%d", i),
+			Kind: linsync.NotifySlack, URL: "https://hooks.slack.com/services/x"})
+		require.NoError(t, err)
+		_, err = s.db.SaveNotificationRule(ctx, s.wsID, linsync.NotificationRule{Name: fmt.Sprintf("rule-%d", i), Enabled: true,
+			Match: linsync.NotificationMatch{Types: []string{"Issue"}}, TargetIDs: []string{target.ID}})
+		require.NoError(t, err)
 	}
 	get := func(hc *http.Client, path string) (int, map[string]any) {
 		t.Helper()
@@ -52,6 +58,8 @@ func TestListsAreBoundedAndPaged(t *testing.T) {
 		{"/integrations/linear/history", "events", 130},
 		{"/questions/" + q.ID + "/replies", "replies", 130},
 		{"/questions/" + q.ID + "/audit", "audit", 130},
+		{"/notification-targets", "targets", 130},
+		{"/notification-rules", "rules", 130},
 	} {
 		seen := map[string]bool{}
 		next, pages := "", 0

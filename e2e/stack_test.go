@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/linsync/linsync"
+	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/console"
 	"github.com/linsync/linsync/envelope"
@@ -133,6 +135,8 @@ type stackOptions struct {
 	// without its inbox drainer, so a test decides when the drainer runs.
 	pgProxy   bool
 	noDrainer bool
+	// digestUnit is how long a notification digest's "minute" lasts (0: a minute).
+	digestUnit time.Duration
 
 	// workspace is the slug of a workspace to create (none when ""); workspaceName its name (default the slug).
 	workspace     string
@@ -184,6 +188,13 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	if cfg.Codec == nil {
 		cfg.Codec = s.codec
+	}
+	if cfg.NotificationPoster == nil {
+		// Test messages go out as cmd/linsync sends them, through the outbound client the API's config allows.
+		hc := activities.PublicHTTPClient(cfg.AllowPrivateNotifications, 10*time.Second)
+		cfg.NotificationPoster = func(ctx context.Context, kind, url string, secret []byte, msgID string, body []byte) (int, error) {
+			return activities.PostNotification(ctx, hc, kind, url, secret, msgID, body, time.Now(), 1, rand.Int64N)
+		}
 	}
 	if !o.noLinear {
 		opts := o.linear
@@ -242,11 +253,12 @@ func (s *stack) startWorker(o stackOptions) {
 		Linear: s.clients, Metrics: s.workerReg, TemporalUIURL: "http://temporal-ui.test", AfterLinearWrite: o.afterLinearWrite,
 		TracerProvider: o.tracer,
 		// Test apps listen on loopback, which production refuses unless configured.
-		AllowPrivateCallbacks: true})
+		AllowPrivateCallbacks: true, AllowPrivateNotifications: true, NotificationDigestUnit: o.digestUnit})
 	require.NoError(s.t, err)
 	ow := o.worker
 	if ow.deliveries {
-		s.acts.Deliveries = all.Deliveries
+		// Every delivery is evaluated against the notification rules, as production's worker does.
+		s.acts.Deliveries, s.acts.Notifications = all.Deliveries, all.Notifications
 	}
 	if ow.questions {
 		s.acts.Questions = all.Questions

@@ -313,6 +313,8 @@ type ProjectData struct {
 	TeamIDs     []string `json:"teamIds,omitempty"`
 	LeadID      *string  `json:"leadId,omitempty"`
 	URL         string   `json:"url,omitempty"`
+	// Status is the project's status (newer payloads; older ones carry State alone).
+	Status *StateRef `json:"status,omitempty"`
 }
 
 // ProjectUpdateData is the data of a ProjectUpdate event.
@@ -323,6 +325,9 @@ type ProjectUpdateData struct {
 	Health    string   `json:"health,omitempty"`
 	UserID    *string  `json:"userId,omitempty"`
 	User      *UserRef `json:"user,omitempty"`
+	// Project is the project the update is posted on, when the payload embeds it.
+	Project *ProjectRef `json:"project,omitempty"`
+	URL     string      `json:"url,omitempty"`
 }
 
 // CycleData is the data of a Cycle event (schema CycleWebhookPayload). CompletedAt is set when the cycle was

@@ -37,6 +37,9 @@ type Activities struct {
 	Reconnect *activities.Reconnect
 	// Gateway decides and forwards the agents' requests held for approval.
 	Gateway *activities.Gateway
+	// Notifications evaluates notification rules for every delivery and sends the messages; every worker that runs
+	// Deliveries needs it.
+	Notifications *activities.Notifications
 }
 
 // New returns a worker for taskQueue with every workflow and activity registered. Start it with Run or Start.
@@ -62,6 +65,7 @@ func New(c client.Client, taskQueue string, acts Activities, opts sdkworker.Opti
 	register(acts.Reconciler == nil, acts.Reconciler)
 	register(acts.Reconnect == nil, acts.Reconnect)
 	register(acts.Gateway == nil, acts.Gateway)
+	register(acts.Notifications == nil, acts.Notifications)
 	return w
 }
 
@@ -91,6 +95,10 @@ type Deps struct {
 	TemporalUIURL string
 	// AllowPrivateCallbacks lets the signed callbacks to the Q&A app reach private and loopback addresses.
 	AllowPrivateCallbacks bool
+	// AllowPrivateNotifications lets notification messages reach private and loopback addresses.
+	AllowPrivateNotifications bool
+	// NotificationDigestUnit is how long a digest rule's minute lasts (0: a minute); tests shorten it.
+	NotificationDigestUnit time.Duration
 	// TracerProvider, when set, traces the callbacks to the Q&A app (Linear's clients carry their own).
 	TracerProvider trace.TracerProvider
 	// AfterLinearWrite is activities.Questions' test seam; nil in production.
@@ -128,6 +136,11 @@ func NewActivities(d Deps) (Activities, error) {
 	questions := &activities.Questions{DB: d.DB, Linear: d.Linear, Sync: start.QuestionSyncer(),
 		AfterLinearWrite: d.AfterLinearWrite, DeadLetters: deadLetters, Metrics: m, CallbackClient: callbacks}
 	deadLetters.Resync = questions.ResyncQuestion
+	notifyHTTP := activities.PublicHTTPClient(d.AllowPrivateNotifications, 10*time.Second)
+	if d.TracerProvider != nil {
+		notifyHTTP.Transport = otelhttp.NewTransport(notifyHTTP.Transport, otelhttp.WithTracerProvider(d.TracerProvider),
+			otelhttp.WithPropagators(propagation.TraceContext{}))
+	}
 	return Activities{
 		Deliveries: &activities.Deliveries{DB: d.DB, Metrics: m},
 		Questions:  questions,
@@ -139,6 +152,9 @@ func NewActivities(d Deps) (Activities, error) {
 		Reconnect:   &activities.Reconnect{DB: d.DB},
 		Gateway: &activities.Gateway{DB: d.DB, Linear: d.Linear, Reserve: d.GatewayReserve,
 			MaxResponseBytes: d.GatewayMaxResponseBytes, Metrics: m},
+		Notifications: &activities.Notifications{DB: d.DB, HTTP: notifyHTTP, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
+			DigestWorkflow: workflows.TypeNotificationDigest, DigestSignal: workflows.NotificationDigestSignal,
+			DigestUnit: d.NotificationDigestUnit, Metrics: m},
 	}, nil
 }
 

@@ -48,13 +48,17 @@ type LinearDeliveryInput struct {
 	KeepUntil    time.Time `json:"keep_until,omitempty"`
 }
 
+// notificationsChange is the GetVersion change id of the notification step.
+const notificationsChange = "notifications"
+
 // DeliveryHandler applies one kind of Linear event. It returns the outcome to record (linsync.Outcome*) and a
 // short detail; an error fails the delivery.
 type DeliveryHandler func(ctx workflow.Context, in LinearDeliveryInput) (outcome, detail string, err error)
 
 // deliveryRoutes is where every Linear event goes, the one table of linsync's webhook handling: "Type/action", or
 // "Type" for every action of the type, to its handler; the more specific key wins. An event without a row is
-// recorded and otherwise ignored. A new handler (a notification for Project, Cycle, IssueSLA, …) is a new row.
+// recorded and otherwise ignored (notification rules see every delivery after its handler, notifications.go). A new
+// handler is a new row.
 func deliveryRoutes() map[string]DeliveryHandler {
 	return map[string]DeliveryHandler{
 		// Question sync (questions.go): Linear's changes to linked issues and their comments.
@@ -122,6 +126,13 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 	if !ts.IsZero() {
 		rec.WebhookTimestamp = &ts
 	}
+	// Notification rules are evaluated while the delivery is recorded (one round trip less per delivery); what they
+	// matched is sent once the record is in. They came after the first recorded histories of LinearDelivery: runs
+	// from before replay without them.
+	var evaluation workflow.Future
+	if handlerErr == nil && notifiable(outcome) && workflow.GetVersion(ctx, notificationsChange, workflow.DefaultVersion, 1) == 1 {
+		evaluation = evaluateNotifications(ctx, in)
+	}
 	var inserted bool
 	if err := workflow.ExecuteActivity(ingestContext(ctx), d.RecordDelivery, rec).Get(ctx, &inserted); err != nil {
 		return fmt.Errorf("record delivery %s: %w", in.DeliveryID, err)
@@ -129,6 +140,11 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 	if handlerErr != nil {
 		// The run ends Failed so it shows in the Temporal UI; the recorded row says why.
 		return fmt.Errorf("handle %s/%s delivery %s: %w", in.EventType, in.Action, in.DeliveryID, handlerErr)
+	}
+	if evaluation != nil {
+		if err := notifyDelivery(ctx, in, evaluation); err != nil {
+			return fmt.Errorf("notify for delivery %s: %w", in.DeliveryID, err)
+		}
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ func newDeliveryEnv() *testsuite.TestWorkflowEnvironment {
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Deliveries{})
+	env.RegisterActivity(&activities.Notifications{})
+	var n *activities.Notifications
+	env.OnActivity(n.EvaluateNotifications, mock.Anything, mock.Anything).Return(activities.NotifyPlan{}, nil).Maybe()
 	return env
 }
 

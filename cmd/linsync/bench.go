@@ -62,8 +62,10 @@ func benchCmd(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 		return benchHost(ctx, cfg, args[1:], stdout)
 	case len(args) > 0 && args[0] == "gateway":
 		return benchGateway(ctx, cfg, args[1:], stdout)
+	case len(args) > 0 && args[0] == "notify":
+		return benchNotify(ctx, cfg, args[1:], stdout)
 	case len(args) == 0 || args[0] != "ingest":
-		return fmt.Errorf("usage: linsync bench ingest [-n N] [-c CONCURRENCY] [-acks N] [-burst N] [-outage D] [-quick] | bench host [-n LINKS] | bench gateway [-n N]")
+		return fmt.Errorf("usage: linsync bench ingest [-n N] [-c CONCURRENCY] [-acks N] [-burst N] [-outage D] [-quick] | bench host [-n LINKS] | bench gateway [-n N] | bench notify [-rate R] [-d D]")
 	}
 	var o benchOptions
 	fs := flag.NewFlagSet("bench ingest", flag.ContinueOnError)

@@ -47,6 +47,8 @@ type Config struct {
 	LinearMaxAttempts   int
 	// AllowPrivateCallbacks lets callbacks to the Q&A app reach private and loopback addresses.
 	AllowPrivateCallbacks bool
+	// AllowPrivateNotifications lets notification targets be, and messages reach, private and loopback addresses.
+	AllowPrivateNotifications bool
 	// ReconcileInterval is how often each connected workspace is reconciled unless it sets its own interval.
 	ReconcileInterval time.Duration
 	// PublicURL is the base URL Linear reaches linsync at; when set, connecting registers linsync's webhook.
@@ -110,6 +112,7 @@ var (
 	envBootstrapToken   = envVar{"LINSYNC_BOOTSTRAP_TOKEN", ""}
 	envLinearAttempts   = envVar{"LINSYNC_LINEAR_MAX_ATTEMPTS", "5"}
 	envPrivateCallbacks = envVar{"LINSYNC_ALLOW_PRIVATE_CALLBACKS", "false"}
+	envPrivateNotify    = envVar{"LINSYNC_ALLOW_PRIVATE_NOTIFICATIONS", "false"}
 	envReconcileEvery   = envVar{"LINSYNC_RECONCILE_INTERVAL", "10m"}
 	envPublicURL        = envVar{"LINSYNC_PUBLIC_URL", ""}
 	envSecretGrace      = envVar{"LINSYNC_WEBHOOK_SECRET_GRACE", "1h"}
@@ -189,29 +192,30 @@ func LoadConfig() (Config, error) {
 		return out
 	}
 	cfg := Config{
-		HTTPAddr:               envHTTPAddr.get(),
-		OpsAddr:                envOpsAddr.get(),
-		DatabaseURL:            envDatabaseURL.get(),
-		SecretsKeyURL:          envSecretsKeyURL.get(),
-		SecretsPreviousKeyURLs: strings.FieldsFunc(envPreviousKeyURLs.get(), func(r rune) bool { return r == ',' || r == ' ' }),
-		CodecToken:             envCodecToken.get(),
-		TaskQueue:              envTaskQueue.get(),
-		WebhookTolerance:       dur(envWebhookTolerance),
-		WebhookRetryHorizon:    dur(envRetryHorizon),
-		WebhookAllowedIPs:      prefixes(envAllowedIPs),
-		TrustedProxies:         prefixes(envTrustedProxies),
-		StartTimeout:           dur(envStartTimeout),
-		ShutdownGrace:          dur(envShutdownGrace),
-		LogFormat:              envLogFormat.get(),
-		TemporalUIURL:          strings.TrimRight(envTemporalUIURL.get(), "/"),
-		LinearAPIURL:           envLinearAPIURL.get(),
-		LinearSchema:           envLinearSchema.get(),
-		BootstrapToken:         envBootstrapToken.get(),
-		LinearMaxAttempts:      positiveInt(envLinearAttempts, &errs),
-		AllowPrivateCallbacks:  boolVar(envPrivateCallbacks, &errs),
-		ReconcileInterval:      dur(envReconcileEvery),
-		PublicURL:              strings.TrimRight(envPublicURL.get(), "/"),
-		WebhookSecretGrace:     dur(envSecretGrace),
+		HTTPAddr:                  envHTTPAddr.get(),
+		OpsAddr:                   envOpsAddr.get(),
+		DatabaseURL:               envDatabaseURL.get(),
+		SecretsKeyURL:             envSecretsKeyURL.get(),
+		SecretsPreviousKeyURLs:    strings.FieldsFunc(envPreviousKeyURLs.get(), func(r rune) bool { return r == ',' || r == ' ' }),
+		CodecToken:                envCodecToken.get(),
+		TaskQueue:                 envTaskQueue.get(),
+		WebhookTolerance:          dur(envWebhookTolerance),
+		WebhookRetryHorizon:       dur(envRetryHorizon),
+		WebhookAllowedIPs:         prefixes(envAllowedIPs),
+		TrustedProxies:            prefixes(envTrustedProxies),
+		StartTimeout:              dur(envStartTimeout),
+		ShutdownGrace:             dur(envShutdownGrace),
+		LogFormat:                 envLogFormat.get(),
+		TemporalUIURL:             strings.TrimRight(envTemporalUIURL.get(), "/"),
+		LinearAPIURL:              envLinearAPIURL.get(),
+		LinearSchema:              envLinearSchema.get(),
+		BootstrapToken:            envBootstrapToken.get(),
+		LinearMaxAttempts:         positiveInt(envLinearAttempts, &errs),
+		AllowPrivateCallbacks:     boolVar(envPrivateCallbacks, &errs),
+		AllowPrivateNotifications: boolVar(envPrivateNotify, &errs),
+		ReconcileInterval:         dur(envReconcileEvery),
+		PublicURL:                 strings.TrimRight(envPublicURL.get(), "/"),
+		WebhookSecretGrace:        dur(envSecretGrace),
 		OAuth: linear.OAuthConfig{
 			ClientID: envOAuthClientID.get(), ClientSecret: envOAuthSecret.get(), RedirectURL: envOAuthRedirect.get(),
 			Scopes: strings.FieldsFunc(envOAuthScopes.get(), func(r rune) bool { return r == ',' || r == ' ' }),
@@ -273,7 +277,7 @@ func LoadConfig() (Config, error) {
 	}
 	cfg.Temporal = topts
 	cfg.Set = map[string]bool{}
-	for _, v := range []envVar{envLinearAPIURL, envPrivateCallbacks, envTemporalAddress, envHTTPAddr, envOpsAddr} {
+	for _, v := range []envVar{envLinearAPIURL, envPrivateCallbacks, envPrivateNotify, envTemporalAddress, envHTTPAddr, envOpsAddr} {
 		if v.set() {
 			cfg.Set[v.name] = true
 		}

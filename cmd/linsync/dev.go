@@ -53,6 +53,9 @@ func dev(ctx context.Context, cfg Config, args []string, stdout io.Writer) error
 	if !cfg.Set[envPrivateCallbacks.name] {
 		cfg.AllowPrivateCallbacks = true // the Q&A app under development runs on this machine
 	}
+	if !cfg.Set[envPrivateNotify.name] {
+		cfg.AllowPrivateNotifications = true // so do the receivers a developer points notifications at
+	}
 	// The dev stack is for this machine only: its API and operations listener stay on loopback unless told otherwise
 	// (Temporal and the fake Linear listen on 127.0.0.1 below).
 	if !cfg.Set[envHTTPAddr.name] {

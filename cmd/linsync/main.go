@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"os/signal"
@@ -26,6 +27,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/linsync/linsync/activities"
 	"github.com/linsync/linsync/api"
 	"github.com/linsync/linsync/console"
 	"github.com/linsync/linsync/envelope"
@@ -218,30 +220,32 @@ func serve(ctx context.Context, cfg Config, role string) error {
 	}
 	if role == "api" || role == "all" {
 		srv, err := api.New(api.Config{
-			TaskQueue:               cfg.TaskQueue,
-			WebhookTolerance:        cfg.WebhookTolerance,
-			RetryHorizon:            cfg.WebhookRetryHorizon,
-			StartTimeout:            cfg.StartTimeout,
-			AllowedSenders:          cfg.WebhookAllowedIPs,
-			TrustedProxies:          cfg.TrustedProxies,
-			LinearEndpoint:          cfg.LinearAPIURL,
-			BootstrapToken:          cfg.BootstrapToken,
-			PublicURL:               cfg.PublicURL,
-			WebhookSecretGrace:      cfg.WebhookSecretGrace,
-			OAuth:                   oauth,
-			OAuthWebhookSecret:      cfg.OAuthWebhookSecret,
-			LinearMetrics:           d.linearMetrics,
-			LinearMaxAttempts:       int32(cfg.LinearMaxAttempts),
-			ReconcileEvery:          cfg.ReconcileInterval,
-			TracerProvider:          d.tracer,
-			Codec:                   d.codec,
-			CodecToken:              cfg.CodecToken,
-			CodecOrigins:            append(originOf(cfg.TemporalUIURL), cfg.extraCodecOrigins...),
-			CodecAllowLoopback:      cfg.codecAllowLoopback,
-			GatewayReserve:          cfg.GatewayReserve,
-			GatewayMaxResponseBytes: cfg.GatewayMaxResponseBytes,
-			GatewayMaxWait:          cfg.GatewayMaxWait,
-			GatewayAuditAsync:       cfg.GatewayAuditAsync,
+			TaskQueue:                 cfg.TaskQueue,
+			WebhookTolerance:          cfg.WebhookTolerance,
+			RetryHorizon:              cfg.WebhookRetryHorizon,
+			StartTimeout:              cfg.StartTimeout,
+			AllowedSenders:            cfg.WebhookAllowedIPs,
+			TrustedProxies:            cfg.TrustedProxies,
+			LinearEndpoint:            cfg.LinearAPIURL,
+			BootstrapToken:            cfg.BootstrapToken,
+			PublicURL:                 cfg.PublicURL,
+			WebhookSecretGrace:        cfg.WebhookSecretGrace,
+			OAuth:                     oauth,
+			OAuthWebhookSecret:        cfg.OAuthWebhookSecret,
+			LinearMetrics:             d.linearMetrics,
+			LinearMaxAttempts:         int32(cfg.LinearMaxAttempts),
+			ReconcileEvery:            cfg.ReconcileInterval,
+			TracerProvider:            d.tracer,
+			Codec:                     d.codec,
+			CodecToken:                cfg.CodecToken,
+			CodecOrigins:              append(originOf(cfg.TemporalUIURL), cfg.extraCodecOrigins...),
+			CodecAllowLoopback:        cfg.codecAllowLoopback,
+			GatewayReserve:            cfg.GatewayReserve,
+			GatewayMaxResponseBytes:   cfg.GatewayMaxResponseBytes,
+			GatewayMaxWait:            cfg.GatewayMaxWait,
+			GatewayAuditAsync:         cfg.GatewayAuditAsync,
+			AllowPrivateNotifications: cfg.AllowPrivateNotifications,
+			NotificationPoster:        notificationPoster(cfg.AllowPrivateNotifications),
 		}, d.db, d.temporal, d.log, d.registry)
 		if err != nil {
 			return err
@@ -302,13 +306,14 @@ func workerDeps(cfg Config, d *deps, oauth *linear.OAuthClient) worker.Deps {
 		ReconcileEvery:    cfg.ReconcileInterval,
 		Linear: &linear.Clients{Store: d.db, Endpoint: cfg.LinearAPIURL, Metrics: d.linearMetrics, OAuth: oauth,
 			TracerProvider: d.tracer},
-		TracerProvider:          d.tracer,
-		Metrics:                 d.registry,
-		Namespace:               cfg.Temporal.Namespace,
-		TemporalUIURL:           cfg.TemporalUIURL,
-		AllowPrivateCallbacks:   cfg.AllowPrivateCallbacks,
-		GatewayReserve:          cfg.GatewayReserve,
-		GatewayMaxResponseBytes: cfg.GatewayMaxResponseBytes,
+		TracerProvider:            d.tracer,
+		Metrics:                   d.registry,
+		Namespace:                 cfg.Temporal.Namespace,
+		TemporalUIURL:             cfg.TemporalUIURL,
+		AllowPrivateCallbacks:     cfg.AllowPrivateCallbacks,
+		AllowPrivateNotifications: cfg.AllowPrivateNotifications,
+		GatewayReserve:            cfg.GatewayReserve,
+		GatewayMaxResponseBytes:   cfg.GatewayMaxResponseBytes,
 	}
 }
 
@@ -333,4 +338,13 @@ func migrate(ctx context.Context, cfg Config) error {
 	}
 	newLogger(cfg, os.Stdout).Info("database migrated")
 	return nil
+}
+
+// notificationPoster sends the API's test messages as the worker sends notifications: through the outbound client
+// that refuses private addresses unless allowPrivate, classified the same way, once.
+func notificationPoster(allowPrivate bool) api.NotificationPoster {
+	hc := activities.PublicHTTPClient(allowPrivate, 10*time.Second)
+	return func(ctx context.Context, kind, url string, secret []byte, msgID string, body []byte) (int, error) {
+		return activities.PostNotification(ctx, hc, kind, url, secret, msgID, body, time.Now(), 1, rand.Int64N)
+	}
 }

@@ -161,8 +161,13 @@ type humanRequest struct {
 //	GET  /_fake/state | /_fake/requests | /_fake/deliveries
 //	POST /_fake/faults/{ratelimit|status|latency|delivery}
 //	GET|POST /_fake/webhooks/retries ({"mode":"identical"|"restamped"})
+//	POST /_fake/sink/{name} (any body, recorded) | GET /_fake/sink/{name} ({"messages":[…]})
 func (s *Server) serveTestAPI(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/_fake/")
+	if name, ok := strings.CutPrefix(path, "sink/"); ok {
+		s.sinks.serve(w, r, name)
+		return
+	}
 	reply := func(v any, err error) {
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {

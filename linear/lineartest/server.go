@@ -97,6 +97,8 @@ type Server struct {
 	ts    *httptest.Server
 	// oauth is the authorization server (oauth.go), nil until EnableOAuth.
 	oauth *oauthServer
+	// sinks are the bodies posted to /_fake/sink/{name} (sink.go).
+	sinks sinks
 }
 
 type organization struct{ ID, Name, URLKey string }
