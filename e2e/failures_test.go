@@ -362,16 +362,22 @@ func (h *fHarness) postEvent(ev map[string]any) string {
 	return out["workflow_id"].(string)
 }
 
+// waitExists waits for a workflow to exist: the answer came once the work was in the inbox, and its workflow starts
+// right after.
+func (h *fHarness) waitExists(workflowID string) {
+	h.t.Helper()
+	require.Eventually(h.t, func() bool {
+		_, err := h.temporal.DescribeWorkflowExecution(h.t.Context(), workflowID, "")
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "%s never started", workflowID)
+}
+
 // waitFailed waits until the workflow's latest run ended and requires it Failed; it returns the run id.
 func (h *fHarness) waitFailed(workflowID string) string {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.t.Context(), 30*time.Second)
 	defer cancel()
-	// The answer came once the event was in the inbox; its workflow starts right after.
-	require.Eventually(h.t, func() bool {
-		_, err := h.temporal.DescribeWorkflowExecution(ctx, workflowID, "")
-		return err == nil
-	}, 30*time.Second, 20*time.Millisecond, "%s never started", workflowID)
+	h.waitExists(workflowID)
 	_ = h.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, nil)
 	st, run := h.runStatus(workflowID)
 	require.Equal(h.t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, st, "the run ends Failed, visible in the Temporal UI")
@@ -483,6 +489,7 @@ func TestDryRunOnStaleDeadLetter(t *testing.T) {
 	newer := h.postEvent(takeoverEvent("new-2", "cdn.example.com"))
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
+	h.waitExists(newer)
 	require.NoError(t, h.temporal.GetWorkflow(ctx, newer, "").Get(ctx, nil))
 	issues := h.fakeIssues()
 	require.Len(t, issues, 1)

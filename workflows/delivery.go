@@ -128,10 +128,14 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 	}
 	// Notification rules are evaluated while the delivery is recorded (one round trip less per delivery); what they
 	// matched is sent once the record is in. They came after the first recorded histories of LinearDelivery: runs
-	// from before replay without them.
+	// from before replay without them; runs of version 1 evaluated and sent in activities, later ones in local
+	// activities (notifications.go).
 	var evaluation workflow.Future
-	if handlerErr == nil && notifiable(outcome) && workflow.GetVersion(ctx, notificationsChange, workflow.DefaultVersion, 1) == 1 {
-		evaluation = evaluateNotifications(ctx, in)
+	notifyVersion := workflow.DefaultVersion
+	if handlerErr == nil && notifiable(outcome) {
+		if notifyVersion = workflow.GetVersion(ctx, notificationsChange, workflow.DefaultVersion, notifyLocal); notifyVersion >= 1 {
+			evaluation = evaluateNotifications(ctx, in, notifyVersion >= notifyLocal)
+		}
 	}
 	var inserted bool
 	if err := workflow.ExecuteActivity(ingestContext(ctx), d.RecordDelivery, rec).Get(ctx, &inserted); err != nil {
@@ -142,7 +146,7 @@ func deliver(ctx workflow.Context, in LinearDeliveryInput, routes map[string]Del
 		return fmt.Errorf("handle %s/%s delivery %s: %w", in.EventType, in.Action, in.DeliveryID, handlerErr)
 	}
 	if evaluation != nil {
-		if err := notifyDelivery(ctx, in, evaluation); err != nil {
+		if err := notifyDelivery(ctx, in, evaluation, notifyVersion >= notifyLocal); err != nil {
 			return fmt.Errorf("notify for delivery %s: %w", in.DeliveryID, err)
 		}
 	}

@@ -30,14 +30,42 @@ func notificationContext(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// notifyLocal is the version of the notifications change from which a delivery's rules are evaluated and its
+// messages sent in local activities: a message is one short HTTP call, and as an activity task each cost the
+// Temporal server a schedule, a start and a completion (three events, a task dispatch) where a local activity
+// costs one marker; at 50 deliveries a second with three rules each, that was the difference between keeping up
+// and falling behind by seconds on the dev server (make bench, bench notify). A message retried after a long
+// Retry-After still waits on a durable timer: the SDK schedules retries longer than a workflow task's span as
+// timers.
+const notifyLocal = 2
+
+// localNotificationContext is notificationContext for local activities.
+func localNotificationContext(ctx workflow.Context) workflow.Context {
+	o := workflow.GetActivityOptions(notificationContext(ctx))
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy})
+}
+
+// localStoreContext is storeContext for local activities.
+func localStoreContext(ctx workflow.Context) workflow.Context {
+	o := workflow.GetActivityOptions(storeContext(ctx))
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy})
+}
+
 // sendNotifications sends a delivery's messages, all at once, and returns the first failure for good once every
 // message has been tried (its application error keeps its class for the dead letter).
-func sendNotifications(ctx workflow.Context, nd activities.NotifyDelivery, sends []activities.NotifyPair) error {
+func sendNotifications(ctx workflow.Context, nd activities.NotifyDelivery, sends []activities.NotifyPair, local bool) error {
 	var a *activities.Notifications
 	futures := make([]workflow.Future, len(sends))
 	for i, p := range sends {
-		futures[i] = workflow.ExecuteActivity(notificationContext(ctx), a.SendNotification, activities.SendNotification{
-			WorkspaceID: nd.WorkspaceID, DeliveryID: nd.DeliveryID, RuleID: p.RuleID, TargetID: p.TargetID, Body: nd.Body})
+		in := activities.SendNotification{
+			WorkspaceID: nd.WorkspaceID, DeliveryID: nd.DeliveryID, RuleID: p.RuleID, TargetID: p.TargetID, Body: nd.Body}
+		if local {
+			futures[i] = workflow.ExecuteLocalActivity(localNotificationContext(ctx), a.SendNotification, in)
+		} else {
+			futures[i] = workflow.ExecuteActivity(notificationContext(ctx), a.SendNotification, in)
+		}
 	}
 	var first error
 	for i, f := range futures {
@@ -117,17 +145,20 @@ func NotificationDigest(ctx workflow.Context, in activities.DigestStart) error {
 }
 
 // evaluateNotifications starts the evaluation of the workspace's notification rules for a delivery.
-func evaluateNotifications(ctx workflow.Context, in LinearDeliveryInput) workflow.Future {
+func evaluateNotifications(ctx workflow.Context, in LinearDeliveryInput, local bool) workflow.Future {
 	var a *activities.Notifications
-	return workflow.ExecuteActivity(storeContext(ctx), a.EvaluateNotifications,
-		activities.NotifyDelivery{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, Body: in.Body})
+	nd := activities.NotifyDelivery{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, Body: in.Body}
+	if local {
+		return workflow.ExecuteLocalActivity(localStoreContext(ctx), a.EvaluateNotifications, nd)
+	}
+	return workflow.ExecuteActivity(storeContext(ctx), a.EvaluateNotifications, nd)
 }
 
 // notifyDelivery sends what the evaluation of a recorded delivery matched, one SendNotification activity per (rule,
 // target), in the delivery's own run: a child workflow per delivery cost the dev server about as much again as the
 // delivery itself (make bench). A message that fails for good fails the run, which becomes a LinearDelivery dead
 // letter; its replay sends only what was not sent (notification_sends).
-func notifyDelivery(ctx workflow.Context, in LinearDeliveryInput, evaluation workflow.Future) error {
+func notifyDelivery(ctx workflow.Context, in LinearDeliveryInput, evaluation workflow.Future, local bool) error {
 	var plan activities.NotifyPlan
 	if err := evaluation.Get(ctx, &plan); err != nil {
 		return fmt.Errorf("evaluate notification rules: %w", err)
@@ -136,7 +167,7 @@ func notifyDelivery(ctx workflow.Context, in LinearDeliveryInput, evaluation wor
 		return nil
 	}
 	nd := activities.NotifyDelivery{WorkspaceID: in.WorkspaceID, DeliveryID: in.DeliveryID, Body: in.Body}
-	return sendNotifications(ctx, nd, plan.Sends)
+	return sendNotifications(ctx, nd, plan.Sends, local)
 }
 
 // notifiable reports whether a delivery with this outcome is one its rules should see.
