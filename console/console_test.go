@@ -193,6 +193,7 @@ func TestNotificationFormsCallTheAPI(t *testing.T) {
 	post := func(path, form string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form+"&csrf=csrf-token"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("HX-Boosted", "true")
 		req.AddCookie(ck)
 		rec := httptest.NewRecorder()
 		c.ServeHTTP(rec, req)

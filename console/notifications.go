@@ -82,25 +82,21 @@ type notifySim struct {
 // notifyPage renders the page with d; an answer to a POST takes the page's own address (htmx), so reloading it is a GET.
 func (c *Console) notifyPage(w http.ResponseWriter, r *http.Request, s *session, status int, d notifyData) {
 	p := c.newPage(r, s, "notifications", "Notifications")
-	var ts struct {
-		Targets []linsync.NotificationTarget `json:"targets"`
-	}
-	if _, err := c.call(r, s, http.MethodGet, "/notification-targets?limit=200", nil, &ts); err != nil {
+	targets, err := listAll[linsync.NotificationTarget](c, r, s, "/notification-targets", "targets")
+	if err != nil {
 		d.Errors = append(d.Errors, "targets: "+errorText(err))
 	}
-	d.Targets = ts.Targets
+	d.Targets = targets
 	d.TargetNames = map[string]string{}
 	for _, t := range d.Targets {
 		d.TargetNames[t.ID] = t.Name
 	}
-	var rs struct {
-		Rules []linsync.NotificationRule `json:"rules"`
-	}
-	if _, err := c.call(r, s, http.MethodGet, "/notification-rules?limit=200", nil, &rs); err != nil {
+	rules, err := listAll[linsync.NotificationRule](c, r, s, "/notification-rules", "rules")
+	if err != nil {
 		d.Errors = append(d.Errors, "rules: "+errorText(err))
 	}
 	d.Rules = nil
-	for _, rule := range rs.Rules {
+	for _, rule := range rules {
 		row := notifyRuleRow{NotificationRule: rule, Words: describeMatch(rule)}
 		for _, id := range rule.TargetIDs {
 			row.Targets = append(row.Targets, firstNonEmpty(d.TargetNames[id], id))
@@ -125,10 +121,39 @@ func (c *Console) notifyPage(w http.ResponseWriter, r *http.Request, s *session,
 		d.TargetForm.Kind = linsync.NotifyWebhook
 	}
 	p.Data = d
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost && r.Header.Get("HX-Boosted") == "true" {
 		w.Header().Set("HX-Push-Url", Prefix+"/notifications")
 	}
 	c.render(w, status, "notifications", p)
+}
+
+// listAll reads every page of a list the API pages (up to 1000 items).
+func listAll[T any](c *Console, r *http.Request, s *session, path, key string) ([]T, error) {
+	var all []T
+	cursor := ""
+	for range 10 {
+		q := url.Values{"limit": {"100"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var page map[string]json.RawMessage
+		if _, err := c.call(r, s, http.MethodGet, path+"?"+q.Encode(), nil, &page); err != nil {
+			return all, err
+		}
+		var items []T
+		if len(page[key]) == 0 {
+			break
+		}
+		if err := json.Unmarshal(page[key], &items); err != nil {
+			return all, err
+		}
+		all = append(all, items...)
+		cursor = ""
+		if json.Unmarshal(page["next_cursor"], &cursor) != nil || cursor == "" {
+			break
+		}
+	}
+	return all, nil
 }
 
 func (c *Console) handleNotifications(w http.ResponseWriter, r *http.Request, s *session) {
