@@ -143,6 +143,13 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"/gateway", c.withSession(c.handleGateway))
 	m.HandleFunc("POST "+Prefix+"/gateway/approvals/{id}/{decision}", c.withSession(c.handleDecide))
 	m.HandleFunc("GET "+Prefix+"/notifications", c.withSession(c.handleNotifications))
+	m.HandleFunc("POST "+Prefix+"/notifications/targets", c.withSession(c.handleTargetCreate))
+	m.HandleFunc("POST "+Prefix+"/notifications/targets/{id}/test", c.withSession(c.handleTargetTest))
+	m.HandleFunc("POST "+Prefix+"/notifications/targets/{id}/delete", c.withSession(c.handleTargetDelete))
+	m.HandleFunc("POST "+Prefix+"/notifications/rules", c.withSession(c.handleNotifyRuleSave))
+	m.HandleFunc("POST "+Prefix+"/notifications/rules/{id}/toggle", c.withSession(c.handleNotifyRuleToggle))
+	m.HandleFunc("POST "+Prefix+"/notifications/rules/{id}/delete", c.withSession(c.handleNotifyRuleDelete))
+	m.HandleFunc("POST "+Prefix+"/notifications/simulate", c.withSession(c.handleNotifySimulate))
 	c.mux = m
 }
 
@@ -263,23 +270,16 @@ func notFound(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
-// routeMissing reports a 404 for a route the API does not serve at all (as opposed to a resource it lacks).
-func routeMissing(err error) bool {
-	var e *apiError
-	return errors.As(err, &e) && e.Status == http.StatusNotFound && strings.HasPrefix(e.Message, "no route for")
-}
-
 // page is what every page's template gets.
 type page struct {
-	Title         string
-	Nav           string
-	Workspace     string
-	CSRF          string
-	Notice        string
-	Error         string
-	Notifications bool
-	OAuth         bool
-	Data          any
+	Title     string
+	Nav       string
+	Workspace string
+	CSRF      string
+	Notice    string
+	Error     string
+	OAuth     bool
+	Data      any
 }
 
 func (c *Console) render(w http.ResponseWriter, status int, name string, p page) {
@@ -299,15 +299,10 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, p page)
 	_, _ = w.Write(buf.Bytes())
 }
 
-// newPage starts a signed-in page, with the notifications entry when the API serves notifications (issue 16).
+// newPage starts a signed-in page.
 func (c *Console) newPage(r *http.Request, s *session, nav, title string) page {
-	p := page{Title: title, Nav: nav, Workspace: s.Workspace, CSRF: s.CSRF, OAuth: c.opts.OAuthEnabled,
+	return page{Title: title, Nav: nav, Workspace: s.Workspace, CSRF: s.CSRF, OAuth: c.opts.OAuthEnabled,
 		Notice: notices[r.URL.Query().Get("done")]}
-	// NOTIFICATIONS (issue 16): the entry appears once the API serves …/notification-targets.
-	if _, err := c.call(r, s, http.MethodGet, "/notification-targets", nil, nil); err == nil || !routeMissing(err) {
-		p.Notifications = true
-	}
-	return p
 }
 
 // notices are the messages a redirect after a change may show, by name (never text from the URL).
@@ -319,6 +314,11 @@ var notices = map[string]string{
 	"approved":     "Approved.",
 	"denied":       "Denied.",
 	"signedout":    "Signed out.",
+	"target-del":   "Target deleted.",
+	"rule-saved":   "Notification rule saved.",
+	"rule-on":      "Notification rule enabled.",
+	"rule-off":     "Notification rule disabled.",
+	"rule-del":     "Notification rule deleted.",
 }
 
 // errorText is what a page shows for a failed API call: the API's message, never an internal detail.
@@ -385,6 +385,14 @@ var funcs = template.FuncMap{
 	},
 	"priorityValues": func() []int { return []int{0, 1, 2, 3, 4} },
 	"has":            slices.Contains[[]string],
+	// invalid marks the input an API error names (its field, as fieldBase reads it) for assistive technology.
+	// errID is the id of the form's error message, which describes the input.
+	"invalid": func(e *apiError, name, errID string) template.HTMLAttr {
+		if e != nil && fieldBase(e.Field) == name {
+			return template.HTMLAttr(`aria-invalid="true" aria-describedby="` + template.HTMLEscapeString(errID) + `"`)
+		}
+		return ""
+	},
 	"derefInt": func(p *int) string {
 		if p == nil {
 			return ""

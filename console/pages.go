@@ -529,23 +529,3 @@ func (c *Console) handleDecide(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	http.Redirect(w, r, Prefix+"/gateway?done="+done, http.StatusSeeOther)
 }
-
-// ---- notifications (issue 16) ----
-
-// handleNotifications is the place for notification targets and rules. NOTIFICATIONS (issue 16): until the API
-// serves them, the page says so; the nav shows the entry only when they exist.
-func (c *Console) handleNotifications(w http.ResponseWriter, r *http.Request, s *session) {
-	p := c.newPage(r, s, "notifications", "Notifications")
-	var targets map[string]any
-	_, err := c.call(r, s, http.MethodGet, "/notification-targets", nil, &targets)
-	switch {
-	case routeMissing(err):
-		p.Data = map[string]any{"Available": false}
-	case err != nil:
-		p.Error = errorText(err)
-		p.Data = map[string]any{"Available": true}
-	default:
-		p.Data = map[string]any{"Available": true, "Targets": targets}
-	}
-	c.render(w, http.StatusOK, "notifications", p)
-}
