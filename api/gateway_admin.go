@@ -230,7 +230,7 @@ func (s *Server) decided(c *gin.Context, a *linsync.GatewayApproval, err error) 
 	if a.Status != linsync.ApprovalPending {
 		ctx, cancel := context.WithTimeout(c, s.cfg.StartTimeout)
 		if err := s.temporal.SignalWorkflow(ctx, a.WorkflowID, "", workflows.GatewayDecisionSignal, nil); err != nil {
-			s.log.WarnContext(c, "signal gateway approval failed; it will be found at expiry", "approval_id", a.ID, "err", err)
+			s.log.WarnContext(c, "signal gateway approval failed; its run reads the decision when it starts, or at expiry", "approval_id", a.ID, "err", err)
 		}
 		cancel()
 	}

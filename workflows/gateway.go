@@ -37,6 +37,9 @@ type GatewayApprovalResult struct {
 	LinearStatus int    `json:"linear_status,omitempty"`
 }
 
+// approvalStatusFirst is the GetVersion change id of reading the approval's status before waiting for a decision.
+const approvalStatusFirst = "approval-status-first"
+
 // GatewayApproval holds an agent's request until admins approve it, one denies it, or it expires; an approved
 // request is forwarded to Linear once (activities.Gateway.ForwardApproved records its intent before sending, so a
 // retried attempt never sends twice).
@@ -50,6 +53,13 @@ func GatewayApproval(ctx workflow.Context, in GatewayApprovalInput) (GatewayAppr
 	expiry := workflow.NewTimer(timerCtx, in.ExpiresIn)
 
 	status := linsync.ApprovalPending
+	// A decision can be recorded between the request being held and this run starting; its signal then found no
+	// run. Read the status once before waiting, so such a decision counts at once rather than at expiry.
+	if workflow.GetVersion(ctx, approvalStatusFirst, workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.ExecuteActivity(sctx, a.ApprovalStatus, ref).Get(ctx, &status); err != nil {
+			return GatewayApprovalResult{}, err
+		}
+	}
 	for status == linsync.ApprovalPending {
 		var err error
 		sel := workflow.NewSelector(ctx)

@@ -151,3 +151,16 @@ func TestGatewayApprovalNotSentIsRetriedThenGivenUp(t *testing.T) {
 	require.Equal(t, linsync.ApprovalOutcomeUnknown, unknown.result(t).Status)
 	require.Equal(t, 1, unknown.forwards)
 }
+
+// TestGatewayApprovalDecidedBeforeItsRunStarted: an admin approved while the run was not started yet, so the
+// decision's signal found no run; the run reads the status when it starts and forwards at once, not at expiry.
+func TestGatewayApprovalDecidedBeforeItsRunStarted(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, forwarded)
+	e.status = linsync.ApprovalApproved
+	e.ExecuteWorkflow(GatewayApproval, gatewayIn)
+	r := e.result(t)
+	require.Equal(t, linsync.ApprovalForwarded, r.Status)
+	require.Equal(t, 1, e.forwards)
+	require.Zero(t, e.expired, "the decision counted before the request could expire")
+}
