@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -135,6 +136,8 @@ type bench struct {
 	pgVersion string
 	hc        *http.Client
 	closers   []func()
+	// apis are the stops of the API servers the phases started, by URL.
+	apis map[string]func()
 }
 
 func newBench(ctx context.Context, cfg Config, o benchOptions, out io.Writer) (*bench, error) {
@@ -227,9 +230,22 @@ func (b *bench) api(taskQueue string) (string, error) {
 		return "", err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(ln) //nolint:errcheck
-	b.closers = append(b.closers, func() { _ = hs.Close(); srv.Close() })
-	return "http://" + ln.Addr().String() + "/webhooks/linear/bench", nil // the URL linsync registers in Linear names the workspace
+	go hs.Serve(ln)                                                  //nolint:errcheck
+	url := "http://" + ln.Addr().String() + "/webhooks/linear/bench" // the URL linsync registers in Linear names the workspace
+	stop := sync.OnceFunc(func() { _ = hs.Close(); srv.Close() })
+	if b.apis == nil {
+		b.apis = map[string]func(){}
+	}
+	b.apis[url] = stop
+	b.closers = append(b.closers, stop)
+	return url, nil
+}
+
+// stopAPI stops the API serving url, so that its dispatcher's queue does not start workflows into the next phase.
+func (b *bench) stopAPI(url string) {
+	if stop := b.apis[url]; stop != nil {
+		stop()
+	}
 }
 
 // processing runs a worker and the inbox drainer on taskQueue, as production runs them, until the bench ends.

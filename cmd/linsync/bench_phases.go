@@ -94,6 +94,8 @@ func (b *bench) durableAcks(ctx context.Context) error {
 			p.p99.Round(10*time.Microsecond))
 	}
 	fmt.Fprintln(b.out)
+	// What this phase's dispatcher still holds would otherwise be started during the next phase's bare starts.
+	b.stopAPI(url)
 	return b.discardWaiting(ctx)
 }
 
