@@ -47,8 +47,9 @@ type Config struct {
 	InboxWriters int
 	// AllowedSenders, when not empty, are the only networks Linear webhooks are accepted from.
 	AllowedSenders []netip.Prefix
-	// SecretCacheTTL is how long decrypted webhook secrets are kept in memory. A secret whose grace window has ended
-	// may still be accepted for up to this long; a newly rotated secret is accepted at once.
+	// SecretCacheTTL is how long decrypted webhook secrets, and organizations' team claims, are kept in memory. A
+	// secret whose grace window has ended may still be accepted for up to this long; a newly rotated secret is
+	// accepted at once; claims changed through another process count after at most this long.
 	SecretCacheTTL time.Duration
 	// LinearEndpoint is Linear's GraphQL endpoint (the fake's in tests).
 	LinearEndpoint string
@@ -164,6 +165,8 @@ type Server struct {
 	engine  *gin.Engine
 	now     func() time.Time
 	secrets *verifierCache
+	// claims are the organizations' team claims, cached like the secrets (webhooks_teams.go).
+	claims *claimsCache
 	// gateway is the agent gateway's shared state (gateway.go).
 	gateway gateway
 	// writer writes accepted deliveries to the inbox in groups, and dispatch starts their workflows right after
@@ -183,6 +186,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 		start: workflows.Starter{Client: tc, TaskQueue: cfg.TaskQueue, LinearMaxAttempts: cfg.LinearMaxAttempts,
 			ReconcileEvery: cfg.ReconcileEvery}}
 	s.secrets = newVerifierCache(db, cfg.SecretCacheTTL, s.now)
+	s.claims = newClaimsCache(db.TeamClaims, cfg.SecretCacheTTL, s.now)
 	s.writer = newGroupWriter(db.PutInboxBatch, cfg.InboxWriters)
 	s.dispatch = newDispatcher(s.start.StartInbox, db.MarkInboxStarted, db.ReleaseInbox, cfg.DispatchWorkers, cfg.DispatchQueue,
 		cfg.StartTimeout, log, m.dispatched, s.writer.busy)
