@@ -65,6 +65,18 @@ func issueBody(org string, ts time.Time) []byte {
 	return b
 }
 
+// teamedIssueBody is issueBody naming its team, as Linear's Issue bodies do: ingress matches the team against the
+// organization's team claims (cached with the secrets, so such a delivery is accepted while Postgres is away too).
+func teamedIssueBody(t *testing.T, org string) []byte {
+	t.Helper()
+	var b map[string]any
+	require.NoError(t, json.Unmarshal(issueBody(org, time.Now()), &b))
+	b["data"].(map[string]any)["teamId"] = "7ea30000-0000-4000-8000-00000000000a"
+	out, err := json.Marshal(b)
+	require.NoError(t, err)
+	return out
+}
+
 func (h *harness) signed(body []byte) delivery {
 	return delivery{path: "/webhooks/linear", body: body, id: uuid.NewString(), signature: linear.Sign([]byte(testSecret), body)}
 }

@@ -199,23 +199,13 @@ func TestPostgresDownTemporalUpStillAccepts(t *testing.T) {
 	s := newStack(t, stackOptions{cfg: api.Config{StartTimeout: 2 * time.Second}, noLinear: true, pgProxy: true,
 		worker: deliveryWorker, workspace: "acme", webhook: webhookStored})
 	h := &harness{stack: s}
-	// Real Issue bodies name their team, which ingress matches against the organization's team claims: those are
-	// cached with the secrets, so a delivery that names a team is accepted too.
-	teamed := func() []byte {
-		var b map[string]any
-		require.NoError(t, json.Unmarshal(issueBody(testOrg, time.Now()), &b))
-		b["data"].(map[string]any)["teamId"] = "7ea30000-0000-4000-8000-00000000000a"
-		out, err := json.Marshal(b)
-		require.NoError(t, err)
-		return out
-	}
-	warm := h.signedAt("/webhooks/linear/acme", teamed())
+	warm := h.signedAt("/webhooks/linear/acme", teamedIssueBody(t, testOrg))
 	status, _ := h.post(warm) // the API now knows the workspace's secrets
 	require.Equal(t, http.StatusOK, status)
 	h.waitDone(warm.id)
 
 	s.pg.setDown(true)
-	d := h.signedAt("/webhooks/linear/acme", teamed())
+	d := h.signedAt("/webhooks/linear/acme", teamedIssueBody(t, testOrg))
 	status, resp := h.post(d)
 	require.Equal(t, http.StatusOK, status, "%v", resp)
 	require.Equal(t, "accepted", resp["status"])
@@ -249,17 +239,7 @@ func TestBothStoresDownThenByteIdenticalRetryIsAcceptedOnce(t *testing.T) {
 	s := newStack(t, stackOptions{cfg: api.Config{StartTimeout: time.Second}, temporal: pt.client, noLinear: true,
 		pgProxy: true, worker: deliveryWorker, workspace: "acme", webhook: webhookStored})
 	h := &harness{stack: s}
-	// Real Issue bodies name their team, which ingress matches against the organization's team claims: those are
-	// cached with the secrets, so a delivery that names a team is accepted too.
-	teamed := func() []byte {
-		var b map[string]any
-		require.NoError(t, json.Unmarshal(issueBody(testOrg, time.Now()), &b))
-		b["data"].(map[string]any)["teamId"] = "7ea30000-0000-4000-8000-00000000000a"
-		out, err := json.Marshal(b)
-		require.NoError(t, err)
-		return out
-	}
-	warm := h.signedAt("/webhooks/linear/acme", teamed())
+	warm := h.signedAt("/webhooks/linear/acme", teamedIssueBody(t, testOrg))
 	status, _ := h.post(warm)
 	require.Equal(t, http.StatusOK, status)
 	h.waitDone(warm.id)
@@ -307,17 +287,7 @@ func TestDeliveryInTheInboxAndDirectRunsOnce(t *testing.T) {
 		pgProxy: true, noDrainer: true, worker: deliveryWorker, workspace: "acme",
 		webhook: webhookStored})
 	h := &harness{stack: s}
-	// Real Issue bodies name their team, which ingress matches against the organization's team claims: those are
-	// cached with the secrets, so a delivery that names a team is accepted too.
-	teamed := func() []byte {
-		var b map[string]any
-		require.NoError(t, json.Unmarshal(issueBody(testOrg, time.Now()), &b))
-		b["data"].(map[string]any)["teamId"] = "7ea30000-0000-4000-8000-00000000000a"
-		out, err := json.Marshal(b)
-		require.NoError(t, err)
-		return out
-	}
-	warm := h.signedAt("/webhooks/linear/acme", teamed())
+	warm := h.signedAt("/webhooks/linear/acme", teamedIssueBody(t, testOrg))
 	status, _ := h.post(warm)
 	require.Equal(t, http.StatusOK, status)
 	h.waitDone(warm.id)
