@@ -5,7 +5,7 @@ TEMPORAL_CLI := .cache/bin/temporal
 IMAGE ?= ghcr.io/linsync/linsync:dev
 GO_BUILD_TAGS ?= nodev
 
-.PHONY: help build dev test test-race generate schema lint bench chaos histories postgres temporal fuzz clean image
+.PHONY: help build dev test test-race generate schema lint bench chaos histories postgres temporal test-tools fuzz clean image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,10 +16,10 @@ build: ## build the linsync binary into bin/linsync
 dev: postgres temporal ## bring up Temporal (UI on :8233), the database, and linsync's api+worker on :8080
 	$(GO) run ./cmd/linsync dev
 
-test: postgres temporal ## run every unit and integration test against real Postgres and a real Temporal dev server
+test: postgres temporal test-tools ## run every unit and integration test against real Postgres, a real Temporal dev server and headless Chromium
 	$(GO) test -count=1 ./...
 
-test-race: postgres temporal ## the tests with the race detector
+test-race: postgres temporal test-tools ## the tests with the race detector
 	$(GO) test -count=1 -race ./...
 
 generate: ## regenerate the genqlient client from the vendored linear/schema.graphql
@@ -53,6 +53,9 @@ fuzz: ## fuzz webhook verification and decoding for 60s
 
 postgres: ## start (or install) the local PostgreSQL server
 	@scripts/ensure-postgres.sh
+
+test-tools: ## install what the tests drive when missing: curl, openssl, jq (the README's examples), chromium (the console)
+	@scripts/ensure-test-tools.sh
 
 temporal: $(TEMPORAL_CLI) ## build the Temporal CLI v1.5.1 (dev server + Web UI) once into .cache/bin
 
