@@ -194,6 +194,15 @@ type ReconcilePage struct {
 	Next   string    `json:"next,omitempty"`
 }
 
+// pageArgs are the page's GraphQL paging arguments: ReconcilePageSize items after the cursor, if any.
+func (in ReconcilePageInput) pageArgs() (first *int, after *string) {
+	n := ReconcilePageSize
+	if in.After != "" {
+		after = &in.After
+	}
+	return &n, after
+}
+
 // ChangedIssues fetches one page of the workspace's issues changed after Since (Linear's IssuesUpdatedSince,
 // archived included) and keeps those linked to questions or filed by linsync.
 func (a *Reconciler) ChangedIssues(ctx context.Context, in ReconcilePageInput) (*ReconcilePage, error) {
@@ -201,12 +210,8 @@ func (a *Reconciler) ChangedIssues(ctx context.Context, in ReconcilePageInput) (
 	if err != nil {
 		return nil, err
 	}
-	first := ReconcilePageSize
-	var after *string
-	if in.After != "" {
-		after = &in.After
-	}
-	resp, err := linear.IssuesUpdatedSince(ctx, lc.GQL(), in.Since.UTC().Format(time.RFC3339Nano), &first, after)
+	first, after := in.pageArgs()
+	resp, err := linear.IssuesUpdatedSince(ctx, lc.GQL(), in.Since.UTC().Format(time.RFC3339Nano), first, after)
 	if err != nil {
 		return nil, a.Metrics.LinearError(ctx, fmt.Errorf("list issues updated since %s: %w", in.Since.Format(time.RFC3339), err))
 	}

@@ -40,12 +40,8 @@ func (a *Reconciler) ChangedComments(ctx context.Context, in ReconcilePageInput)
 	if err != nil {
 		return nil, err
 	}
-	first := ReconcilePageSize
-	var after *string
-	if in.After != "" {
-		after = &in.After
-	}
-	resp, err := linear.CommentsUpdatedSince(ctx, lc.GQL(), in.Since.UTC().Format(time.RFC3339Nano), &first, after)
+	first, after := in.pageArgs()
+	resp, err := linear.CommentsUpdatedSince(ctx, lc.GQL(), in.Since.UTC().Format(time.RFC3339Nano), first, after)
 	if err != nil {
 		return nil, a.Metrics.LinearError(ctx, fmt.Errorf("list comments updated since %s: %w", in.Since.Format(time.RFC3339), err))
 	}

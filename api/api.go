@@ -165,8 +165,8 @@ type Server struct {
 	engine  *gin.Engine
 	now     func() time.Time
 	secrets *verifierCache
-	// claims are the organizations' team claims, cached like the secrets (webhooks_teams.go).
-	claims *claimsCache
+	// claims are the organizations' team claims (team id → workspace id), cached like the secrets (storecache.go).
+	claims *storeCache[map[string]string]
 	// gateway is the agent gateway's shared state (gateway.go).
 	gateway gateway
 	// writer writes accepted deliveries to the inbox in groups, and dispatch starts their workflows right after
@@ -186,7 +186,7 @@ func New(cfg Config, db *postgres.DB, tc client.Client, log *slog.Logger, reg pr
 		start: workflows.Starter{Client: tc, TaskQueue: cfg.TaskQueue, LinearMaxAttempts: cfg.LinearMaxAttempts,
 			ReconcileEvery: cfg.ReconcileEvery}}
 	s.secrets = newVerifierCache(db, cfg.SecretCacheTTL, s.now)
-	s.claims = newClaimsCache(db.TeamClaims, cfg.SecretCacheTTL, s.now)
+	s.claims = newStoreCache(db.TeamClaims, cfg.SecretCacheTTL, s.now)
 	s.writer = newGroupWriter(db.PutInboxBatch, cfg.InboxWriters)
 	s.dispatch = newDispatcher(s.start.StartInbox, db.MarkInboxStarted, db.ReleaseInbox, cfg.DispatchWorkers, cfg.DispatchQueue,
 		cfg.StartTimeout, log, m.dispatched, s.writer.busy)

@@ -109,7 +109,7 @@ func (s *Server) handlePutTeamClaims(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	s.claims.forget(org)
+	s.claims.drop(org)
 	s.log.InfoContext(c, "linear team claims set", "workspace_id", ws.ID, "organization_id", org, "teams", len(teams))
 	c.JSON(http.StatusOK, gin.H{"organization_id": org, "team_ids": teams})
 }

@@ -340,20 +340,12 @@ func (s *Server) senderAllowed(c *gin.Context) bool {
 	return false
 }
 
-// verifierCache keeps webhooks' sealed secrets briefly, and each one's secrets once opened, so a KMS-backed key is
-// not asked on every delivery, and only the secrets of the webhooks a delivery is checked against are decrypted.
+// verifierCache keeps webhooks' sealed secrets briefly (a storeCache keyed by "ws:" and a workspace's slug or id, or
+// "org:" and a Linear organization id), and each one's secrets once opened, so a KMS-backed key is not asked on every
+// delivery, and only the secrets of the webhooks a delivery is checked against are decrypted.
 type verifierCache struct {
-	db  *postgres.DB
-	ttl time.Duration
-	now func() time.Time
-
-	mu      sync.Mutex
-	entries map[string]cacheEntry
-}
-
-type cacheEntry struct {
-	cands   []*candidate
-	fetched time.Time
+	*storeCache[[]*candidate]
+	db *postgres.DB
 }
 
 // candidate is one stored webhook as ingress checks it: sealed until a delivery is checked against it.
@@ -377,50 +369,25 @@ func (c *candidate) verifier() linsync.WebhookVerifier {
 // every request into a database read and decryption.
 const minRefresh = time.Second
 
-// maxStale is how long cached secrets keep verifying while Postgres cannot be read: long enough to ride out a
-// restart, short enough that a secret rotated out just before an outage stops counting soon.
-const maxStale = 10 * time.Minute
-
 func newVerifierCache(db *postgres.DB, ttl time.Duration, now func() time.Time) *verifierCache {
-	return &verifierCache{db: db, ttl: ttl, now: now, entries: map[string]cacheEntry{}}
-}
-
-// get returns the webhooks of key ("ws:" and a workspace's slug or id, or "org:" and a Linear organization id),
-// sealed; fresh skips the cache.
-func (vc *verifierCache) get(ctx context.Context, key string, fresh bool) ([]*candidate, error) {
-	now := vc.now()
-	vc.mu.Lock()
-	e, ok := vc.entries[key]
-	vc.mu.Unlock()
-	if ok && !fresh && now.Sub(e.fetched) < vc.ttl {
-		return e.cands, nil
-	}
-	var vs []linsync.WebhookVerifier
-	var err error
-	if org, byOrg := strings.CutPrefix(key, "org:"); byOrg {
-		vs, err = vc.db.WebhookVerifiersForOrganization(ctx, org)
-	} else {
-		vs, err = vc.db.WebhookVerifiersForWorkspace(ctx, strings.TrimPrefix(key, "ws:"))
-	}
-	if err != nil {
-		if linsync.ErrorCode(err) == linsync.ENOTFOUND {
+	load := func(ctx context.Context, key string) ([]*candidate, error) {
+		var vs []linsync.WebhookVerifier
+		var err error
+		if org, byOrg := strings.CutPrefix(key, "org:"); byOrg {
+			vs, err = db.WebhookVerifiersForOrganization(ctx, org)
+		} else {
+			vs, err = db.WebhookVerifiersForWorkspace(ctx, strings.TrimPrefix(key, "ws:"))
+		}
+		if err != nil {
 			return nil, err
 		}
-		if ok && now.Sub(e.fetched) < maxStale {
-			// Postgres is away: the secrets known a moment ago still verify, so that a delivery can be accepted by
-			// starting its workflow directly rather than refused.
-			return e.cands, nil
+		cands := make([]*candidate, len(vs))
+		for i, v := range vs {
+			cands[i] = &candidate{v: v}
 		}
-		return nil, linsync.Errorf(linsync.EUNAVAILABLE, "workspace store unavailable; retry later")
+		return cands, nil
 	}
-	cands := make([]*candidate, len(vs))
-	for i, v := range vs {
-		cands[i] = &candidate{v: v}
-	}
-	vc.mu.Lock()
-	vc.entries[key] = cacheEntry{cands: cands, fetched: now}
-	vc.mu.Unlock()
-	return cands, nil
+	return &verifierCache{storeCache: newStoreCache(load, ttl, now), db: db}
 }
 
 // open returns c's secrets, decrypting them the first time.
@@ -441,15 +408,9 @@ func (vc *verifierCache) open(ctx context.Context, c *candidate, opened promethe
 
 // stale reports whether the cached entry of key is old enough to be worth refreshing after a signature miss.
 func (vc *verifierCache) stale(key string) bool {
-	vc.mu.Lock()
-	defer vc.mu.Unlock()
-	e, ok := vc.entries[key]
-	return ok && vc.now().Sub(e.fetched) >= minRefresh
+	age, ok := vc.age(key)
+	return ok && age >= minRefresh
 }
 
 // forget drops every cached entry, so that this process reads a secret it just stored at once.
-func (vc *verifierCache) forget() {
-	vc.mu.Lock()
-	defer vc.mu.Unlock()
-	clear(vc.entries)
-}
+func (vc *verifierCache) forget() { vc.dropAll() }

@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"sync"
-	"time"
 
 	"github.com/linsync/linsync"
 )
@@ -21,7 +19,7 @@ func (s *Server) claimedBy(ctx context.Context, body []byte, sig, org, webhookID
 	if team == "" || org == "" {
 		return v, "", nil
 	}
-	claims, err := s.claims.get(ctx, org)
+	claims, err := s.claims.get(ctx, org, false)
 	if err != nil || len(claims) == 0 {
 		return v, "", err
 	}
@@ -96,55 +94,4 @@ func teamOfBody(body []byte) string {
 		return of(probe.Data.Issue)
 	}
 	return of(probe.IssueData)
-}
-
-// claimsCache keeps each organization's team claims briefly, as verifierCache keeps secrets: nearly every delivery
-// names a team, and a Postgres read per delivery on the acknowledgement's path would both slow it and refuse it
-// while Postgres is away, when a delivery is meant to be started directly.
-type claimsCache struct {
-	load func(ctx context.Context, org string) (map[string]string, error)
-	ttl  time.Duration
-	now  func() time.Time
-
-	mu      sync.Mutex
-	entries map[string]claimsEntry
-}
-
-type claimsEntry struct {
-	claims  map[string]string
-	fetched time.Time
-}
-
-func newClaimsCache(load func(ctx context.Context, org string) (map[string]string, error), ttl time.Duration, now func() time.Time) *claimsCache {
-	return &claimsCache{load: load, ttl: ttl, now: now, entries: map[string]claimsEntry{}}
-}
-
-// get returns the organization's claims (team id → workspace id): cached for ttl, read again after it, and while
-// Postgres cannot be read the last ones known for up to maxStale.
-func (cc *claimsCache) get(ctx context.Context, org string) (map[string]string, error) {
-	now := cc.now()
-	cc.mu.Lock()
-	e, ok := cc.entries[org]
-	cc.mu.Unlock()
-	if ok && now.Sub(e.fetched) < cc.ttl {
-		return e.claims, nil
-	}
-	claims, err := cc.load(ctx, org)
-	if err != nil {
-		if ok && now.Sub(e.fetched) < maxStale {
-			return e.claims, nil
-		}
-		return nil, linsync.Errorf(linsync.EUNAVAILABLE, "workspace store unavailable; retry later")
-	}
-	cc.mu.Lock()
-	cc.entries[org] = claimsEntry{claims: claims, fetched: now}
-	cc.mu.Unlock()
-	return claims, nil
-}
-
-// forget drops an organization's claims, so that this process reads them again at once after they were changed.
-func (cc *claimsCache) forget(org string) {
-	cc.mu.Lock()
-	delete(cc.entries, org)
-	cc.mu.Unlock()
 }
