@@ -60,12 +60,15 @@ type dispatcher struct {
 	busy func() bool
 }
 
-// busyWorkers is how many of the dispatcher's workers keep starting workflows while the ingress is busy. A start
-// costs the Temporal server several times the CPU that an acknowledgement costs linsync and Postgres, and Linear
-// waits on the acknowledgement, not on the start: during a burst the inbox is the buffer, and the rest of the
-// workers join in as soon as the burst thins out. On a two-core machine, sixteen concurrent starts during a burst
-// halved the acknowledgement rate (make bench, phase 1), while two kept it.
-const busyWorkers = 2
+// busyWorkers is how many of the dispatcher's workers keep starting workflows while the ingress is busy: none. A
+// start costs the Temporal server several times the CPU that an acknowledgement costs linsync and Postgres, and
+// Linear waits on the acknowledgement, not on the start: during a burst the inbox is the buffer, and the workers
+// resume within 10 ms of the burst thinning (a worker waiting on the queue when a burst begins still takes its
+// item). Under a load that never thins, the drainer starts what waited past its dispatch wait (at most
+// maxDispatchWait). On a two-core machine with Temporal beside linsync, two workers starting through a burst
+// took a third off the acknowledgement rate (make bench, phase 1: 0.66 against 1.13 the peer's rate in one
+// session, with one inbox writer).
+const busyWorkers = 0
 
 // busyIngress is how many acknowledgements waiting on their inbox write at once make the ingress busy.
 const busyIngress = 4

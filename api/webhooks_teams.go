@@ -15,12 +15,21 @@ import (
 // non-empty and the delivery is recorded as such and handled by nothing. A body without a team, or an organization
 // in which nobody claims teams, changes nothing.
 func (s *Server) claimedBy(ctx context.Context, body []byte, sig, org, webhookID string, v linsync.WebhookVerifier) (linsync.WebhookVerifier, string, error) {
-	team := teamOfBody(body)
-	if team == "" || org == "" {
+	if org == "" {
 		return v, "", nil
 	}
+	// The claims are cached; the body is read for its team only when the organization has claims, so that an
+	// organization without them (most) pays no third pass over every body.
 	claims, err := s.claims.get(ctx, org, false)
-	if err != nil || len(claims) == 0 {
+	if err == nil && len(claims) == 0 {
+		return v, "", nil
+	}
+	// Claims that cannot be read matter only to a body about a team.
+	team := teamOfBody(body)
+	switch {
+	case team == "":
+		return v, "", nil
+	case err != nil:
 		return v, "", err
 	}
 	owner, claimed := claims[team]

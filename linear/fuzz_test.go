@@ -3,6 +3,7 @@ package linear_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/linsync/linsync"
@@ -35,6 +36,17 @@ func FuzzVerifyAndDecode(f *testing.F) {
 			t.Fatalf("rejected the body's own signature")
 		}
 		w, err := linear.DecodeWebhook(body)
+		// Ingress decodes the envelope before the signature and the entity after it: for every body it takes that
+		// way, the outcome is DecodeWebhook's.
+		if peeked, ok := linear.PeekWebhook(body); ok {
+			perr := peeked.DecodeEntity()
+			if (perr == nil) != (err == nil) || linsync.ErrorCode(perr) != linsync.ErrorCode(err) {
+				t.Fatalf("PeekWebhook+DecodeEntity: %v, DecodeWebhook: %v", perr, err)
+			}
+			if err == nil && !reflect.DeepEqual(peeked, w) {
+				t.Fatalf("PeekWebhook+DecodeEntity decoded %+v, DecodeWebhook %+v", peeked, w)
+			}
+		}
 		if err != nil {
 			if c := linsync.ErrorCode(err); c != linsync.EINVALID && c != linsync.EUNPROCESSABLE {
 				t.Fatalf("decode failed with code %q: %v", c, err)

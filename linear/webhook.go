@@ -479,11 +479,32 @@ func DecodeWebhook(body []byte) (*Webhook, error) {
 	if err := decodeStrictJSON(body, &w, ""); err != nil {
 		return nil, err
 	}
+	if err := w.DecodeEntity(); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// PeekWebhook decodes a body's envelope only, in one pass, for ingress: the names it chooses a secret by are read
+// before the signature is checked, and the entity is decoded after it (DecodeEntity) without reading the envelope
+// again. ok is false for any body whose envelope does not decode cleanly; ingress then takes the long way, where
+// bad input gets its exact answers (DecodeWebhook). For a body it takes, DecodeEntity after PeekWebhook is
+// DecodeWebhook.
+func PeekWebhook(body []byte) (w *Webhook, ok bool) {
+	w = new(Webhook)
+	if json.Unmarshal(body, w) != nil {
+		return nil, false
+	}
+	return w, true
+}
+
+// DecodeEntity checks the envelope's required fields and decodes its typed entity from Data (or IssueData).
+func (w *Webhook) DecodeEntity() error {
 	if w.Type == "" {
-		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "type", Message: "type is required"}
+		return &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "type", Message: "type is required"}
 	}
 	if w.Action == "" {
-		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "action", Message: "action is required"}
+		return &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "action", Message: "action is required"}
 	}
 	var target any
 	field := "data"
@@ -525,25 +546,22 @@ func DecodeWebhook(body []byte) (*Webhook, error) {
 		w.Issue = new(IssueData)
 		target, field = w.Issue, "issueData"
 		if len(w.IssueData) == 0 || string(w.IssueData) == "null" {
-			return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: field, Message: "issueData is required for IssueSLA"}
+			return &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: field, Message: "issueData is required for IssueSLA"}
 		}
-		return &w, decodeStrictJSON(w.IssueData, target, field)
+		return decodeStrictJSON(w.IssueData, target, field)
 	case TypeOAuthApp:
 		if w.OAuthClientID == "" {
-			return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "oauthClientId", Message: "oauthClientId is required for OAuthApp"}
+			return &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: "oauthClientId", Message: "oauthClientId is required for OAuthApp"}
 		}
-		return &w, nil
+		return nil
 	default:
 		w.Unknown = true
-		return &w, nil
+		return nil
 	}
 	if len(w.Data) == 0 || string(w.Data) == "null" {
-		return nil, &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: field, Message: "data is required for " + w.Type}
+		return &linsync.Error{Code: linsync.EUNPROCESSABLE, Field: field, Message: "data is required for " + w.Type}
 	}
-	if err := decodeStrictJSON(w.Data, target, field); err != nil {
-		return nil, err
-	}
-	return &w, nil
+	return decodeStrictJSON(w.Data, target, field)
 }
 
 // EntityID is the id of the entity the webhook is about: data.id, issueData.id, or the OAuth client id.

@@ -165,5 +165,13 @@ func TestDecodeSpecialAndBadShapes(t *testing.T) {
 			require.ErrorAs(t, err, &e)
 			require.Equal(t, tc.field, e.Field, tc.body)
 		}
+		// Ingress's one-pass path (PeekWebhook, then DecodeEntity) gives the same answer, or leaves the body to
+		// DecodeWebhook: a malformed envelope never decodes cleanly.
+		if peeked, ok := linear.PeekWebhook([]byte(tc.body)); ok {
+			perr := peeked.DecodeEntity()
+			require.Equal(t, err.Error(), perr.Error(), tc.body)
+		} else {
+			require.Contains(t, []string{"", "webhookTimestamp"}, tc.field, "%s: only a malformed envelope is left to the long way", tc.body)
+		}
 	}
 }

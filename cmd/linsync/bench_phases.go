@@ -116,12 +116,16 @@ func (b *bench) startRate(ctx context.Context) error {
 		return http.StatusOK, nil
 	}
 	started := func() (result, error) {
+		since, err := b.lastInboxID(ctx)
+		if err != nil {
+			return result{}, err
+		}
 		begin := time.Now()
 		r, err := closedLoop(b.o.n, b.o.conc, hook.post)
 		if err != nil {
 			return r, err
 		}
-		last, err := b.waitStarted(ctx, 5*time.Minute)
+		last, err := b.waitStarted(ctx, 5*time.Minute, since)
 		if err != nil {
 			return r, err
 		}
@@ -148,11 +152,15 @@ func (b *bench) startRate(ctx context.Context) error {
 	}
 	bareRate := (b1.rate + b2.rate) / 2
 	half := bareRate / 2
+	since, err := b.lastInboxID(ctx)
+	if err != nil {
+		return err
+	}
 	paced, err := openLoop(b.o.n/2, half, hook.post)
 	if err != nil {
 		return err
 	}
-	if _, err := b.waitStarted(ctx, 5*time.Minute); err != nil {
+	if _, err := b.waitStarted(ctx, 5*time.Minute, since); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.out, "2. webhooks started as workflows vs bare Temporal starts (%d per phase, %d concurrent)\n", b.o.n, b.o.conc)
