@@ -71,8 +71,14 @@ type dispatcher struct {
 // acknowledgements to 0.66 of the Express peer's rate, none gave 0.97–1.18 in five runs (make bench, phase 1).
 const busyWorkers = 0
 
-// busyIngress is how many acknowledgements waiting on their inbox write at once make the ingress busy.
-const busyIngress = 4
+// busyIngress is how many acknowledgements waiting on their inbox write at once make the ingress busy, and
+// busyHold how long it stays busy after that was last seen: between two group commits the count drops to nothing
+// for a moment in the middle of a burst, and a pause that ended there let 2 % of a burst's deliveries be started
+// during it (make bench, phase 1), each costing the Temporal server beside linsync several acknowledgements' CPU.
+const (
+	busyIngress = 4
+	busyHold    = 100 * time.Millisecond
+)
 
 // Dispatcher results, the values of linsync_inbox_dispatch_total{result}.
 const (
@@ -128,26 +134,41 @@ func (d *dispatcher) giveUp(id int64) {
 	}
 }
 
-// work is one of the dispatcher's workers; worker i >= busyWorkers pauses while the ingress is busy.
+// work is one of the dispatcher's workers; worker i >= busyWorkers pauses while the ingress is busy, before taking
+// an item and again before starting the one it took (a worker waiting on the queue when a burst begins is handed
+// its first item in the middle of the burst). An item held when the dispatcher stops stays in the inbox for the
+// drainer, as queued ones do.
 func (d *dispatcher) work(i int) {
 	var pause *time.Ticker
-	for {
-		if i >= busyWorkers && d.busy != nil && d.busy() {
+	quiet := func() bool {
+		for i >= busyWorkers && d.busy != nil && d.busy() {
 			if pause == nil {
 				pause = time.NewTicker(10 * time.Millisecond)
-				defer pause.Stop()
 			}
 			select {
 			case <-d.stop:
-				return
+				return false
 			case <-pause.C:
 			}
-			continue
+		}
+		return true
+	}
+	defer func() {
+		if pause != nil {
+			pause.Stop()
+		}
+	}()
+	for {
+		if !quiet() {
+			return
 		}
 		select {
 		case <-d.stop:
 			return
 		case it := <-d.queue:
+			if !quiet() {
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 			begin := time.Now()
 			started, err := d.start(ctx, it)
@@ -254,8 +275,10 @@ func (s *Server) putInbox(ctx context.Context, it *linsync.InboxItem) (bool, err
 // Every request still gets its answer only once its own row is committed (or found a duplicate).
 type groupWriter struct {
 	write func(context.Context, []*linsync.InboxItem) ([]bool, error)
-	// inflight counts the requests waiting on their write (the dispatcher's measure of a busy ingress).
+	// inflight counts the requests waiting on their write; busyAt is when, in Unix nanoseconds, it last reached
+	// busyIngress (the dispatcher's measure of a busy ingress).
 	inflight atomic.Int64
+	busyAt   atomic.Int64
 	reqs     chan *groupReq
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -282,12 +305,17 @@ func newGroupWriter(write func(context.Context, []*linsync.InboxItem) ([]bool, e
 	return g
 }
 
-// busy reports whether at least busyIngress requests are waiting on their writes.
-func (g *groupWriter) busy() bool { return g.inflight.Load() >= busyIngress }
+// busy reports whether at least busyIngress requests waited on their writes at once within the last busyHold.
+func (g *groupWriter) busy() bool {
+	at := g.busyAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < busyHold
+}
 
 // put writes one item with the next group and reports whether it was written (false: a duplicate).
 func (g *groupWriter) put(ctx context.Context, it *linsync.InboxItem) (bool, error) {
-	g.inflight.Add(1)
+	if g.inflight.Add(1) >= busyIngress {
+		g.busyAt.Store(time.Now().UnixNano())
+	}
 	defer g.inflight.Add(-1)
 	r := &groupReq{ctx: ctx, it: it, done: make(chan groupRes, 1)}
 	select {

@@ -79,8 +79,9 @@ func TestGroupWriterAnswersEachRequestItsOwnResult(t *testing.T) {
 
 // While the ingress is busy only busyWorkers start workflows at once; the rest join in when it is not.
 func TestDispatcherYieldsToABusyIngress(t *testing.T) {
+	// The ingress is quiet when the dispatcher starts, so its workers wait on the queue; the burst begins before
+	// the items come, so each worker is handed its item in the middle of the burst.
 	var busy atomic.Bool
-	busy.Store(true)
 	var running, most atomic.Int64
 	release := make(chan struct{})
 	start := func(ctx context.Context, it linsync.InboxItem) (bool, error) {
@@ -96,6 +97,8 @@ func TestDispatcherYieldsToABusyIngress(t *testing.T) {
 	d := newDispatcher(start, noop, noop, 8, 64, time.Second, slog.New(slog.DiscardHandler), counts, busy.Load)
 	defer d.close()
 	defer close(release) // before close, which waits for the starts in flight
+	time.Sleep(20 * time.Millisecond) // the workers wait on the queue
+	busy.Store(true)
 	for i := range 8 {
 		d.offer(linsync.InboxItem{ID: int64(i + 1)})
 	}
@@ -114,4 +117,29 @@ func TestDispatcherYieldsToABusyIngress(t *testing.T) {
 	if got := running.Load(); got != 8 {
 		t.Fatalf("%d starts ran at once after the burst, want all 8 workers", got)
 	}
+}
+
+// TestGroupWriterStaysBusyBetweenCommits: the ingress counts as busy while enough requests wait on their writes, and
+// for busyHold after, so that the moment between two group commits of a burst does not end the dispatcher's pause.
+func TestGroupWriterStaysBusyBetweenCommits(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	g := newGroupWriter(func(ctx context.Context, items []*linsync.InboxItem) ([]bool, error) {
+		<-release
+		return make([]bool, len(items)), nil
+	}, 1)
+	defer g.close()
+	require.False(t, g.busy(), "no request yet")
+	var wg sync.WaitGroup
+	for range busyIngress {
+		wg.Go(func() { _, _ = g.put(t.Context(), &linsync.InboxItem{}) })
+	}
+	require.Eventually(t, g.busy, 5*time.Second, time.Millisecond)
+	close(release)
+	wg.Wait()
+	require.Zero(t, g.inflight.Load(), "every request answered")
+	if time.Since(time.Unix(0, g.busyAt.Load())) < busyHold/2 { // not when this machine stalled the test that long
+		require.True(t, g.busy(), "busy a moment after the last group, as between two commits of a burst")
+	}
+	require.Eventually(t, func() bool { return !g.busy() }, 5*time.Second, 5*time.Millisecond, "quiet after busyHold")
 }

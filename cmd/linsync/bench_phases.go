@@ -31,11 +31,21 @@ import (
 // durableAcks compares linsync's durable webhook ack with the Express peer's non-durable one: the same signed
 // webhooks from the same load generator, each target twice, alternately, in this run.
 func (b *bench) durableAcks(ctx context.Context) error {
-	url, err := b.api("bench-acks") // no worker: this phase measures the ack, what it started is not run
-	if err != nil {
-		return err
+	// Each of linsync's runs gets an API of its own, stopped after the run, and what it acknowledged but did not
+	// start is discarded: its dispatcher would otherwise start those workflows through the peer's next run, on the
+	// machine the peer is measured on. No worker: this phase measures the ack, what it started is not run.
+	linsync := func(n int) (result, error) {
+		url, err := b.api("bench-acks")
+		if err != nil {
+			return result{}, err
+		}
+		r, err := closedLoop(n, b.o.conc, b.sender(url, "bench-acks").post)
+		b.stopAPI(url)
+		if derr := b.discardWaiting(ctx); err == nil {
+			err = derr
+		}
+		return r, err
 	}
-	linsync := b.sender(url, "bench-acks")
 	var peer *sender
 	if !b.o.skipPeer {
 		peerURL, stop, err := startPeer(ctx, peerPath(b.o.peerDir), string(b.secret))
@@ -48,7 +58,7 @@ func (b *bench) durableAcks(ctx context.Context) error {
 			return err
 		}
 	}
-	if _, err := closedLoop(b.o.acks/5, b.o.conc, linsync.post); err != nil {
+	if _, err := linsync(b.o.acks / 5); err != nil {
 		return err
 	}
 	if b.o.cpuProfile != "" {
@@ -71,7 +81,7 @@ func (b *bench) durableAcks(ctx context.Context) error {
 			}
 			ps = append(ps, r)
 		}
-		r, err := closedLoop(b.o.acks, b.o.conc, linsync.post)
+		r, err := linsync(b.o.acks)
 		if err != nil {
 			return err
 		}
@@ -94,9 +104,7 @@ func (b *bench) durableAcks(ctx context.Context) error {
 			p.p99.Round(10*time.Microsecond))
 	}
 	fmt.Fprintln(b.out)
-	// What this phase's dispatcher still holds would otherwise be started during the next phase's bare starts.
-	b.stopAPI(url)
-	return b.discardWaiting(ctx)
+	return nil
 }
 
 // startRate compares the rate at which webhooks become started workflows (acked, then started by the dispatcher)
