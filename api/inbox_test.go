@@ -97,7 +97,8 @@ func TestDispatcherYieldsToABusyIngress(t *testing.T) {
 	d := newDispatcher(start, noop, noop, 8, 64, time.Second, slog.New(slog.DiscardHandler), counts, busy.Load)
 	defer d.close()
 	defer close(release) // before close, which waits for the starts in flight
-	time.Sleep(20 * time.Millisecond) // the workers wait on the queue
+	// The workers wait on the queue now.
+	time.Sleep(20 * time.Millisecond)
 	busy.Store(true)
 	for i := range 8 {
 		d.offer(linsync.InboxItem{ID: int64(i + 1)})
