@@ -67,8 +67,8 @@ type dispatcher struct {
 // Linear waits on the acknowledgement, not on the start: during a burst the inbox is the buffer, and the workers
 // resume within 10 ms of the burst thinning (a worker waiting on the queue when a burst begins still takes its
 // item). Under a load that never thins, the drainer starts what waited past its dispatch wait (at most
-// maxDispatchWait). With Temporal beside linsync on two cores, two workers starting through a burst held the
-// acknowledgements to 0.66 of the Express peer's rate, none gave 0.97–1.18 in five runs (make bench, phase 1).
+// maxDispatchWait). With Temporal beside linsync on two cores, two workers starting through a burst cut the
+// acknowledgement rate by about a third (make bench, phase 1).
 const busyWorkers = 0
 
 // busyIngress is how many acknowledgements waiting on their inbox write at once make the ingress busy, and
