@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -103,20 +104,18 @@ func (s Starter) StartInbox(ctx context.Context, it linsync.InboxItem) (started 
 			it.ID, it.Kind, it.Key), ErrTypeBadInboxItem, err)
 	}
 	switch it.Kind {
-	case linsync.InboxDelivery:
-		in, bErr := storedInput[LinearDeliveryInput](it.Input)
+	case linsync.InboxDelivery, linsync.InboxEvent:
+		in, bErr := storedInput(it.Input)
 		if bErr != nil {
 			return bad(bErr)
 		}
 		// By name: the SDK checks a start by function against the function's parameter types, which a raw
 		// payload is not.
-		_, err = s.Client.ExecuteWorkflow(ctx, StartOnce(it.WorkflowID, s.TaskQueue), TypeLinearDelivery, in)
-	case linsync.InboxEvent:
-		in, bErr := storedInput[EventInput](it.Input)
-		if bErr != nil {
-			return bad(bErr)
+		wfType := TypeLinearDelivery
+		if it.Kind == linsync.InboxEvent {
+			wfType = TypeFileEvent
 		}
-		_, err = s.Client.ExecuteWorkflow(ctx, StartOnce(it.WorkflowID, s.TaskQueue), TypeFileEvent, in)
+		_, err = s.Client.ExecuteWorkflow(ctx, StartOnce(it.WorkflowID, s.TaskQueue), wfType, in)
 	case linsync.InboxQuestion:
 		var h questionHandoff
 		if err := json.Unmarshal(it.Input, &h); err != nil {
@@ -137,12 +136,11 @@ func (s Starter) StartInbox(ctx context.Context, it linsync.InboxItem) (started 
 }
 
 // storedInput is an inbox item's stored input as the workflow's argument: its JSON as it is, in a payload the
-// workflow decodes into T as it would decode T's own encoding (the payload codec still seals it on the way). An
+// workflow decodes as it would decode the input's own encoding (the payload codec still seals it on the way). An
 // input that is not a JSON object is refused here, before any start.
-func storedInput[T any](input []byte) (converter.RawValue, error) {
-	if !json.Valid(input) || len(bytes.TrimSpace(input)) == 0 || bytes.TrimSpace(input)[0] != '{' {
-		var zero T
-		return converter.RawValue{}, fmt.Errorf("the stored input is not a JSON object for %T", zero)
+func storedInput(input []byte) (converter.RawValue, error) {
+	if trimmed := bytes.TrimSpace(input); len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		return converter.RawValue{}, errors.New("the stored input is not a JSON object")
 	}
 	return converter.NewRawValue(&commonpb.Payload{
 		Metadata: map[string][]byte{converter.MetadataEncoding: []byte(converter.MetadataEncodingJSON)},
