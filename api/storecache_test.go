@@ -3,6 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,4 +59,61 @@ func TestStoreCacheServesStaleOnlyThroughAnOutage(t *testing.T) {
 	require.False(t, ok)
 	v, _ = get(false)
 	require.Equal(t, "v3:k", v)
+}
+
+// TestStoreCacheSharesAMiss: requests that miss one key together cause one read, which a request giving up does not
+// cut short for the others; a fresh read does not join a read begun before it.
+func TestStoreCacheSharesAMiss(t *testing.T) {
+	var reads atomic.Int32
+	release := make(chan struct{})
+	c := newStoreCache(func(ctx context.Context, key string) (string, error) {
+		n := reads.Add(1)
+		if n == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		return fmt.Sprintf("%s#%d", key, n), nil
+	}, time.Minute, time.Now)
+
+	const callers = 32
+	quitter, quit := context.WithCancel(t.Context())
+	results := make(chan string, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			ctx := t.Context()
+			if i == 0 {
+				ctx = quitter // the first caller may start the read, then give up
+			}
+			v, err := c.get(ctx, "k", false)
+			if i == 0 {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			results <- v
+		})
+	}
+	require.Eventually(t, func() bool { return reads.Load() == 1 }, 5*time.Second, time.Millisecond)
+	quit()
+	time.Sleep(20 * time.Millisecond) // the quitter leaves; the read must go on
+	v, err := c.get(t.Context(), "k", true)
+	require.NoError(t, err)
+	require.Equal(t, "k#2", v, "a fresh read does not wait on the read in flight")
+	close(release)
+	wg.Wait()
+	close(results)
+	n := 0
+	for v := range results {
+		require.Equal(t, "k#1", v, "the callers that waited get the shared read")
+		n++
+	}
+	require.Equal(t, callers-1, n)
+	require.Equal(t, int32(2), reads.Load(), "one shared read for the %d callers, one fresh", callers)
+	v, err = c.get(t.Context(), "k", false)
+	require.NoError(t, err)
+	require.Equal(t, "k#2", v, "the shared read, begun earlier, does not replace the fresh value")
 }
