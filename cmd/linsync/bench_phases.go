@@ -157,19 +157,15 @@ func (b *bench) startRate(ctx context.Context) error {
 	// Bare, webhooks, bare, webhooks, bare: the server's drift over the phase (its database grows) weighs on both.
 	var bares, hooks []result
 	for i := range 5 {
-		run := started
+		run, into := started, &hooks
 		if i%2 == 0 {
-			run = func() (result, error) { return closedLoop(b.o.n, b.o.conc, bare) }
+			run, into = func() (result, error) { return closedLoop(b.o.n, b.o.conc, bare) }, &bares
 		}
 		r, err := run()
 		if err != nil {
 			return err
 		}
-		if i%2 == 0 {
-			bares = append(bares, r)
-		} else {
-			hooks = append(hooks, r)
-		}
+		*into = append(*into, r)
 	}
 	bareRate, w := mean(bares).rate, mean(hooks)
 	half := bareRate / 2
